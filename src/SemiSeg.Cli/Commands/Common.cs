@@ -1,0 +1,59 @@
+using System.CommandLine;
+using System.Globalization;
+using SemiSeg.Data;
+using SemiSeg.Evaluation;
+
+namespace SemiSeg.Cli.Commands;
+
+/// <summary>Options shared by train / evaluate: where the data is and how it is split.</summary>
+internal sealed class DataOptions
+{
+    public readonly Option<string> Data = new("--data", "-d")
+    {
+        Description = "Dataset: an ACDC root in the SSL4MIS layout (has train_slices.list), a folder in the imagesTr/labelsTr layout, or a CSV (image,label,split)",
+        Required = true,
+    };
+    public readonly Option<int?> Labeled = new("--labeled")
+    {
+        Description = "ACDC: labeled patients (1, 3, 7, 14, 21, 28, 35, 70; default 7). Own data: number of labeled training cases to use (default: all with labels)",
+    };
+    public readonly Option<int?> LabeledSlices = new("--labeled-slices") { Description = "ACDC: take exactly the first N slices of train_slices.list as labeled" };
+    public readonly Option<int> NumClasses = new("--num-classes") { Description = "Own data: number of classes including background", DefaultValueFactory = _ => 4 };
+
+    public void AddTo(Command c) { c.Add(Data); c.Add(Labeled); c.Add(LabeledSlices); c.Add(NumClasses); }
+
+    public DatasetManifest Load(ParseResult r)
+    {
+        var src = r.GetValue(Data)!;
+        if (IsAcdc(src))
+            return AcdcDataset.Load(src, r.GetValue(Labeled) ?? 7, r.GetValue(LabeledSlices));
+        return CustomDataset.Load(src, r.GetValue(NumClasses), r.GetValue(Labeled));
+    }
+
+    public static bool IsAcdc(string src) => Directory.Exists(src) && File.Exists(Path.Combine(src, "train_slices.list"));
+}
+
+internal static class MetricOptions
+{
+    public static Option<MetricMode> Mode() => new("--mode")
+    {
+        Description = "medpy: voxel units, the SSMIS literature's convention; spacing: mm, symmetric (HD95 = max of directed 95th percentiles, ASSD)",
+        DefaultValueFactory = _ => MetricMode.Medpy,
+    };
+
+    public static Option<EmptyPolicy> Policy() => new("--empty-policy")
+    {
+        Description = "When a class is empty in prediction or reference: exclude (NaN, left out of means, counted), zero (SSL4MIS validation / BCP), worst (volume diagonal)",
+        DefaultValueFactory = _ => EmptyPolicy.Exclude,
+    };
+
+    public static Option<string?> Spacing() => new("--spacing") { Description = "Voxel spacing z,y,x in mm for --mode spacing when the files carry none (HDF5)" };
+
+    public static double[]? ParseSpacing(string? s)
+    {
+        if (string.IsNullOrWhiteSpace(s)) return null;
+        var parts = s.Split(',').Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"--spacing '{s}': expected three positive numbers z,y,x")).ToArray();
+        if (parts.Length != 3) throw new ArgumentException($"--spacing '{s}': expected three numbers z,y,x");
+        return parts;
+    }
+}

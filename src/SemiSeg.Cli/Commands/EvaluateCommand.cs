@@ -1,0 +1,69 @@
+using System.CommandLine;
+using System.Globalization;
+using SemiSeg.Data;
+using SemiSeg.Evaluation;
+using SemiSeg.Training;
+using SemiSeg.Runtime;
+using Spectre.Console;
+
+namespace SemiSeg.Cli.Commands;
+
+internal static class EvaluateCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("evaluate", "Score a checkpoint on the labeled validation or test volumes: Dice, Jaccard, HD95, ASD per class and per case (CSV + JSON).");
+        var data = new DataOptions();
+        data.AddTo(cmd);
+        var ckpt = new Option<string>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt or last.ckpt of a run)", Required = true };
+        var split = new Option<Split>("--split") { Description = "Which volumes: test or val", DefaultValueFactory = _ => Split.Test };
+        var output = new Option<string?>("--output", "-o") { Description = "Folder for metrics.csv / metrics.json (default: beside the checkpoint, eval-<split>/)" };
+        var savePred = new Option<bool>("--save-predictions") { Description = "Also write each predicted mask as NIfTI into the output folder" };
+        var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
+        var mode = MetricOptions.Mode(); var policy = MetricOptions.Policy(); var spacing = MetricOptions.Spacing();
+        foreach (var o in new Option[] { ckpt, split, output, savePred, threads, mode, policy, spacing }) cmd.Add(o);
+        cmd.SetAction(r =>
+        {
+            TorchRuntime.Configure(r.GetValue(threads));
+            var manifest = data.Load(r);
+            var (net, meta) = Checkpoint.LoadNetwork(r.GetValue(ckpt)!);
+            using var _ = net;
+            if (meta.Network.NumClasses != manifest.NumClasses)
+                throw new ArgumentException($"checkpoint '{r.GetValue(ckpt)}' predicts {meta.Network.NumClasses} classes, the dataset has {manifest.NumClasses}");
+            var sp = r.GetValue(split);
+            var cases = manifest.CasesOf(sp);
+            if (cases.Count == 0) throw new ArgumentException($"the dataset has no {sp.ToString().ToLowerInvariant()} volumes");
+            var outDir = r.GetValue(output) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(r.GetValue(ckpt)!))!, $"eval-{sp.ToString().ToLowerInvariant()}");
+            bool save = r.GetValue(savePred);
+            var report = Evaluator.Evaluate(net, cases, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, manifest.ClassNames,
+                r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)),
+                onPrediction: (c, vol, pred) =>
+                {
+                    if (!save) return;
+                    var outVol = new Volume(c.Name, vol.Depth, vol.Height, vol.Width, vol.Image, pred) { Spacing = vol.Spacing, Affine = vol.Affine };
+                    var path = Path.Combine(outDir, "predictions", c.Name + "_pred.nii.gz");
+                    AtomicFile.EnsureNotInput(path, new[] { c.ImagePath, c.LabelPath! });
+                    Nifti.Write(path, outVol, asLabel: true);
+                });
+            report.Write(outDir);
+            PrintReport(report, $"{cases.Count} {sp.ToString().ToLowerInvariant()} volumes, checkpoint {r.GetValue(ckpt)} (iteration {meta.Iteration})");
+            Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.csv")} and metrics.json");
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static void PrintReport(EvaluationReport report, string title)
+    {
+        static string P(double v) => double.IsNaN(v) ? "NaN" : (100 * v).ToString("0.00", CultureInfo.InvariantCulture);
+        static string D(double v) => double.IsNaN(v) ? "NaN" : v.ToString("0.00", CultureInfo.InvariantCulture);
+        var table = new Table().Title(Markup.Escape(title)).AddColumns("class", "Dice %", "Jaccard %", $"HD95 ({report.Units})", $"ASD ({report.Units})", "undefined HD95/ASD");
+        foreach (var s in report.Summary())
+            table.AddRow(Markup.Escape(s.Class), P(s.Dice), P(s.Jaccard), D(s.Hd95), D(s.Asd), s.UndefinedDistance.ToString(CultureInfo.InvariantCulture));
+        var m = report.Mean();
+        table.AddRow("[bold]mean[/]", $"[bold]{P(m.Dice)}[/]", $"[bold]{P(m.Jaccard)}[/]", $"[bold]{D(m.Hd95)}[/]", $"[bold]{D(m.Asd)}[/]", m.UndefinedDistance.ToString(CultureInfo.InvariantCulture));
+        table.Caption($"metrics: {report.Mode.ToString().ToLowerInvariant()}; empty-mask policy: {report.Policy.ToString().ToLowerInvariant()}");
+        if (Cli.Interactive) AnsiConsole.Write(table);
+        else Console.Write(report.ToTable());
+    }
+}

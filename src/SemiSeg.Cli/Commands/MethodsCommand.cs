@@ -1,0 +1,19 @@
+using System.CommandLine;
+using SemiSeg.Methods;
+
+namespace SemiSeg.Cli.Commands;
+
+internal static class MethodsCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("methods", "List the training methods with their papers.");
+        cmd.SetAction(_ =>
+        {
+            foreach (var e in MethodRegistry.All)
+                Console.WriteLine($"{e.Name,-14} {e.Summary}\n{"",-14} paper: {e.Paper}{(e.UsesUnlabeled ? "" : " (uses labeled data only)")}");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,72 @@
+using System.CommandLine;
+using SemiSeg.Methods;
+using SemiSeg.Models;
+using SemiSeg.Training;
+
+namespace SemiSeg.Cli.Commands;
+
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("train", "Train a segmentation network (supervised or semi-supervised) on 2D slices, validating on volumes.");
+        var data = new DataOptions();
+        data.AddTo(cmd);
+        var method = new Option<string>("--method", "-m") { Description = $"Training method ({string.Join(", ", MethodRegistry.All.Select(e => e.Name))})", DefaultValueFactory = _ => "supervised" };
+        var output = new Option<string>("--output", "-o") { Description = "Run folder (checkpoints, log, config.json, validation.csv)", Required = true };
+        var iterations = new Option<long>("--iterations") { Description = "Training iterations", DefaultValueFactory = _ => 30000 };
+        var patch = new Option<int>("--patch-size") { Description = "Training size (square), multiple of 16", DefaultValueFactory = _ => 256 };
+        var batch = new Option<int>("--batch-size") { Description = "Batch size: labeled + unlabeled", DefaultValueFactory = _ => 24 };
+        var labeledBs = new Option<int>("--labeled-bs") { Description = "Labeled images per batch", DefaultValueFactory = _ => 12 };
+        var lr = new Option<double>("--lr") { Description = "Base learning rate (SGD)", DefaultValueFactory = _ => 0.01 };
+        var schedule = new Option<LrSchedule>("--schedule") { Description = "poly: lr·(1−it/max)^0.9 (SSL4MIS); constant (BCP family)", DefaultValueFactory = _ => LrSchedule.Poly };
+        var valEvery = new Option<int>("--val-every") { Description = "Validate every N iterations", DefaultValueFactory = _ => 200 };
+        var saveEvery = new Option<int>("--save-every") { Description = "Write last.ckpt every N iterations", DefaultValueFactory = _ => 200 };
+        var logEvery = new Option<int>("--log-every") { Description = "Log every N iterations", DefaultValueFactory = _ => 20 };
+        var seed = new Option<int>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1337 };
+        var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
+        var workers = new Option<int>("--workers") { Description = "Background data-loading workers", DefaultValueFactory = _ => 2 };
+        var up = new Option<UpMode>("--up") { Description = "UNet up path: bilinear (1x1 conv + bilinear, BCP lineage) or transpose (SSL4MIS default)", DefaultValueFactory = _ => UpMode.Bilinear };
+        var noAug = new Option<bool>("--no-augment") { Description = "Disable rot90/flip/rotation augmentation" };
+        var linear = new Option<bool>("--linear-resize") { Description = "Bilinear image resize (the reference uses nearest)" };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --output from its last.ckpt" };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Only print the final summary" };
+        foreach (var o in new Option[] { method, output, iterations, patch, batch, labeledBs, lr, schedule, valEvery, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet }) cmd.Add(o);
+        cmd.SetAction(r =>
+        {
+            var manifest = data.Load(r);
+            var o = new TrainOptions
+            {
+                Method = r.GetValue(method)!, OutputDir = r.GetValue(output)!, MaxIterations = r.GetValue(iterations),
+                PatchHeight = r.GetValue(patch), PatchWidth = r.GetValue(patch), BatchSize = r.GetValue(batch), LabeledBatchSize = r.GetValue(labeledBs),
+                BaseLr = r.GetValue(lr), Schedule = r.GetValue(schedule), ValidateEvery = r.GetValue(valEvery), SaveEvery = r.GetValue(saveEvery),
+                LogEvery = r.GetValue(logEvery), Seed = r.GetValue(seed), Threads = r.GetValue(threads), LoaderWorkers = r.GetValue(workers),
+                Augment = !r.GetValue(noAug), LinearImageResize = r.GetValue(linear), Resume = r.GetValue(resume),
+                Network = new UNetConfig { NumClasses = manifest.NumClasses, Up = r.GetValue(up) },
+            };
+            var result = RunTraining(o, manifest, r.GetValue(quiet));
+            Console.WriteLine($"best mean foreground Dice on validation: {result.BestDice:F4} at iteration {result.BestIteration}");
+            Console.WriteLine($"checkpoints: {result.BestCheckpoint} (best), {result.LastCheckpoint} (last, resumable)");
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static TrainingResult RunTraining(TrainOptions o, Data.DatasetManifest manifest, bool quiet)
+    {
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cts.IsCancellationRequested) return; // a second Ctrl+C ends the process
+            e.Cancel = true;
+            cts.Cancel();
+            Console.Error.WriteLine("interrupt: finishing the current iteration and saving last.ckpt (resume with --resume)...");
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            return ConsoleMonitor.Run(o.MaxIterations, quiet, m => new Trainer(o, manifest, m).Run(cts.Token));
+        }
+        finally { Console.CancelKeyPress -= onCancel; }
+    }
+}

@@ -1,0 +1,3 @@
+using SemiSeg.Cli;
+
+return Cli.Run(args);

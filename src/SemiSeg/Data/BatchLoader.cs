@@ -1,0 +1,176 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using SemiSeg.Runtime;
+
+namespace SemiSeg.Data;
+
+/// <summary>
+/// The SSL4MIS TwoStreamBatchSampler as a pure function of the batch index (so an interrupted run resumes on exactly
+/// the batches it would have seen): the labeled part walks seeded permutations of the labeled items, one per epoch,
+/// dropping an epoch's incomplete tail like the reference's grouper (when there are fewer labeled items than
+/// labeled_bs, epochs are chained instead); the unlabeled part walks an endless chain of seeded permutations. With an
+/// unlabeled batch size of 0 it is a plain fully-supervised sampler.
+/// </summary>
+public sealed class TwoStreamBatchSampler
+{
+    readonly int _nLabeled, _nUnlabeled, _seed;
+    readonly ConcurrentDictionary<(int stream, long epoch), int[]> _perms = new();
+
+    public TwoStreamBatchSampler(int nLabeled, int nUnlabeled, int labeledBatch, int unlabeledBatch, int seed)
+    {
+        if (nLabeled <= 0) throw new ArgumentException("the labeled set is empty: at least one labeled item is needed");
+        if (labeledBatch <= 0) throw new ArgumentException($"labeled batch size must be positive (got {labeledBatch})");
+        if (unlabeledBatch < 0) throw new ArgumentException($"unlabeled batch size must be >= 0 (got {unlabeledBatch})");
+        if (unlabeledBatch > 0 && nUnlabeled <= 0) throw new ArgumentException("the unlabeled set is empty but the batch asks for unlabeled items");
+        _nLabeled = nLabeled; _nUnlabeled = nUnlabeled; LabeledBatch = labeledBatch; UnlabeledBatch = unlabeledBatch; _seed = seed;
+    }
+
+    public int LabeledBatch { get; }
+    public int UnlabeledBatch { get; }
+
+    int[] Perm(int stream, long epoch, int n)
+    {
+        return _perms.GetOrAdd((stream, epoch), key =>
+        {
+            var rng = new Random(Seeds.Mix(_seed, key.stream, key.epoch));
+            var p = Enumerable.Range(0, n).ToArray();
+            rng.Shuffle(p);
+            if (_perms.Count > 64) _perms.Clear();
+            return p;
+        });
+    }
+
+    /// <summary>Indices of batch <paramref name="b"/>: labeled indices, then unlabeled indices.</summary>
+    public (int[] labeled, int[] unlabeled) Batch(long b)
+    {
+        var l = new int[LabeledBatch];
+        if (_nLabeled >= LabeledBatch)
+        {
+            long perEpoch = _nLabeled / LabeledBatch;
+            long epoch = b / perEpoch; int off = (int)(b % perEpoch) * LabeledBatch;
+            var p = Perm(0, epoch, _nLabeled);
+            Array.Copy(p, off, l, 0, LabeledBatch);
+        }
+        else Fill(l, 0, b * LabeledBatch, _nLabeled);
+        var u = new int[UnlabeledBatch];
+        if (UnlabeledBatch > 0) Fill(u, 1, b * UnlabeledBatch, _nUnlabeled);
+        return (l, u);
+    }
+
+    void Fill(int[] dst, int stream, long start, int n)
+    {
+        for (int i = 0; i < dst.Length; i++)
+        {
+            long pos = start + i;
+            dst[i] = Perm(stream, pos / n, n)[(int)(pos % n)];
+        }
+    }
+}
+
+/// <summary>One training batch as plain arrays: images (B, 1, H, W) labeled first; labels (B_l, H, W).</summary>
+public sealed class Batch
+{
+    public required float[] Images { get; init; }
+    public required long[] Labels { get; init; }
+    public required int LabeledCount { get; init; }
+    public required int Count { get; init; }
+    public required int Height { get; init; }
+    public required int Width { get; init; }
+    public required SliceRef[] Items { get; init; }
+}
+
+/// <summary>Thread-safe lazy cache of decoded cases, so each file is read once per run.</summary>
+public sealed class CaseCache
+{
+    readonly ConcurrentDictionary<string, Lazy<Volume>> _cache = new();
+    readonly int _numClasses;
+
+    public CaseCache(int numClasses) => _numClasses = numClasses;
+
+    public Volume Get(CaseRef c) => _cache.GetOrAdd(c.Name + "|" + c.ImagePath + "|" + (c.LabelPath ?? ""), _ => new Lazy<Volume>(() =>
+    {
+        var v = VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+        v.ValidateLabel(_numClasses, c.LabelPath ?? c.ImagePath);
+        return v;
+    })).Value;
+}
+
+/// <summary>
+/// Loads and augments batches on background threads, <see cref="Prefetch"/> batches ahead, in a fixed order, each
+/// item with its own seeded random generator (seed, batch, slot): results do not depend on thread timing.
+/// <see cref="WaitSeconds"/> accumulates the time the trainer spent waiting for data.
+/// </summary>
+public sealed class BatchLoader : IDisposable
+{
+    readonly IReadOnlyList<SliceRef> _labeled, _unlabeled;
+    readonly TwoStreamBatchSampler _sampler;
+    readonly SliceAugmenter _aug;
+    readonly CaseCache _cache;
+    readonly int _seed;
+    readonly Queue<(long index, Task<Batch> task)> _inflight = new();
+    long _next;
+    readonly SemaphoreSlim _workers;
+
+    public BatchLoader(IReadOnlyList<SliceRef> labeled, IReadOnlyList<SliceRef> unlabeled, TwoStreamBatchSampler sampler,
+        SliceAugmenter aug, CaseCache cache, int seed, long startBatch = 0, int prefetch = 4, int workers = 2)
+    {
+        _labeled = labeled; _unlabeled = unlabeled; _sampler = sampler; _aug = aug; _cache = cache; _seed = seed;
+        _next = startBatch; Prefetch = Math.Max(1, prefetch);
+        _workers = new SemaphoreSlim(Math.Max(1, workers));
+        for (int i = 0; i < Prefetch; i++) Enqueue();
+    }
+
+    public int Prefetch { get; }
+    public double WaitSeconds { get; private set; }
+
+    void Enqueue()
+    {
+        long idx = _next++;
+        _inflight.Enqueue((idx, Task.Run(async () =>
+        {
+            await _workers.WaitAsync().ConfigureAwait(false);
+            try { return Make(idx); } finally { _workers.Release(); }
+        })));
+    }
+
+    public Batch Next()
+    {
+        var (_, task) = _inflight.Dequeue();
+        var sw = Stopwatch.StartNew();
+        var batch = task.GetAwaiter().GetResult();
+        WaitSeconds += sw.Elapsed.TotalSeconds;
+        Enqueue();
+        return batch;
+    }
+
+    /// <summary>Builds batch <paramref name="index"/> synchronously (also used by tests).</summary>
+    public Batch Make(long index)
+    {
+        var (li, ui) = _sampler.Batch(index);
+        int n = li.Length + ui.Length, H = _aug.Height, W = _aug.Width, hw = H * W;
+        var images = new float[n * hw];
+        var labels = new long[li.Length * hw];
+        var items = new SliceRef[n];
+        for (int k = 0; k < n; k++)
+        {
+            var s = k < li.Length ? _labeled[li[k]] : _unlabeled[ui[k - li.Length]];
+            items[k] = s;
+            var vol = _cache.Get(s.Case);
+            var img = vol.SliceImage(s.Z);
+            var lab = k < li.Length ? vol.SliceLabel(s.Z) : null;
+            if (k < li.Length && lab == null) throw new InvalidDataException($"'{s.Case.ImagePath}': labeled case has no label");
+            var rng = new Random(Seeds.Mix(_seed, index, k));
+            var (ai, al) = _aug.Apply(img, lab, vol.Height, vol.Width, rng);
+            Array.Copy(ai, 0, images, k * hw, hw);
+            if (al != null) for (int p = 0; p < hw; p++) labels[k * hw + p] = al[p];
+        }
+        return new Batch { Images = images, Labels = labels, LabeledCount = li.Length, Count = n, Height = H, Width = W, Items = items };
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, t) in _inflight) { try { t.Wait(); } catch { /* errors already surfaced or irrelevant at shutdown */ } }
+        _inflight.Clear();
+        _workers.Dispose();
+    }
+}

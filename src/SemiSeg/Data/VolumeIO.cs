@@ -1,0 +1,55 @@
+namespace SemiSeg.Data;
+
+/// <summary>Reads a case (image and, where given, a label) from HDF5, NIfTI or PNG, checking that shapes agree.</summary>
+public static class VolumeIO
+{
+    public static string FormatOf(string path) =>
+        Hdf5.IsHdf5Path(path) ? "hdf5" : Nifti.IsNiftiPath(path) ? "nifti" : Png.IsPngPath(path) ? "png"
+        : throw new InvalidDataException($"'{path}': unknown file type (expected .h5/.hdf5, .nii/.nii.gz or .png)");
+
+    public static (int D, int H, int W) ReadShape(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"image file '{path}' does not exist", path);
+        return FormatOf(path) switch
+        {
+            "hdf5" => Hdf5.ReadShape(path),
+            "nifti" => ((Func<(int, int, int)>)(() => { var h = Nifti.ReadHeader(path); return (h.Nz, h.Ny, h.Nx); }))(),
+            _ => ((Func<(int, int, int)>)(() => { var (h, w) = Png.ReadShape(path); return (1, h, w); }))(),
+        };
+    }
+
+    /// <summary>
+    /// Reads a case. For HDF5 the label is the <c>label</c> dataset of the same file when <paramref name="labelPath"/>
+    /// equals <paramref name="imagePath"/>; otherwise the label comes from its own file of any supported format.
+    /// </summary>
+    public static Volume Read(string imagePath, string? labelPath, string? name = null)
+    {
+        if (!File.Exists(imagePath)) throw new FileNotFoundException($"image file '{imagePath}' does not exist", imagePath);
+        var fmt = FormatOf(imagePath);
+        bool sameFile = labelPath != null && Path.GetFullPath(labelPath) == Path.GetFullPath(imagePath);
+        Volume vol = fmt switch
+        {
+            "hdf5" => Hdf5.Read(imagePath, withLabel: sameFile, name),
+            "nifti" => Nifti.ReadImage(imagePath, name),
+            _ => Png.ReadImage(imagePath, name),
+        };
+        if (labelPath != null && !sameFile)
+        {
+            if (!File.Exists(labelPath)) throw new FileNotFoundException($"label file '{labelPath}' does not exist", labelPath);
+            byte[] lab; int d, h, w;
+            switch (FormatOf(labelPath))
+            {
+                case "nifti":
+                    lab = Nifti.ReadLabel(labelPath, out var hdr); d = hdr.Nz; h = hdr.Ny; w = hdr.Nx; break;
+                case "png":
+                    lab = Png.ReadMask(labelPath, out h, out w); d = 1; break;
+                default:
+                    var lv = Hdf5.Read(labelPath, withLabel: true); lab = lv.Label!; (d, h, w) = (lv.Depth, lv.Height, lv.Width); break;
+            }
+            if ((d, h, w) != (vol.Depth, vol.Height, vol.Width))
+                throw new InvalidDataException($"label '{labelPath}' has shape {d}x{h}x{w} but image '{imagePath}' has {vol.Depth}x{vol.Height}x{vol.Width}");
+            vol.Label = lab;
+        }
+        return vol;
+    }
+}

@@ -1,0 +1,37 @@
+using SemiSeg.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SemiSeg.Methods;
+
+/// <summary>Where training stands when a method computes its losses.</summary>
+public sealed record TrainingContext(long Iteration, long MaxIterations, double LearningRate);
+
+/// <summary>A method's loss for one batch and the scalars it wants logged.</summary>
+public sealed class MethodStep
+{
+    public MethodStep(Tensor loss, IReadOnlyDictionary<string, Tensor>? terms = null) { Loss = loss; Terms = terms ?? new Dictionary<string, Tensor>(); }
+    public Tensor Loss { get; }
+    /// <summary>Loss terms (scalar tensors) for the log; read lazily, only when a line is written.</summary>
+    public IReadOnlyDictionary<string, Tensor> Terms { get; }
+}
+
+/// <summary>
+/// A training method: given a batch (labeled images first, then unlabeled) it computes its losses. It may own
+/// several networks, an EMA teacher or a memory; the trainer, data, evaluation and CLI stay method-agnostic.
+/// </summary>
+public interface ISegmentationMethod : IDisposable
+{
+    string Name { get; }
+    /// <summary>The network used for validation, checkpoints' best weights and prediction.</summary>
+    UNet2D InferenceNetwork { get; }
+    /// <summary>Modules whose parameters the optimizer trains.</summary>
+    IReadOnlyList<nn.Module> TrainableModules { get; }
+    /// <summary>Every module whose state a resumable checkpoint must hold (trainable ones, EMA teachers, ...).</summary>
+    IReadOnlyList<nn.Module> StatefulModules { get; }
+    /// <summary><paramref name="images"/> (B, C, H, W); <paramref name="labels"/> (B_l, H, W) for the first B_l images.</summary>
+    MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context);
+    /// <summary>Called after each optimizer step (EMA updates and the like).</summary>
+    void AfterOptimizerStep(TrainingContext context) { }
+    void Train(bool on) { foreach (var m in StatefulModules) m.train(on); }
+}

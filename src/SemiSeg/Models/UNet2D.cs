@@ -1,0 +1,135 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SemiSeg.Models;
+
+public enum UpMode
+{
+    /// <summary>1x1 conv then bilinear x2 (align_corners=True): the BCP / SS-Net / MC-Net / M3HL lineage.</summary>
+    Bilinear,
+    /// <summary>ConvTranspose2d(k=2, s=2): SSL4MIS's default (bilinear=False), ABD.</summary>
+    Transpose,
+}
+
+/// <summary>Network configuration stored inside every checkpoint, so a checkpoint alone rebuilds its network.</summary>
+public sealed record UNetConfig
+{
+    public int InChannels { get; init; } = 1;
+    public int NumClasses { get; init; } = 4;
+    public int[] Features { get; init; } = { 16, 32, 64, 128, 256 };
+    public double[] Dropout { get; init; } = { 0.05, 0.1, 0.2, 0.3, 0.5 };
+    public UpMode Up { get; init; } = UpMode.Bilinear;
+}
+
+/// <summary>conv3x3 → BN → LeakyReLU → Dropout(p) → conv3x3 → BN → LeakyReLU (SSL4MIS ConvBlock).</summary>
+public sealed class ConvBlock : Module<Tensor, Tensor>
+{
+    readonly Sequential conv;
+    public ConvBlock(long cin, long cout, double p) : base(nameof(ConvBlock))
+    {
+        var layers = new List<(string, Module<Tensor, Tensor>)>
+        {
+            ("0", Conv2d(cin, cout, 3, padding: 1)), ("1", BatchNorm2d(cout)), ("2", LeakyReLU(0.01)),
+        };
+        layers.Add(("3", p > 0 ? Dropout(p) : Identity()));
+        layers.AddRange(new (string, Module<Tensor, Tensor>)[] { ("4", Conv2d(cout, cout, 3, padding: 1)), ("5", BatchNorm2d(cout)), ("6", LeakyReLU(0.01)) });
+        conv = Sequential(layers);
+        RegisterComponents();
+    }
+    public override Tensor forward(Tensor x) => conv.forward(x);
+}
+
+/// <summary>Decoder step: upsample the deeper map to the skip's width, concatenate [skip, up], ConvBlock.</summary>
+public sealed class UpBlock : Module<Tensor, Tensor, Tensor>
+{
+    readonly Module<Tensor, Tensor> up;
+    readonly ConvBlock conv;
+    readonly bool bilinear;
+    public UpBlock(long cDeep, long cSkip, long cout, UpMode mode) : base(nameof(UpBlock))
+    {
+        bilinear = mode == UpMode.Bilinear;
+        up = bilinear ? Conv2d(cDeep, cSkip, 1) : ConvTranspose2d(cDeep, cSkip, 2, stride: 2);
+        conv = new ConvBlock(cSkip * 2, cout, 0.0);
+        RegisterComponents();
+    }
+    public override Tensor forward(Tensor deep, Tensor skip)
+    {
+        using var scope = NewDisposeScope();
+        var u = up.forward(deep);
+        if (bilinear) u = functional.interpolate(u, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Bilinear, align_corners: true);
+        return conv.forward(cat(new[] { skip, u }, 1)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Encoder features of one forward pass: five scales, shallow to deep (the last is the bottleneck).</summary>
+public sealed class EncoderFeatures : IDisposable
+{
+    public EncoderFeatures(Tensor[] scales) => Scales = scales;
+    public Tensor[] Scales { get; }
+    public Tensor Bottleneck => Scales[^1];
+    public void Dispose() { foreach (var t in Scales) t.Dispose(); }
+}
+
+/// <summary>
+/// The standard SSMIS 2D UNet (SSL4MIS networks/unet.py): widths 16-32-64-128-256, encoder dropout
+/// 0.05/0.1/0.2/0.3/0.5, four max-pool downsamplings, decoder without dropout, 3x3 output conv. Both up-path variants.
+/// <see cref="Encode"/> / <see cref="Decode"/> expose the bottleneck and the last decoder features for methods that need
+/// them (feature perturbation, feature consistency) without a second forward pass.
+/// </summary>
+public sealed class UNet2D : Module<Tensor, Tensor>
+{
+    readonly ConvBlock inConv;
+    readonly ModuleList<Sequential> down;
+    readonly ModuleList<UpBlock> ups;
+    readonly Conv2d outConv;
+
+    public UNet2D(UNetConfig config) : base(nameof(UNet2D))
+    {
+        Config = config;
+        var f = config.Features; var d = config.Dropout;
+        if (f.Length != 5 || d.Length != 5) throw new ArgumentException("UNet2D needs 5 feature widths and 5 dropout rates");
+        inConv = new ConvBlock(config.InChannels, f[0], d[0]);
+        down = new ModuleList<Sequential>();
+        for (int i = 1; i < 5; i++) down.Add(Sequential(("pool", MaxPool2d(2)), ("conv", new ConvBlock(f[i - 1], f[i], d[i]))));
+        ups = new ModuleList<UpBlock>();
+        for (int i = 4; i >= 1; i--) ups.Add(new UpBlock(f[i], f[i - 1], f[i - 1], config.Up));
+        outConv = Conv2d(f[0], config.NumClasses, 3, padding: 1);
+        RegisterComponents();
+    }
+
+    public UNetConfig Config { get; }
+
+    public EncoderFeatures Encode(Tensor x)
+    {
+        var scales = new Tensor[5];
+        scales[0] = inConv.forward(x);
+        for (int i = 1; i < 5; i++) scales[i] = down[i - 1].forward(scales[i - 1]);
+        return new EncoderFeatures(scales);
+    }
+
+    /// <summary>Decodes encoder features; <paramref name="decoderFeatures"/> receives the last decoder map (before the
+    /// output conv) when asked for, otherwise it is disposed.</summary>
+    public Tensor Decode(EncoderFeatures enc, out Tensor? decoderFeatures, bool keepDecoderFeatures = false)
+    {
+        var s = enc.Scales;
+        var x = ups[0].forward(s[4], s[3]);
+        for (int i = 1; i < 4; i++)
+        {
+            var nx = ups[i].forward(x, s[3 - i]);
+            x.Dispose();
+            x = nx;
+        }
+        var logits = outConv.forward(x);
+        if (keepDecoderFeatures) decoderFeatures = x;
+        else { x.Dispose(); decoderFeatures = null; }
+        return logits;
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var enc = Encode(x);
+        return Decode(enc, out _);
+    }
+}

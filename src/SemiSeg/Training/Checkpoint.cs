@@ -1,0 +1,114 @@
+using System.Text;
+using System.Text.Json;
+using SemiSeg.Data;
+using SemiSeg.Methods;
+using SemiSeg.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SemiSeg.Training;
+
+/// <summary>Metadata stored at the head of every checkpoint.</summary>
+public sealed record CheckpointMeta
+{
+    public int FormatVersion { get; init; } = 1;
+    public string Method { get; init; } = "supervised";
+    public UNetConfig Network { get; init; } = new();
+    public int PatchHeight { get; init; }
+    public int PatchWidth { get; init; }
+    public bool LinearImageResize { get; init; }
+    public string[] ClassNames { get; init; } = Array.Empty<string>();
+    /// <summary>Iterations completed when this checkpoint was written.</summary>
+    public long Iteration { get; init; }
+    public double BestMetric { get; init; } = double.NaN;
+    public long BestIteration { get; init; }
+    public bool HasTrainingState { get; init; }
+    public string Created { get; init; } = DateTime.UtcNow.ToString("O");
+}
+
+/// <summary>
+/// Checkpoint file: "SEMISEG\n", JSON metadata, the inference network's weights, then (for a resumable checkpoint)
+/// every stateful module of the method and the optimizer state. Always written to a temporary file and renamed.
+/// </summary>
+public static class Checkpoint
+{
+    static readonly byte[] Magic = Encoding.ASCII.GetBytes("SEMISEG\n");
+
+    public static void Save(string path, CheckpointMeta meta, ISegmentationMethod method, TorchSharp.Modules.OptimizerHelper? optimizer)
+    {
+        meta = meta with { HasTrainingState = optimizer != null };
+        AtomicFile.Write(path, s =>
+        {
+            using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
+            w.Write(Magic);
+            w.Write(JsonSerializer.Serialize(meta, TrainOptions.Json));
+            method.InferenceNetwork.save(w);
+            if (optimizer != null)
+            {
+                foreach (var m in method.StatefulModules) m.save(w);
+                optimizer.save_state_dict(w);
+            }
+        });
+    }
+
+    public static CheckpointMeta ReadMeta(string path, out long networkOffset)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist", path);
+        using var fs = File.OpenRead(path);
+        using var r = new BinaryReader(fs, Encoding.UTF8);
+        var head = r.ReadBytes(Magic.Length);
+        if (!head.AsSpan().SequenceEqual(Magic)) throw new InvalidDataException($"checkpoint '{path}': not a SemiSeg checkpoint (bad magic)");
+        try
+        {
+            var meta = JsonSerializer.Deserialize<CheckpointMeta>(r.ReadString(), TrainOptions.Json)
+                       ?? throw new InvalidDataException("empty metadata");
+            networkOffset = fs.Position;
+            return meta;
+        }
+        catch (Exception e) when (e is JsonException or EndOfStreamException)
+        {
+            throw new InvalidDataException($"checkpoint '{path}': corrupt metadata ({e.Message})", e);
+        }
+    }
+
+    /// <summary>Rebuilds the inference network from a checkpoint alone.</summary>
+    public static (UNet2D net, CheckpointMeta meta) LoadNetwork(string path)
+    {
+        var meta = ReadMeta(path, out long off);
+        var net = new UNet2D(meta.Network);
+        try
+        {
+            using var fs = File.OpenRead(path);
+            fs.Position = off;
+            using var r = new BinaryReader(fs);
+            net.load(r);
+        }
+        catch (Exception e) when (e is not InvalidDataException)
+        {
+            net.Dispose();
+            throw new InvalidDataException($"checkpoint '{path}': network weights cannot be read ({e.Message})", e);
+        }
+        return (net, meta);
+    }
+
+    /// <summary>Restores a method's modules and the optimizer from a resumable checkpoint.</summary>
+    public static CheckpointMeta Restore(string path, ISegmentationMethod method, TorchSharp.Modules.OptimizerHelper optimizer)
+    {
+        var meta = ReadMeta(path, out long off);
+        if (!meta.HasTrainingState) throw new InvalidDataException($"checkpoint '{path}' holds weights only; it cannot resume training");
+        try
+        {
+            using var fs = File.OpenRead(path);
+            fs.Position = off;
+            using var r = new BinaryReader(fs);
+            using (var scratch = new UNet2D(meta.Network)) scratch.load(r); // skip the inference copy
+            foreach (var m in method.StatefulModules) m.load(r);
+            optimizer.load_state_dict(r);
+        }
+        catch (Exception e) when (e is not InvalidDataException)
+        {
+            throw new InvalidDataException($"checkpoint '{path}': training state cannot be restored ({e.Message})", e);
+        }
+        return meta;
+    }
+}

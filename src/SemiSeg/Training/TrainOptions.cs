@@ -1,0 +1,62 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using SemiSeg.Models;
+
+namespace SemiSeg.Training;
+
+public enum LrSchedule { Poly, Constant }
+
+/// <summary>Everything a training run depends on. Saved as config.json beside every run.</summary>
+public sealed record TrainOptions
+{
+    public string Method { get; init; } = "supervised";
+    public string OutputDir { get; init; } = "runs/default";
+    public int PatchHeight { get; init; } = 256;
+    public int PatchWidth { get; init; } = 256;
+    /// <summary>Total batch size (labeled + unlabeled), SSL4MIS: 24.</summary>
+    public int BatchSize { get; init; } = 24;
+    /// <summary>Labeled part of each batch, SSL4MIS: 12. Methods that use no unlabeled data use only this part.</summary>
+    public int LabeledBatchSize { get; init; } = 12;
+    public long MaxIterations { get; init; } = 30000;
+    public double BaseLr { get; init; } = 0.01;
+    public LrSchedule Schedule { get; init; } = LrSchedule.Poly;
+    public double Momentum { get; init; } = 0.9;
+    public double WeightDecay { get; init; } = 1e-4;
+    public int ValidateEvery { get; init; } = 200;
+    public int SaveEvery { get; init; } = 200;
+    public int LogEvery { get; init; } = 20;
+    public int Seed { get; init; } = 1337;
+    public int? Threads { get; init; }
+    public int LoaderWorkers { get; init; } = 2;
+    public int Prefetch { get; init; } = 4;
+    public bool Augment { get; init; } = true;
+    /// <summary>Bilinear instead of nearest image resize (the reference uses nearest, order 0).</summary>
+    public bool LinearImageResize { get; init; }
+    public bool Resume { get; init; }
+    public UNetConfig Network { get; init; } = new();
+
+    public double LearningRateAt(long iteration) => Schedule switch
+    {
+        LrSchedule.Poly => BaseLr * Math.Pow(1.0 - (double)iteration / MaxIterations, 0.9),
+        _ => BaseLr,
+    };
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    public void Validate()
+    {
+        if (PatchHeight < 16 || PatchWidth < 16 || PatchHeight % 16 != 0 || PatchWidth % 16 != 0)
+            throw new ArgumentException($"patch size {PatchHeight}x{PatchWidth}: both sides must be multiples of 16 (four 2x poolings), at least 16");
+        if (LabeledBatchSize <= 0) throw new ArgumentException($"labeled batch size must be positive (got {LabeledBatchSize})");
+        if (BatchSize < LabeledBatchSize) throw new ArgumentException($"batch size {BatchSize} is smaller than the labeled batch size {LabeledBatchSize}");
+        if (MaxIterations <= 0) throw new ArgumentException($"iterations must be positive (got {MaxIterations})");
+        if (BaseLr <= 0) throw new ArgumentException($"learning rate must be positive (got {BaseLr})");
+        if (Network.NumClasses < 2) throw new ArgumentException($"at least 2 classes are needed (got {Network.NumClasses})");
+    }
+}

@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using SemiSeg.Data;
+using SemiSeg.Evaluation;
+using SemiSeg.Methods;
+using SemiSeg.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SemiSeg.Training;
+
+public sealed record IterationInfo(long Iteration, long MaxIterations, double Loss, double LearningRate, double ItersPerSecond,
+    TimeSpan Eta, double DataWaitFraction, IReadOnlyDictionary<string, double> Terms);
+
+public sealed record ValidationInfo(long Iteration, double MeanDice, double MeanHd95, bool IsBest, double BestDice, long BestIteration, EvaluationReport Report);
+
+/// <summary>Receives progress; the CLI renders it as a progress bar, tests ignore it.</summary>
+public interface ITrainingMonitor
+{
+    void OnMessage(string message) { }
+    void OnIteration(IterationInfo info) { }
+    void OnValidation(ValidationInfo info) { }
+}
+
+public sealed record TrainingResult(long Iterations, double BestDice, long BestIteration, string BestCheckpoint, string LastCheckpoint, double SecondsPerIteration);
+
+/// <summary>
+/// The method-agnostic training loop: SGD (momentum, weight decay) with poly or constant learning rate, background
+/// data loading, validation every N iterations on the validation volumes (slice-wise inference, best checkpoint by
+/// mean foreground Dice), last checkpoint for resume, a log file and config.json beside the run.
+/// </summary>
+public sealed class Trainer
+{
+    readonly TrainOptions _o;
+    readonly DatasetManifest _data;
+    readonly ITrainingMonitor _monitor;
+
+    public Trainer(TrainOptions options, DatasetManifest data, ITrainingMonitor? monitor = null)
+    {
+        options.Validate();
+        if (data.NumClasses != options.Network.NumClasses)
+            throw new ArgumentException($"dataset has {data.NumClasses} classes but the network is configured for {options.Network.NumClasses}");
+        if (data.Labeled.Count == 0) throw new ArgumentException($"{data.Name}: the labeled set is empty");
+        _o = options; _data = data; _monitor = monitor ?? new NullMonitor();
+    }
+
+    sealed class NullMonitor : ITrainingMonitor { }
+
+    public string BestPath => Path.Combine(_o.OutputDir, "best.ckpt");
+    public string LastPath => Path.Combine(_o.OutputDir, "last.ckpt");
+
+    public TrainingResult Run(CancellationToken cancel = default)
+    {
+        TorchRuntime.Configure(_o.Threads);
+        Directory.CreateDirectory(_o.OutputDir);
+        if (File.Exists(LastPath) && !_o.Resume)
+            throw new IOException($"'{_o.OutputDir}' already holds a training run (last.ckpt); pass --resume to continue it or choose another --output");
+        var entry = MethodRegistry.Get(_o.Method);
+        int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
+        if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)
+            throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_data.Name} has none");
+
+        TorchRuntime.Seed(_o.Seed);
+        using var method = entry.Create(_o.Network);
+        var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
+        using var optimizer = optim.SGD(parameters, _o.BaseLr, momentum: _o.Momentum, weight_decay: _o.WeightDecay);
+
+        long start = 0; double bestDice = double.NegativeInfinity; long bestIt = 0;
+        using var log = new StreamWriter(Path.Combine(_o.OutputDir, "train.log"), append: true) { AutoFlush = true };
+        void Log(string line) { var l = $"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] {line}"; log.WriteLine(l); _monitor.OnMessage(line); }
+
+        if (_o.Resume && File.Exists(LastPath))
+        {
+            var meta = Checkpoint.Restore(LastPath, method, optimizer);
+            start = meta.Iteration; bestDice = double.IsNaN(meta.BestMetric) ? double.NegativeInfinity : meta.BestMetric; bestIt = meta.BestIteration;
+            TorchRuntime.Seed(Seeds.Mix(_o.Seed, start));
+            Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Fmt(bestDice)} at {bestIt})");
+        }
+        AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"), JsonSerializer.Serialize(_o, TrainOptions.Json));
+        Log($"method {entry.Name}; {_data.Summary()}");
+        Log($"batch {_o.BatchSize} ({_o.LabeledBatchSize} labeled{(unlabeledBs > 0 ? $" + {unlabeledBs} unlabeled" : "")}), patch {_o.PatchHeight}x{_o.PatchWidth}, " +
+            $"{_o.MaxIterations} iterations, SGD lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}), momentum {_o.Momentum}, wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");
+
+        var cache = new CaseCache(_data.NumClasses);
+        var sampler = new TwoStreamBatchSampler(_data.Labeled.Count, _data.Unlabeled.Count, _o.LabeledBatchSize, unlabeledBs, _o.Seed);
+        var aug = new SliceAugmenter(_o.PatchHeight, _o.PatchWidth, _o.Augment, _o.LinearImageResize);
+        using var loader = new BatchLoader(_data.Labeled, _data.Unlabeled, sampler, aug, cache, _o.Seed, start, _o.Prefetch, _o.LoaderWorkers);
+
+        CheckpointMeta Meta(long it) => new()
+        {
+            Method = entry.Name, Network = _o.Network, PatchHeight = _o.PatchHeight, PatchWidth = _o.PatchWidth, LinearImageResize = _o.LinearImageResize,
+            ClassNames = _data.ClassNames, Iteration = it, BestMetric = double.IsNegativeInfinity(bestDice) ? double.NaN : bestDice, BestIteration = bestIt,
+        };
+
+        method.Train(true);
+        var clock = Stopwatch.StartNew();
+        long done = start, timedFrom = start;
+        double lastLoss = double.NaN;
+        var windowClock = Stopwatch.StartNew(); long windowStart = start; double windowWait = loader.WaitSeconds;
+        double itPerSec = 0;
+        for (long it = start; it < _o.MaxIterations; it++)
+        {
+            if (cancel.IsCancellationRequested) { Log($"interrupted at iteration {it}; saving {LastPath}"); break; }
+            double lr = _o.LearningRateAt(it);
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+            var batch = loader.Next();
+            var ctx = new TrainingContext(it, _o.MaxIterations, lr);
+            bool logNow = (it + 1) % _o.LogEvery == 0 || it == start;
+            Dictionary<string, double> terms = new();
+            using (var scope = NewDisposeScope())
+            {
+                var x = tensor(batch.Images, new long[] { batch.Count, _o.Network.InChannels, batch.Height, batch.Width });
+                var y = tensor(batch.Labels, new long[] { batch.LabeledCount, batch.Height, batch.Width });
+                var step = method.Step(x, y, batch.LabeledCount, ctx);
+                optimizer.zero_grad();
+                step.Loss.backward();
+                optimizer.step();
+                method.AfterOptimizerStep(ctx);
+                if (logNow)
+                {
+                    lastLoss = step.Loss.item<float>();
+                    foreach (var (k, v) in step.Terms) terms[k] = v.item<float>();
+                }
+            }
+            done = it + 1;
+            if (logNow)
+            {
+                double secs = windowClock.Elapsed.TotalSeconds;
+                long n = done - windowStart;
+                itPerSec = n / Math.Max(secs, 1e-9);
+                double waitFrac = (loader.WaitSeconds - windowWait) / Math.Max(secs, 1e-9);
+                windowClock.Restart(); windowStart = done; windowWait = loader.WaitSeconds;
+                var eta = TimeSpan.FromSeconds((_o.MaxIterations - done) / Math.Max(itPerSec, 1e-9));
+                if (!double.IsFinite(lastLoss)) throw new InvalidOperationException($"training diverged: loss is {lastLoss} at iteration {done}");
+                _monitor.OnIteration(new IterationInfo(done, _o.MaxIterations, lastLoss, lr, itPerSec, eta, waitFrac, terms));
+                log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] it {done} loss {lastLoss:F4} " + string.Join(" ", terms.Select(t => $"{t.Key} {t.Value:F4}")) +
+                              $" lr {lr:G4} {itPerSec:F2} it/s data-wait {100 * waitFrac:F1}%");
+            }
+            bool last = done == _o.MaxIterations;
+            if (_data.Val.Count > 0 && (done % _o.ValidateEvery == 0 || last))
+            {
+                var report = Evaluator.Evaluate(method.InferenceNetwork, _data.Val, _o.PatchHeight, _o.PatchWidth, _o.LinearImageResize, _data.ClassNames,
+                    MetricMode.Medpy, EmptyPolicy.Exclude, load: cache.Get);
+                var mean = report.Mean();
+                double dice = double.IsNaN(mean.Dice) ? 0 : mean.Dice;
+                bool isBest = dice > bestDice;
+                if (isBest)
+                {
+                    bestDice = dice; bestIt = done;
+                    Checkpoint.Save(BestPath, Meta(done), method, null);
+                }
+                method.Train(true);
+                AppendValidationCsv(done, report);
+                _monitor.OnValidation(new ValidationInfo(done, dice, mean.Hd95, isBest, bestDice, bestIt, report));
+                Log($"validation at {done}: mean Dice {Fmt(dice)} HD95 {mean.Hd95:F2} " +
+                    string.Join(" ", report.Summary().Select(s => $"{s.Class} {Fmt(s.Dice)}")) + (isBest ? " (best)" : $" (best {Fmt(bestDice)} at {bestIt})"));
+            }
+            if (done % _o.SaveEvery == 0 || last) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
+        }
+        if (done < _o.MaxIterations) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
+        if (_data.Val.Count == 0)
+        {
+            // Without validation volumes the last weights are the result; say so rather than pretend a selection.
+            Checkpoint.Save(BestPath, Meta(done), method, null);
+            Log("no validation volumes: best.ckpt holds the last weights (checkpoint selection: last)");
+        }
+        double spi = clock.Elapsed.TotalSeconds / Math.Max(1, done - timedFrom);
+        Log($"finished {done} iterations ({spi:F3} s/iteration); best mean Dice {Fmt(bestDice)} at {bestIt}; data wait {loader.WaitSeconds:F1} s in total");
+        return new TrainingResult(done, bestDice, bestIt, BestPath, LastPath, spi);
+    }
+
+    void AppendValidationCsv(long it, EvaluationReport report)
+    {
+        var path = Path.Combine(_o.OutputDir, "validation.csv");
+        var s = report.Summary();
+        bool header = !File.Exists(path);
+        using var w = new StreamWriter(path, append: true);
+        if (header) w.WriteLine("iteration,mean_dice,mean_hd95," + string.Join(",", s.Select(x => $"dice_{x.Class},hd95_{x.Class}")));
+        var m = report.Mean();
+        w.WriteLine(string.Join(",", new[] { it.ToString(CultureInfo.InvariantCulture), Fmt(m.Dice), Fmt(m.Hd95) }
+            .Concat(s.SelectMany(x => new[] { Fmt(x.Dice), Fmt(x.Hd95) }))));
+    }
+
+    static string Fmt(double v) => double.IsNaN(v) || double.IsInfinity(v) ? "NaN" : v.ToString("0.0000", CultureInfo.InvariantCulture);
+}

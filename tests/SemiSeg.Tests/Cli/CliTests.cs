@@ -1,0 +1,93 @@
+using SemiSeg.Cli;
+using SemiSeg.Data;
+
+namespace SemiSeg.Tests.Cli;
+
+/// <summary>The real CLI, invoked in-process: bad input ends with exit code 2 and one message naming the file and
+/// the problem; the happy path trains, evaluates and predicts without touching its inputs.</summary>
+public class CliTests
+{
+    static (int code, string stdout, string stderr) Run(params string[] args)
+    {
+        var o = Console.Out; var e = Console.Error;
+        var so = new StringWriter(); var se = new StringWriter();
+        Console.SetOut(so); Console.SetError(se);
+        try { return (SemiSeg.Cli.Cli.Run(args), so.ToString(), se.ToString()); }
+        finally { Console.SetOut(o); Console.SetError(e); }
+    }
+
+    [Fact]
+    public void MissingAndCorruptInputsGiveOneClearError()
+    {
+        using var t = new TempDir();
+        var (c1, _, e1) = Run("predict", "--checkpoint", t["none.ckpt"], "--input", t.Path, "--output", t["out"]);
+        Assert.Equal(2, c1);
+        Assert.Contains("none.ckpt", e1);
+        Assert.Contains("does not exist", e1);
+
+        Directory.CreateDirectory(t["data/imagesTr"]); Directory.CreateDirectory(t["data/labelsTr"]);
+        File.WriteAllBytes(t["data/imagesTr/broken.h5"], new byte[300]);
+        File.WriteAllBytes(t["data/labelsTr/broken.h5"], new byte[300]);
+        var (c2, _, e2) = Run("train", "--data", t["data"], "--output", t["run"], "--iterations", "2", "--patch-size", "32");
+        Assert.Equal(2, c2);
+        Assert.Contains("broken.h5", e2);
+        Assert.Single(e2.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void ShapeMismatchAndOutOfRangeLabelsAreReportedWithTheFile()
+    {
+        using var t = new TempDir();
+        Directory.CreateDirectory(t["d/imagesTr"]); Directory.CreateDirectory(t["d/labelsTr"]);
+        Nifti.Write(t["d/imagesTr/a.nii.gz"], new Volume("a", 2, 32, 32, new float[2048]), false);
+        Nifti.Write(t["d/labelsTr/a.nii.gz"], new Volume("a", 2, 32, 30, new float[1920], new byte[1920]), true);
+        var (c, _, e) = Run("train", "--data", t["d"], "--output", t["run"], "--iterations", "2", "--patch-size", "32", "--batch-size", "2", "--labeled-bs", "2");
+        Assert.Equal(2, c);
+        Assert.Contains("labelsTr/a.nii.gz", e);
+        Assert.Contains("shape", e);
+
+        var lab = new byte[2048]; lab[5] = 7;
+        Nifti.Write(t["d/labelsTr/a.nii.gz"], new Volume("a", 2, 32, 32, new float[2048], lab), true);
+        var (c2, _, e2) = Run("train", "--data", t["d"], "--output", t["run2"], "--iterations", "2", "--patch-size", "32", "--batch-size", "2", "--labeled-bs", "2");
+        Assert.Equal(2, c2);
+        Assert.Contains("a.nii.gz", e2);
+        Assert.Contains("out of range", e2);
+    }
+
+    [Fact]
+    public void TrainEvaluatePredictEndToEndOnThePhantom()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 1, val: 1, test: 2, depth: 3, size: 32);
+        var before = Directory.GetFiles(t["data"], "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
+        var (c1, o1, e1) = Run("train", "--data", t["data"], "--output", t["run"], "--iterations", "6", "--patch-size", "32",
+            "--batch-size", "4", "--labeled-bs", "4", "--val-every", "3", "--quiet");
+        Assert.True(c1 == 0, e1);
+        Assert.Contains("best mean foreground Dice", o1);
+        var (c2, o2, e2) = Run("evaluate", "--data", t["data"], "--checkpoint", t["run/best.ckpt"], "--output", t["eval"], "--mode", "spacing", "--save-predictions");
+        Assert.True(c2 == 0, e2);
+        Assert.Contains("mean", o2);
+        Assert.True(File.Exists(t["eval/metrics.csv"]) && File.Exists(t["eval/metrics.json"]));
+        Assert.Equal(2 * 3 + 1, File.ReadAllLines(t["eval/metrics.csv"]).Length); // 2 cases x 3 classes + header
+        var (c3, _, e3) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["data/imagesTs"], "--output", t["pred"]);
+        Assert.True(c3 == 0, e3);
+        var preds = Directory.GetFiles(t["pred"]);
+        Assert.Equal(2, preds.Length);
+        var p = Nifti.ReadLabel(preds[0], out var hdr);
+        Assert.Equal((3, 32, 32), (hdr.Nz, hdr.Ny, hdr.Nx));
+        Assert.Equal(10f, hdr.PixDim[3]); // spacing kept from the input
+        var (c4, _, _) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["data/imagesTs"], "--output", t["png"], "--format", "png");
+        Assert.Equal(0, c4);
+        Assert.Equal(6, Directory.GetFiles(t["png"], "*.png").Length);
+        // nothing that was read was changed
+        foreach (var (f, bytes) in before) Assert.Equal(bytes, File.ReadAllBytes(f));
+    }
+
+    [Fact]
+    public void HelpListsTheCommands()
+    {
+        var (c, o, _) = Run("--help");
+        Assert.Equal(0, c);
+        foreach (var cmd in new[] { "train", "evaluate", "predict", "demo", "bench", "methods" }) Assert.Contains(cmd, o);
+    }
+}

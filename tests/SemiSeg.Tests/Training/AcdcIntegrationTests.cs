@@ -1,0 +1,55 @@
+using SemiSeg.Data;
+using SemiSeg.Evaluation;
+using SemiSeg.Models;
+using SemiSeg.Training;
+
+namespace SemiSeg.Tests.Training;
+
+/// <summary>Real ACDC files (../shared/data/acdc): the protocol's splits, a few training iterations, one evaluated volume.</summary>
+public class AcdcIntegrationTests
+{
+    [SkippableFact]
+    public void ProtocolSplitsMatchTheLiterature()
+    {
+        var root = SharedData.AcdcRoot();
+        Skip.If(root == null, SharedData.MissingMessage);
+        var m3 = AcdcDataset.Load(root!, 3);
+        Assert.Equal(68, m3.Labeled.Count);
+        Assert.Equal(1312 - 68, m3.Unlabeled.Count);
+        Assert.Equal(new[] { "patient099", "patient038", "patient050" }, m3.Labeled.Select(s => s.Meta.Patient).Distinct());
+        var m7 = AcdcDataset.Load(root!, 7);
+        Assert.Equal(136, m7.Labeled.Count);
+        Assert.Equal(7, m7.Labeled.Select(s => s.Meta.Patient).Distinct().Count());
+        Assert.Equal(20, m7.Val.Count);
+        Assert.Equal(40, m7.Test.Count);
+        Assert.All(m7.Unlabeled, s => Assert.Null(s.Case.LabelPath));
+        Assert.Contains("not a protocol setting", Assert.Throws<ArgumentException>(() => AcdcDataset.Load(root!, 5)).Message);
+    }
+
+    [SkippableFact]
+    public void TrainsAFewIterationsOnRealSlicesAndEvaluatesOneVolume()
+    {
+        var root = SharedData.AcdcRoot();
+        Skip.If(root == null, SharedData.MissingMessage);
+        using var t = new TempDir();
+        var full = AcdcDataset.Load(root!, 3);
+        var m = new DatasetManifest
+        {
+            Name = full.Name, NumClasses = 4, ClassNames = full.ClassNames, Labeled = full.Labeled, Unlabeled = full.Unlabeled,
+            Val = full.Val.Take(1).ToList(), Test = full.Test.Take(1).ToList(),
+        };
+        var o = new TrainOptions
+        {
+            OutputDir = t["run"], MaxIterations = 4, PatchHeight = 64, PatchWidth = 64, BatchSize = 4, LabeledBatchSize = 4, ValidateEvery = 4, LogEvery = 1,
+        };
+        var res = new Trainer(o, m).Run();
+        Assert.Equal(4, res.Iterations);
+        var (net, meta) = Checkpoint.LoadNetwork(res.BestCheckpoint);
+        using var _ = net;
+        var report = Evaluator.Evaluate(net, m.Test, meta.PatchHeight, meta.PatchWidth, false, m.ClassNames, MetricMode.Medpy, EmptyPolicy.Exclude);
+        Assert.Single(report.Cases);
+        Assert.Equal(3, report.Cases[0].Classes.Count);
+        Assert.All(report.Cases[0].Classes, c => Assert.InRange(c.Dice, 0, 1));
+        Assert.Contains(m.Test[0].Name, report.ToCsv());
+    }
+}

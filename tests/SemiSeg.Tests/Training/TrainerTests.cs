@@ -1,0 +1,79 @@
+using SemiSeg.Data;
+using SemiSeg.Models;
+using SemiSeg.Training;
+using TorchSharp;
+
+namespace SemiSeg.Tests.Training;
+
+public class TrainerTests
+{
+    static TrainOptions Options(string dir, long iterations, UNetConfig? net = null) => new()
+    {
+        OutputDir = dir, MaxIterations = iterations, PatchHeight = 32, PatchWidth = 32, BatchSize = 4, LabeledBatchSize = 4,
+        ValidateEvery = 4, SaveEvery = 2, LogEvery = 1, Network = net ?? new UNetConfig(), Threads = Environment.ProcessorCount,
+    };
+
+    [Fact]
+    public void TrainsOnThePhantomAndWritesTheRun()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 1, val: 1, test: 1, depth: 3, size: 32);
+        var m = CustomDataset.Load(t["data"], 4);
+        var run = t["run"];
+        var result = new Trainer(Options(run, 8), m).Run();
+        Assert.Equal(8, result.Iterations);
+        foreach (var f in new[] { "best.ckpt", "last.ckpt", "config.json", "train.log", "validation.csv" })
+            Assert.True(File.Exists(Path.Combine(run, f)), f);
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(run, "validation.csv")).Length); // header + iterations 4 and 8
+        Assert.Contains("\"max_iterations\": 8", File.ReadAllText(Path.Combine(run, "config.json")));
+        Assert.Empty(Directory.GetFiles(run, "*.tmp"));
+        // a second run into the same folder without --resume must refuse rather than overwrite
+        Assert.Throws<IOException>(() => new Trainer(Options(run, 8), m).Run());
+    }
+
+    [Fact]
+    public void InterruptedRunResumesToTheSameWeights()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 0, val: 0, test: 0, depth: 3, size: 32);
+        var m = CustomDataset.Load(t["data"], 4);
+        // No dropout: every remaining source of randomness (batches, augmentation) is a function of the iteration.
+        var net = new UNetConfig { Dropout = new double[5] };
+        torch.manual_seed(0);
+        new Trainer(Options(t["straight"], 6, net), m).Run();
+
+        using (var cts = new CancellationTokenSource())
+        {
+            var o = Options(t["resumed"], 6, net);
+            var monitor = new StopAfter(3, cts);
+            new Trainer(o, m, monitor).Run(cts.Token);
+            var meta = Checkpoint.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _);
+            Assert.Equal(3, meta.Iteration);
+            new Trainer(o with { Resume = true }, m).Run();
+        }
+        var (a, _) = Checkpoint.LoadNetwork(Path.Combine(t["straight"], "last.ckpt"));
+        var (b, _) = Checkpoint.LoadNetwork(Path.Combine(t["resumed"], "last.ckpt"));
+        using (a) using (b)
+        {
+            var pa = a.state_dict(); var pb = b.state_dict();
+            foreach (var (k, v) in pa)
+                Assert.True(v.to_type(torch.ScalarType.Float64).allclose(pb[k].to_type(torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{k} differs after resume");
+        }
+    }
+
+    sealed class StopAfter : ITrainingMonitor
+    {
+        readonly long _n; readonly CancellationTokenSource _cts;
+        public StopAfter(long n, CancellationTokenSource cts) { _n = n; _cts = cts; }
+        public void OnIteration(IterationInfo info) { if (info.Iteration >= _n) _cts.Cancel(); }
+    }
+
+    [Fact]
+    public void EmptyLabeledSetIsRefused()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["data"], labeled: 0, unlabeled: 2, val: 0, test: 0, depth: 2, size: 32);
+        var e = Assert.Throws<InvalidDataException>(() => CustomDataset.Load(t["data"], 4));
+        Assert.Contains("labeled set is empty", e.Message);
+    }
+}
