@@ -31,7 +31,9 @@ internal static class TrainCommand
         var linear = new Option<bool>("--linear-resize") { Description = "Bilinear image resize (the reference uses nearest)" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --output from its last.ckpt" };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Only print the final summary" };
-        foreach (var o in new Option[] { method, output, iterations, patch, batch, labeledBs, lr, schedule, valEvery, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet }) cmd.Add(o);
+        var param = new Option<string[]>("--param", "-p") { Description = "Method hyper-parameter key=value (repeatable); see `semiseg methods`", AllowMultipleArgumentsPerToken = false };
+        var contiguous = new Option<bool>("--no-channels-last") { Description = "Keep NCHW memory order (channels_last is faster and numerically the same)" };
+        foreach (var o in new Option[] { method, output, iterations, patch, batch, labeledBs, lr, schedule, valEvery, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             var manifest = data.Load(r);
@@ -42,6 +44,7 @@ internal static class TrainCommand
                 BaseLr = r.GetValue(lr), Schedule = r.GetValue(schedule), ValidateEvery = r.GetValue(valEvery), SaveEvery = r.GetValue(saveEvery),
                 LogEvery = r.GetValue(logEvery), Seed = r.GetValue(seed), Threads = r.GetValue(threads), LoaderWorkers = r.GetValue(workers),
                 Augment = !r.GetValue(noAug), LinearImageResize = r.GetValue(linear), Resume = r.GetValue(resume),
+                MethodParams = new Dictionary<string, string>(MethodSettings.Parse(r.GetValue(param) ?? Array.Empty<string>()).Given), ChannelsLast = !r.GetValue(contiguous),
                 Network = new UNetConfig { NumClasses = manifest.NumClasses, Up = r.GetValue(up) },
             };
             var result = RunTraining(o, manifest, r.GetValue(quiet));

@@ -64,51 +64,35 @@ public static class Benchmark
         return Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
     }
 
-    public static BenchResult Run(string mode, int size, int batch, int iterations, int warmup, int? threads, Action<string>? log = null)
+    /// <summary>Method settings that make <see cref="MeanTeacherMethod"/> compute exactly peer_mt.py's iteration:
+    /// constant consistency weight 0.1 from the first iteration, unclamped N(0, 0.1²) teacher noise, EMA 0.99.</summary>
+    public static MethodSettings PeerMeanTeacherSettings() => new(new Dictionary<string, string>
+    {
+        ["consistency"] = "0.1", ["rampup"] = "0", ["noise_std"] = "0.1", ["noise_clamp"] = "0", ["ema_decay"] = "0.99", ["consistency_start"] = "0",
+    });
+
+    public static BenchResult Run(string mode, int size, int batch, int iterations, int warmup, int? threads, bool channelsLast = true, Action<string>? log = null)
     {
         Runtime.TorchRuntime.Configure(threads);
         Runtime.TorchRuntime.Seed(0);
         var cfg = new UNetConfig();
-        int half = batch / 2;
-        using var student = new UNet2D(cfg);
-        using var teacher = new UNet2D(cfg);
-        teacher.load_state_dict(student.state_dict());
-        foreach (var p in teacher.parameters()) p.requires_grad_(false);
-        var studentParams = student.parameters().ToArray();
-        var teacherParams = teacher.parameters().ToArray();
-        using var opt = optim.SGD(studentParams, 0.01, momentum: 0.9, weight_decay: 1e-4);
-        using var x = randn(batch, 1, size, size);
-        using var y = randint(0, 4, new long[] { mode == "mt" ? half : batch, size, size }).to_type(ScalarType.Int64);
+        ISegmentationMethod method = mode == "mt" ? new MeanTeacherMethod(cfg, PeerMeanTeacherSettings()) : new SupervisedMethod(cfg);
+        using var _ = method;
+        if (channelsLast) foreach (var m in method.StatefulModules) MemoryLayout.ToChannelsLast(m);
+        method.Train(true);
+        int labeled = mode == "mt" ? batch / 2 : batch;
+        using var opt = optim.SGD(method.TrainableModules.SelectMany(m => m.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
+        using var x0 = randn(batch, 1, size, size);
+        using var x = channelsLast ? MemoryLayout.ToChannelsLast(x0) : x0.alias();
+        using var y = randint(0, 4, new long[] { labeled, size, size }).to_type(ScalarType.Int64);
         var times = new List<double>();
         for (int it = 0; it < warmup + iterations; it++)
         {
             var sw = Stopwatch.StartNew();
             using (var scope = NewDisposeScope())
             {
-                Tensor loss;
-                if (mode == "mt")
-                {
-                    var logits = student.forward(x);
-                    var sm = functional.softmax(logits, 1);
-                    Tensor tout;
-                    using (no_grad())
-                    {
-                        var xu = x.narrow(0, half, batch - half);
-                        tout = functional.softmax(teacher.forward(xu + 0.1 * randn_like(xu)), 1);
-                    }
-                    var sup = 0.5 * (SegmentationLosses.CrossEntropy(logits.narrow(0, 0, half), y) + SegmentationLosses.Dice(sm.narrow(0, 0, half), y));
-                    loss = sup + 0.1 * functional.mse_loss(sm.narrow(0, half, batch - half), tout);
-                }
-                else
-                {
-                    loss = SegmentationLosses.CeDice(student.forward(x), y);
-                }
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
-                if (mode == "mt")
-                    using (no_grad())
-                        for (int i = 0; i < teacherParams.Length; i++) teacherParams[i].mul_(0.99).add_(studentParams[i], alpha: 0.01);
+                var step = Trainer.Step(method, opt, x, y, labeled, new TrainingContext(it, 30000, 0.01));
+                step.Loss.item<float>(); // the iteration is complete when its loss is known
             }
             double s = sw.Elapsed.TotalSeconds;
             if (it >= warmup) times.Add(s);
@@ -117,17 +101,18 @@ public static class Benchmark
         var sorted = times.OrderBy(t => t).ToArray();
         double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
         double fwd = UNetForwardFlops(cfg, size);
-        double flops = mode == "mt" ? 3 * fwd * batch + fwd * half : 3 * fwd * batch;
+        double flops = mode == "mt" ? 3 * fwd * batch + fwd * (batch - labeled) : 3 * fwd * batch;
         double gemm = MeasureGemmPeakGFlops();
-        double inference = InferenceThroughput(student, size);
+        double inference = InferenceThroughput(method.InferenceNetwork, size, channelsLast);
         return new BenchResult(mode, size, batch, median, times.ToArray(), flops / 1e9, flops / median / 1e9, gemm, PeakRssMiB(), inference, torch.get_num_threads());
     }
 
-    static double InferenceThroughput(UNet2D net, int size, int slices = 16, int reps = 3)
+    static double InferenceThroughput(UNet2D net, int size, bool channelsLast, int slices = 16, int reps = 3)
     {
         net.eval();
         using var noGrad = no_grad();
-        using var x = randn(slices, 1, size, size);
+        using var x0 = randn(slices, 1, size, size);
+        using var x = channelsLast ? MemoryLayout.ToChannelsLast(x0) : x0.alias();
         using (var w = net.forward(x)) { }
         var best = double.MaxValue;
         for (int i = 0; i < reps; i++)

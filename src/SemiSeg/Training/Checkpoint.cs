@@ -42,13 +42,46 @@ public static class Checkpoint
             using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
             w.Write(Magic);
             w.Write(JsonSerializer.Serialize(meta, TrainOptions.Json));
-            method.InferenceNetwork.save(w);
+            SaveModule(w, method.InferenceNetwork);
             if (optimizer != null)
             {
-                foreach (var m in method.StatefulModules) m.save(w);
+                foreach (var m in method.StatefulModules) SaveModule(w, m);
+                MakeOptimizerStateContiguous(optimizer);
                 optimizer.save_state_dict(w);
             }
         });
+    }
+
+    /// <summary>TorchSharp (de)serialises raw bytes, which needs contiguous tensors; channels_last weights are made
+    /// contiguous for the transfer and given their layout back afterwards (the file is layout-free).</summary>
+    static void SaveModule(BinaryWriter w, nn.Module m) => WithContiguousTensors(m, () => m.save(w));
+
+    static void LoadModule(BinaryReader r, nn.Module m) => WithContiguousTensors(m, () => m.load(r));
+
+    static void WithContiguousTensors(nn.Module m, Action action)
+    {
+        var changed = new List<Tensor>();
+        using (no_grad())
+            foreach (var p in m.parameters().Cast<Tensor>().Concat(m.buffers()))
+                if (!p.is_contiguous()) { using var c = p.contiguous(); p.set_(c); changed.Add(p); }
+        try { action(); }
+        finally
+        {
+            using (no_grad())
+                foreach (var p in changed) using (var cl = MemoryLayout.ToChannelsLast(p)) p.set_(cl);
+        }
+    }
+
+    /// <summary>SGD momentum buffers are clones of channels_last gradients; make them contiguous so they serialise
+    /// (they are updated in place, so this happens once).</summary>
+    static void MakeOptimizerStateContiguous(TorchSharp.Modules.OptimizerHelper optimizer)
+    {
+        foreach (var st in optimizer.state_dict().State)
+            if (st is TorchSharp.Modules.SGD.State sgd && sgd.momentum_buffer is { } b && !b.is_contiguous())
+            {
+                sgd.momentum_buffer = b.contiguous();
+                b.Dispose();
+            }
     }
 
     public static CheckpointMeta ReadMeta(string path, out long networkOffset)
@@ -102,7 +135,7 @@ public static class Checkpoint
             fs.Position = off;
             using var r = new BinaryReader(fs);
             using (var scratch = new UNet2D(meta.Network)) scratch.load(r); // skip the inference copy
-            foreach (var m in method.StatefulModules) m.load(r);
+            foreach (var m in method.StatefulModules) LoadModule(r, m);
             optimizer.load_state_dict(r);
         }
         catch (Exception e) when (e is not InvalidDataException)

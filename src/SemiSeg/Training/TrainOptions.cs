@@ -33,6 +33,10 @@ public sealed record TrainOptions
     /// <summary>Bilinear instead of nearest image resize (the reference uses nearest, order 0).</summary>
     public bool LinearImageResize { get; init; }
     public bool Resume { get; init; }
+    /// <summary>Method hyper-parameters (key=value) over the method's defaults.</summary>
+    public Dictionary<string, string> MethodParams { get; init; } = new();
+    /// <summary>Run the network in channels_last (NHWC) memory order: same values, faster oneDNN kernels.</summary>
+    public bool ChannelsLast { get; init; } = true;
     public UNetConfig Network { get; init; } = new();
 
     public double LearningRateAt(long iteration) => Schedule switch

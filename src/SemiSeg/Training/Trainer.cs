@@ -62,7 +62,10 @@ public sealed class Trainer
             throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_data.Name} has none");
 
         TorchRuntime.Seed(_o.Seed);
-        using var method = entry.Create(_o.Network);
+        var settings = new MethodSettings(_o.MethodParams);
+        using var method = entry.Create(_o.Network, settings);
+        settings.EnsureAllUsed(entry.Name);
+        if (_o.ChannelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
         var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
         using var optimizer = optim.SGD(parameters, _o.BaseLr, momentum: _o.Momentum, weight_decay: _o.WeightDecay);
 
@@ -77,7 +80,8 @@ public sealed class Trainer
             TorchRuntime.Seed(Seeds.Mix(_o.Seed, start));
             Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Fmt(bestDice)} at {bestIt})");
         }
-        AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"), JsonSerializer.Serialize(_o, TrainOptions.Json));
+        AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"),
+            JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, TrainOptions.Json));
         Log($"method {entry.Name}; {_data.Summary()}");
         Log($"batch {_o.BatchSize} ({_o.LabeledBatchSize} labeled{(unlabeledBs > 0 ? $" + {unlabeledBs} unlabeled" : "")}), patch {_o.PatchHeight}x{_o.PatchWidth}, " +
             $"{_o.MaxIterations} iterations, SGD lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}), momentum {_o.Momentum}, wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");
@@ -112,11 +116,7 @@ public sealed class Trainer
             {
                 var x = tensor(batch.Images, new long[] { batch.Count, _o.Network.InChannels, batch.Height, batch.Width });
                 var y = tensor(batch.Labels, new long[] { batch.LabeledCount, batch.Height, batch.Width });
-                var step = method.Step(x, y, batch.LabeledCount, ctx);
-                optimizer.zero_grad();
-                step.Loss.backward();
-                optimizer.step();
-                method.AfterOptimizerStep(ctx);
+                var step = Step(method, optimizer, _o.ChannelsLast ? Models.MemoryLayout.ToChannelsLast(x) : x, y, batch.LabeledCount, ctx);
                 if (logNow)
                 {
                     lastLoss = step.Loss.item<float>();
@@ -168,6 +168,18 @@ public sealed class Trainer
         double spi = clock.Elapsed.TotalSeconds / Math.Max(1, done - timedFrom);
         Log($"finished {done} iterations ({spi:F3} s/iteration); best mean Dice {Fmt(bestDice)} at {bestIt}; data wait {loader.WaitSeconds:F1} s in total");
         return new TrainingResult(done, bestDice, bestIt, BestPath, LastPath, spi);
+    }
+
+    /// <summary>One optimisation step of a method: its losses, backward, the optimizer step, then the method's
+    /// post-step work (EMA). The returned tensors belong to the caller's dispose scope.</summary>
+    public static MethodStep Step(ISegmentationMethod method, TorchSharp.Modules.OptimizerHelper optimizer, Tensor images, Tensor labels, int labeledCount, TrainingContext ctx)
+    {
+        var step = method.Step(images, labels, labeledCount, ctx);
+        optimizer.zero_grad();
+        step.Loss.backward();
+        optimizer.step();
+        method.AfterOptimizerStep(ctx);
+        return step;
     }
 
     void AppendValidationCsv(long it, EvaluationReport report)

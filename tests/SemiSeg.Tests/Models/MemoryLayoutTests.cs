@@ -1,0 +1,70 @@
+using SemiSeg.Losses;
+using SemiSeg.Methods;
+using SemiSeg.Models;
+using SemiSeg.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SemiSeg.Tests.Models;
+
+/// <summary>channels_last is an optimisation only: one training step gives the same loss and gradients, and a
+/// checkpoint written from a channels_last network loads into a plain one unchanged.</summary>
+public class MemoryLayoutTests
+{
+    [Fact]
+    public void ConversionKeepsValuesAndSetsStrides()
+    {
+        var t = arange(2 * 3 * 4 * 5, dtype: ScalarType.Float32).reshape(2, 3, 4, 5);
+        var cl = MemoryLayout.ToChannelsLast(t);
+        Assert.True(MemoryLayout.IsChannelsLast(cl));
+        Assert.False(MemoryLayout.IsChannelsLast(t));
+        Assert.Equal(new long[] { 60, 1, 15, 3 }, cl.stride());
+        Assert.True(cl.eq(t).all().item<bool>());
+    }
+
+    [Theory]
+    [InlineData(UpMode.Bilinear)]
+    [InlineData(UpMode.Transpose)]
+    public void OneTrainingStepHasTheSameLossAndGradients(UpMode up)
+    {
+        TorchSharp.torch.manual_seed(4);
+        var cfg = new UNetConfig { Up = up, Dropout = new double[5] };
+        using var a = new UNet2D(cfg);
+        using var b = new UNet2D(cfg);
+        b.load_state_dict(a.state_dict());
+        MemoryLayout.ToChannelsLast(b);
+        Assert.All(b.parameters().Where(p => p.dim() == 4), p => Assert.True(MemoryLayout.IsChannelsLast(p)));
+        var x = randn(4, 1, 48, 48);
+        var y = randint(0, 4, new long[] { 4, 48, 48 }).to_type(ScalarType.Int64);
+        var la = SegmentationLosses.CeDice(a.forward(x), y);
+        var lb = SegmentationLosses.CeDice(b.forward(MemoryLayout.ToChannelsLast(x)), y);
+        la.backward(); lb.backward();
+        Assert.Equal(la.item<float>(), lb.item<float>(), 5);
+        var pa = a.parameters().ToArray(); var pb = b.parameters().ToArray();
+        for (int i = 0; i < pa.Length; i++)
+            Assert.True(pa[i].grad!.allclose(pb[i].grad!, rtol: 1e-3, atol: 1e-5), $"gradient {i} differs");
+        // and after an SGD step the weights still agree
+        using var oa = optim.SGD(a.parameters(), 0.01, momentum: 0.9, weight_decay: 1e-4);
+        using var ob = optim.SGD(b.parameters(), 0.01, momentum: 0.9, weight_decay: 1e-4);
+        oa.step(); ob.step();
+        for (int i = 0; i < pa.Length; i++) Assert.True(pa[i].allclose(pb[i], rtol: 1e-4, atol: 1e-6));
+    }
+
+    [Fact]
+    public void ChannelsLastCheckpointLoadsIntoAPlainNetwork()
+    {
+        using var t = new TempDir();
+        TorchSharp.torch.manual_seed(5);
+        using var m = new SupervisedMethod(new UNetConfig());
+        using var x = randn(2, 1, 32, 32);
+        m.Network.eval();
+        using var before = m.Network.forward(x);
+        MemoryLayout.ToChannelsLast(m.Network);
+        Checkpoint.Save(t["cl.ckpt"], new CheckpointMeta { Network = m.Network.Config, PatchHeight = 32, PatchWidth = 32 }, m, null);
+        var (net, _) = Checkpoint.LoadNetwork(t["cl.ckpt"]);
+        using var __ = net;
+        net.eval();
+        using var after = net.forward(x);
+        Assert.True(before.allclose(after, rtol: 1e-4, atol: 1e-5));
+    }
+}
