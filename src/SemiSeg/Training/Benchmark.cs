@@ -9,7 +9,8 @@ using static TorchSharp.torch.nn;
 namespace SemiSeg.Training;
 
 public sealed record BenchResult(string Mode, int Size, int Batch, double MedianSeconds, double[] Seconds, double GFlopPerIteration,
-    double AchievedGFlops, double GemmPeakGFlops, double PeakRssMiB, double InferenceSlicesPerSecond, int Threads);
+    double AchievedGFlops, double GemmPeakGFlops, double PeakRssMiB, double InferenceSlicesPerSecond, int Threads,
+    double RssFirstMiB, double RssLastMiB, double DataWaitPerIteration, double DataWaitFraction, string DataSource);
 
 /// <summary>
 /// Times training iterations of the standard 2D UNet the way ../shared/bench/peer_mt.py does (same shapes, same
@@ -71,7 +72,25 @@ public static class Benchmark
         ["consistency"] = "0.1", ["rampup"] = "0", ["noise_std"] = "0.1", ["noise_clamp"] = "0", ["ema_decay"] = "0.99", ["consistency_start"] = "0",
     });
 
-    public static BenchResult Run(string mode, int size, int batch, int iterations, int warmup, int? threads, bool channelsLast = true, Action<string>? log = null)
+    /// <summary>Resident memory now (VmRSS), MiB.</summary>
+    public static double RssMiB()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmRSS:")) return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+        }
+        catch (IOException) { }
+        return Process.GetCurrentProcess().WorkingSet64 / 1048576.0;
+    }
+
+    /// <summary>
+    /// Times <paramref name="iterations"/> iterations after <paramref name="warmup"/>. With <paramref name="data"/>,
+    /// batches come from the real background loader (two streams, augmentation, resize) and the time the step waits
+    /// for them is reported; otherwise a fixed random batch is reused, as peer_mt.py does.
+    /// </summary>
+    public static BenchResult Run(string mode, int size, int batch, int iterations, int warmup, int? threads, bool channelsLast = true,
+        Action<string>? log = null, Data.DatasetManifest? data = null)
     {
         Runtime.TorchRuntime.Configure(threads);
         Runtime.TorchRuntime.Seed(0);
@@ -85,18 +104,41 @@ public static class Benchmark
         using var x0 = randn(batch, 1, size, size);
         using var x = channelsLast ? MemoryLayout.ToChannelsLast(x0) : x0.alias();
         using var y = randint(0, 4, new long[] { labeled, size, size }).to_type(ScalarType.Int64);
+        Data.BatchLoader? loader = null;
+        if (data != null)
+        {
+            var sampler = new Data.TwoStreamBatchSampler(data.Labeled.Count, data.Unlabeled.Count, labeled, batch - labeled, 1337);
+            loader = new Data.BatchLoader(data.Labeled, data.Unlabeled, sampler, new Data.SliceAugmenter(size, size), new Data.CaseCache(data.NumClasses), 1337);
+        }
+        using var __ = loader;
         var times = new List<double>();
+        double rssFirst = 0, rssLast = 0, waitTimed = 0;
         for (int it = 0; it < warmup + iterations; it++)
         {
             var sw = Stopwatch.StartNew();
+            double waitBefore = loader?.WaitSeconds ?? 0;
             using (var scope = NewDisposeScope())
             {
-                var step = Trainer.Step(method, opt, x, y, labeled, new TrainingContext(it, 30000, 0.01));
+                Tensor bx = x, by = y;
+                if (loader != null)
+                {
+                    var b = loader.Next();
+                    bx = tensor(b.Images, new long[] { b.Count, 1, b.Height, b.Width });
+                    if (channelsLast) bx = MemoryLayout.ToChannelsLast(bx);
+                    by = tensor(b.Labels, new long[] { b.LabeledCount, b.Height, b.Width });
+                }
+                var step = Trainer.Step(method, opt, bx, by, labeled, new TrainingContext(it, 30000, 0.01));
                 step.Loss.item<float>(); // the iteration is complete when its loss is known
             }
             double s = sw.Elapsed.TotalSeconds;
-            if (it >= warmup) times.Add(s);
-            log?.Invoke($"iteration {it + 1}/{warmup + iterations}: {s:F3} s{(it < warmup ? " (warm-up)" : "")}");
+            if (it >= warmup)
+            {
+                times.Add(s);
+                waitTimed += (loader?.WaitSeconds ?? 0) - waitBefore;
+                rssLast = RssMiB();
+                if (it == warmup) rssFirst = rssLast;
+            }
+            log?.Invoke($"iteration {it + 1}/{warmup + iterations}: {s:F3} s{(it < warmup ? " (warm-up)" : "")}, RSS {RssMiB():F0} MiB");
         }
         var sorted = times.OrderBy(t => t).ToArray();
         double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
@@ -104,7 +146,8 @@ public static class Benchmark
         double flops = mode == "mt" ? 3 * fwd * batch + fwd * (batch - labeled) : 3 * fwd * batch;
         double gemm = MeasureGemmPeakGFlops();
         double inference = InferenceThroughput(method.InferenceNetwork, size, channelsLast);
-        return new BenchResult(mode, size, batch, median, times.ToArray(), flops / 1e9, flops / median / 1e9, gemm, PeakRssMiB(), inference, torch.get_num_threads());
+        return new BenchResult(mode, size, batch, median, times.ToArray(), flops / 1e9, flops / median / 1e9, gemm, PeakRssMiB(), inference, torch.get_num_threads(),
+            rssFirst, rssLast, waitTimed / times.Count, waitTimed / times.Sum(), data?.Name ?? "fixed random batch");
     }
 
     static double InferenceThroughput(UNet2D net, int size, bool channelsLast, int slices = 16, int reps = 3)
