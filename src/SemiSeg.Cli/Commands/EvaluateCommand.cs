@@ -12,20 +12,37 @@ internal static class EvaluateCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("evaluate", "Score a checkpoint on the labeled validation or test volumes: Dice, Jaccard, HD95, ASD per class and per case (CSV + JSON).");
+        var cmd = new Command("evaluate", "Score a checkpoint (or a folder of predicted masks) on the labeled validation or test volumes: Dice, Jaccard, HD95, ASD per class and per case (CSV + JSON).");
         var data = new DataOptions();
         data.AddTo(cmd);
-        var ckpt = new Option<string>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt or last.ckpt of a run)", Required = true };
+        var ckpt = new Option<string?>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt or last.ckpt of a run)" };
+        var predictions = new Option<string?>("--predictions") { Description = "Instead of a checkpoint: a folder of predicted masks named CASE_pred.nii.gz / CASE.nii.gz / .nii / .h5 / .png" };
         var split = new Option<Split>("--split") { Description = "Which volumes: test or val", DefaultValueFactory = _ => Split.Test };
         var output = new Option<string?>("--output", "-o") { Description = "Folder for metrics.csv / metrics.json (default: beside the checkpoint, eval-<split>/)" };
         var savePred = new Option<bool>("--save-predictions") { Description = "Also write each predicted mask as NIfTI into the output folder" };
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
         var mode = MetricOptions.Mode(); var policy = MetricOptions.Policy(); var spacing = MetricOptions.Spacing();
-        foreach (var o in new Option[] { ckpt, split, output, savePred, threads, mode, policy, spacing }) cmd.Add(o);
+        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing }) cmd.Add(o);
+        cmd.Validators.Add(r =>
+        {
+            if ((r.GetValue(ckpt) is null) == (r.GetValue(predictions) is null)) r.AddError("give exactly one of --checkpoint and --predictions");
+        });
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
             var manifest = data.Load(r);
+            if (r.GetValue(predictions) is string predDir)
+            {
+                var s = r.GetValue(split);
+                var list = manifest.CasesOf(s);
+                if (list.Count == 0) throw new ArgumentException($"the dataset has no {s.ToString().ToLowerInvariant()} volumes");
+                var rep = Evaluator.EvaluateMasks(predDir, list, manifest.NumClasses, manifest.ClassNames, r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)));
+                var dir = r.GetValue(output) ?? Path.Combine(predDir, $"eval-{s.ToString().ToLowerInvariant()}");
+                rep.Write(dir);
+                PrintReport(rep, $"{list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
+                Console.WriteLine($"wrote {Path.Combine(dir, "metrics.csv")} and metrics.json");
+                return 0;
+            }
             var (net, meta) = Checkpoint.LoadNetwork(r.GetValue(ckpt)!);
             using var _ = net;
             if (meta.Network.NumClasses != manifest.NumClasses)

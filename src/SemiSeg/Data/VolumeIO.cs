@@ -35,21 +35,29 @@ public static class VolumeIO
         };
         if (labelPath != null && !sameFile)
         {
-            if (!File.Exists(labelPath)) throw new FileNotFoundException($"label file '{labelPath}' does not exist", labelPath);
-            byte[] lab; int d, h, w;
-            switch (FormatOf(labelPath))
-            {
-                case "nifti":
-                    lab = Nifti.ReadLabel(labelPath, out var hdr); d = hdr.Nz; h = hdr.Ny; w = hdr.Nx; break;
-                case "png":
-                    lab = Png.ReadMask(labelPath, out h, out w); d = 1; break;
-                default:
-                    var lv = Hdf5.Read(labelPath, withLabel: true); lab = lv.Label!; (d, h, w) = (lv.Depth, lv.Height, lv.Width); break;
-            }
+            var (lab, d, h, w) = ReadLabel(labelPath);
             if ((d, h, w) != (vol.Depth, vol.Height, vol.Width))
                 throw new InvalidDataException($"label '{labelPath}' has shape {d}x{h}x{w} but image '{imagePath}' has {vol.Depth}x{vol.Height}x{vol.Width}");
             vol.Label = lab;
         }
         return vol;
+    }
+
+    /// <summary>Reads a label map (class indices) from NIfTI, PNG or HDF5 (dataset <c>label</c>) with its shape.</summary>
+    public static (byte[] label, int D, int H, int W) ReadLabel(string labelPath)
+    {
+        if (!File.Exists(labelPath)) throw new FileNotFoundException($"label file '{labelPath}' does not exist", labelPath);
+        switch (FormatOf(labelPath))
+        {
+            case "nifti":
+                var lab = Nifti.ReadLabel(labelPath, out var hdr);
+                return (lab, hdr.Nz, hdr.Ny, hdr.Nx);
+            case "png":
+                var m = Png.ReadMask(labelPath, out int h, out int w);
+                return (m, 1, h, w);
+            default:
+                var lv = Hdf5.Read(labelPath, withLabel: true);
+                return (lv.Label!, lv.Depth, lv.Height, lv.Width);
+        }
     }
 }

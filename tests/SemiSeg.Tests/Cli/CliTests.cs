@@ -69,6 +69,15 @@ public class CliTests
         Assert.Contains("mean", o2);
         Assert.True(File.Exists(t["eval/metrics.csv"]) && File.Exists(t["eval/metrics.json"]));
         Assert.Equal(2 * 3 + 1, File.ReadAllLines(t["eval/metrics.csv"]).Length); // 2 cases x 3 classes + header
+        // the saved masks, scored as files, give the same numbers as the checkpoint
+        var (c2b, _, e2b) = Run("evaluate", "--data", t["data"], "--predictions", t["eval/predictions"], "--output", t["eval2"], "--mode", "spacing");
+        Assert.True(c2b == 0, e2b);
+        Assert.Equal(File.ReadAllText(t["eval/metrics.csv"]), File.ReadAllText(t["eval2/metrics.csv"]));
+        var (c2c, _, e2c) = Run("evaluate", "--data", t["data"], "--predictions", t["run"]);
+        Assert.Equal(2, c2c);
+        Assert.Contains("no prediction for case", e2c);
+        var (c2d, _, _) = Run("evaluate", "--data", t["data"]);
+        Assert.NotEqual(0, c2d); // neither --checkpoint nor --predictions
         var (c3, _, e3) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["data/imagesTs"], "--output", t["pred"]);
         Assert.True(c3 == 0, e3);
         var preds = Directory.GetFiles(t["pred"]);
