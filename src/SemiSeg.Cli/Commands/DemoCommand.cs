@@ -36,6 +36,7 @@ internal static class DemoCommand
             };
             Console.WriteLine($"2/4 training a supervised UNet for {o.MaxIterations} iterations (batch {o.BatchSize}, 96x96)");
             var result = TrainCommand.RunTraining(o, manifest, r.GetValue(quiet));
+            if (result.Interrupted) { Console.Error.WriteLine($"interrupted; the run so far is in {o.OutputDir}"); return 130; }
             Console.WriteLine("3/4 evaluating best.ckpt on the 4 test volumes");
             var (net, meta) = Checkpoint.LoadNetwork(result.BestCheckpoint);
             using (net)

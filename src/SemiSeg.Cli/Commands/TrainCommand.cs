@@ -50,6 +50,11 @@ internal static class TrainCommand
             var result = RunTraining(o, manifest, r.GetValue(quiet));
             Console.WriteLine($"best mean foreground Dice on validation: {result.BestDice:F4} at iteration {result.BestIteration}");
             Console.WriteLine($"checkpoints: {result.BestCheckpoint} (best), {result.LastCheckpoint} (last, resumable)");
+            if (result.Interrupted)
+            {
+                Console.Error.WriteLine($"interrupted at iteration {result.Iterations}: continue with the same command plus --resume");
+                return 130;
+            }
             return 0;
         });
         return cmd;

@@ -23,7 +23,7 @@ public interface ITrainingMonitor
     void OnValidation(ValidationInfo info) { }
 }
 
-public sealed record TrainingResult(long Iterations, double BestDice, long BestIteration, string BestCheckpoint, string LastCheckpoint, double SecondsPerIteration);
+public sealed record TrainingResult(long Iterations, double BestDice, long BestIteration, string BestCheckpoint, string LastCheckpoint, double SecondsPerIteration, bool Interrupted);
 
 /// <summary>
 /// The method-agnostic training loop: SGD (momentum, weight decay) with poly or constant learning rate, background
@@ -99,7 +99,7 @@ public sealed class Trainer
 
         method.Train(true);
         var clock = Stopwatch.StartNew();
-        long done = start, timedFrom = start;
+        long done = start;
         double lastLoss = double.NaN;
         var windowClock = Stopwatch.StartNew(); long windowStart = start; double windowWait = loader.WaitSeconds;
         double itPerSec = 0;
@@ -165,9 +165,10 @@ public sealed class Trainer
             Checkpoint.Save(BestPath, Meta(done), method, null);
             Log("no validation volumes: best.ckpt holds the last weights (checkpoint selection: last)");
         }
-        double spi = clock.Elapsed.TotalSeconds / Math.Max(1, done - timedFrom);
-        Log($"finished {done} iterations ({spi:F3} s/iteration); best mean Dice {Fmt(bestDice)} at {bestIt}; data wait {loader.WaitSeconds:F1} s in total");
-        return new TrainingResult(done, bestDice, bestIt, BestPath, LastPath, spi);
+        double spi = clock.Elapsed.TotalSeconds / Math.Max(1, done - start);
+        bool interrupted = done < _o.MaxIterations;
+        Log($"{(interrupted ? "stopped after" : "finished")} {done} iterations ({spi:F3} s/iteration); best mean Dice {Fmt(bestDice)} at {bestIt}; data wait {loader.WaitSeconds:F1} s in total");
+        return new TrainingResult(done, bestDice, bestIt, BestPath, LastPath, spi, interrupted);
     }
 
     /// <summary>One optimisation step of a method: its losses, backward, the optimizer step, then the method's
