@@ -30,22 +30,3 @@ public sealed class SupervisedMethod : ISegmentationMethod
 
     public void Dispose() => Network.Dispose();
 }
-
-/// <summary>The methods the CLI can name.</summary>
-public static class MethodRegistry
-{
-    public sealed record Entry(string Name, string Paper, string Summary, bool UsesUnlabeled, Func<UNetConfig, MethodSettings, ISegmentationMethod> Create);
-
-    public static readonly IReadOnlyList<Entry> All = new[]
-    {
-        new Entry("supervised", "Ronneberger et al., U-Net (MICCAI 2015); SSL4MIS supervised baseline",
-            "0.5·(CE + Dice) on labeled slices only", false, (c, s) => new SupervisedMethod(c, s)),
-        new Entry("mean-teacher", "Tarvainen & Valpola, Mean teachers are better role models (NeurIPS 2017); SSL4MIS train_mean_teacher_2D.py",
-            "EMA teacher on noisy unlabeled images, softmax-MSE consistency ramped up; params consistency, rampup, noise_std, noise_clamp, ema_decay, consistency_start, ema_buffers",
-            true, (c, s) => new MeanTeacherMethod(c, s)),
-    };
-
-    public static Entry Get(string name) =>
-        All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new ArgumentException($"unknown method '{name}'; available: {string.Join(", ", All.Select(e => e.Name))}");
-}

@@ -1,0 +1,57 @@
+using SemiSeg.Losses;
+using SemiSeg.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SemiSeg.Methods;
+
+/// <summary>
+/// Cross Pseudo Supervision (Chen et al., CVPR 2021) as SSL4MIS train_cross_pseudo_supervision_2D.py runs it: two
+/// UNets initialised differently (Kaiming-normal and Xavier-normal conv weights), each trained with 0.5·(CE + Dice) on
+/// labeled images plus λ(t)·CE(own logits, argmax of the other network) on unlabeled images, λ(t) = 0.1·sigmoid_rampup(
+/// t // 150, 200). The reference's two SGD optimizers with equal settings are one SGD over both parameter sets here
+/// (SGD is per-parameter, so the updates are identical). Network 1 is the one evaluated and saved as best.
+/// </summary>
+public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
+{
+    readonly double _consistency, _rampup;
+
+    public CrossPseudoSupervisionMethod(UNetConfig config, MethodSettings settings)
+    {
+        _consistency = settings.Double("consistency", 0.1);
+        _rampup = settings.Double("rampup", 200);
+        Net1 = new UNet2D(config);
+        Net2 = new UNet2D(config);
+        using (no_grad())
+        {
+            foreach (var (name, p) in Net1.named_parameters()) if (p.dim() == 4) init.kaiming_normal_(p);
+            foreach (var (name, p) in Net2.named_parameters()) if (p.dim() == 4) init.xavier_normal_(p);
+        }
+    }
+
+    public string Name => "cps";
+    public UNet2D Net1 { get; }
+    public UNet2D Net2 { get; }
+    public UNet2D InferenceNetwork => Net1;
+    public IReadOnlyList<Module> TrainableModules => new Module[] { Net1, Net2 };
+    public IReadOnlyList<Module> StatefulModules => new Module[] { Net1, Net2 };
+
+    public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
+    {
+        long nu = images.shape[0] - labeledCount;
+        var o1 = Net1.forward(images); var o2 = Net2.forward(images);
+        var sup1 = SegmentationLosses.CeDice(o1.narrow(0, 0, labeledCount), labels);
+        var sup2 = SegmentationLosses.CeDice(o2.narrow(0, 0, labeledCount), labels);
+        if (nu == 0) return new MethodStep(sup1 + sup2, new Dictionary<string, Tensor> { ["sup1"] = sup1, ["sup2"] = sup2 });
+        var u1 = o1.narrow(0, labeledCount, nu); var u2 = o2.narrow(0, labeledCount, nu);
+        var pseudo1 = u1.detach().argmax(1); var pseudo2 = u2.detach().argmax(1);
+        var cps1 = SegmentationLosses.CrossEntropy(u1, pseudo2);
+        var cps2 = SegmentationLosses.CrossEntropy(u2, pseudo1);
+        double w = _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+        var loss = sup1 + sup2 + w * (cps1 + cps2);
+        return new MethodStep(loss, new Dictionary<string, Tensor> { ["sup1"] = sup1, ["sup2"] = sup2, ["cps"] = cps1 + cps2 });
+    }
+
+    public void Dispose() { Net1.Dispose(); Net2.Dispose(); }
+}

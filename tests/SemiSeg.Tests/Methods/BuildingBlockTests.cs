@@ -1,0 +1,111 @@
+using SemiSeg.Methods;
+using SemiSeg.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SemiSeg.Tests.Methods;
+
+public class BuildingBlockTests
+{
+    [Fact]
+    public void SharpenRaisesToOneOverTAndRenormalises()
+    {
+        var p = tensor(new float[] { 0.8f, 0.2f }, new long[] { 1, 2, 1, 1 });
+        var s = PseudoLabels.Sharpen(p, 0.5);
+        Assert.Equal(0.64 / 0.68, s[0, 0, 0, 0].item<float>(), 5);
+        Assert.Equal(0.04 / 0.68, s[0, 1, 0, 0].item<float>(), 5);
+    }
+
+    [Fact]
+    public void LowConfidencePixelsAreIgnoredNotBackground()
+    {
+        // pixel 0: [0.1, 0.9] -> class 1; pixel 1: [0.6, 0.4] -> below 0.7 -> ignore
+        var p = tensor(new float[] { 0.1f, 0.6f, 0.9f, 0.4f }, new long[] { 1, 2, 1, 2 });
+        var (labels, mask) = PseudoLabels.Confident(p, 0.7);
+        Assert.Equal(new long[] { 1, 255 }, labels.data<long>().ToArray());
+        Assert.Equal(new float[] { 1, 0 }, mask.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void LargestComponentKeepsTheBiggestBlobPerClass()
+    {
+        // 1 1 0 0 1
+        // 1 0 0 0 0
+        // 0 0 2 0 0
+        // 0 0 0 1 0     <- touches nothing of class 1 by faces; diagonally touches nothing either
+        var m = new byte[] { 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0 };
+        var kept = PseudoLabels.LargestComponent(m, 1, 4, 5, 3, perSlice: true);
+        Assert.Equal(new byte[] { 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0 }, kept);
+        // diagonal neighbours join under full connectivity only
+        var diag = new byte[] { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0 };
+        var full = PseudoLabels.LargestComponent(diag, 1, 4, 4, 2, perSlice: true, fullConnectivity: true);
+        var face = PseudoLabels.LargestComponent(diag, 1, 4, 4, 2, perSlice: true, fullConnectivity: false);
+        Assert.Equal(diag, full);
+        Assert.Equal(2, face.Count(v => v == 1));
+        // per slice: each slice keeps its own largest blob
+        var two = m.Concat(m).ToArray();
+        Assert.Equal(kept.Concat(kept).ToArray(), PseudoLabels.LargestComponent(two, 2, 4, 5, 3, perSlice: true));
+    }
+
+    [Fact]
+    public void CutMixBoxAndBcpMaskHaveTheReferenceGeometry()
+    {
+        var rng = new Random(1);
+        for (int i = 0; i < 50; i++)
+        {
+            var box = Perturbations.CutMixBox(40, 50, rng, p: 1.0);
+            int area = box.Count(v => v == 1);
+            Assert.InRange(area, 1, (int)(0.4 * 2000) + 1);
+            var rows = Enumerable.Range(0, 40).Where(y => Enumerable.Range(0, 50).Any(x => box[y * 50 + x] == 1)).ToArray();
+            var cols = Enumerable.Range(0, 50).Where(x => Enumerable.Range(0, 40).Any(y => box[y * 50 + x] == 1)).ToArray();
+            Assert.Equal(rows.Length * cols.Length, area); // a filled rectangle
+        }
+        Assert.All(Perturbations.CutMixBox(8, 8, rng, p: 0.0), v => Assert.Equal(0f, v));
+        var bcp = Perturbations.BcpMask(30, 24, new Random(2));
+        Assert.Equal(20 * 16, bcp.Count(v => v == 0));
+    }
+
+    [Fact]
+    public void BlurKeepsConstantsAndStrongAugmentationStaysInRange()
+    {
+        var c = full(new long[] { 1, 1, 16, 16 }, 0.3f);
+        Assert.True(Perturbations.GaussianBlur(c, 1.5).allclose(c, atol: 1e-6));
+        var impulse = zeros(1, 1, 15, 15); impulse[0, 0, 7, 7] = tensor(1f);
+        var b = Perturbations.GaussianBlur(impulse, 1.0);
+        Assert.Equal(1.0, b.sum().item<float>(), 4);
+        Assert.Equal(b[0, 0, 6, 7].item<float>(), b[0, 0, 8, 7].item<float>(), 6);
+        var x = rand(4, 1, 16, 16);
+        var s = Perturbations.Strong(x, new Random(3));
+        Assert.Equal(x.shape, s.shape);
+        Assert.InRange(s.min().item<float>(), 0f, 1f);
+        Assert.InRange(s.max().item<float>(), 0f, 1f);
+    }
+
+    [Fact]
+    public void UaMtThresholdUsesLnCAndUncertaintyIsBounded()
+    {
+        torch.manual_seed(1);
+        using var m = new UncertaintyAwareMeanTeacherMethod(new UNetConfig(), new MethodSettings());
+        Assert.Equal((0.75 + 0.25 * Math.Exp(-5)) * Math.Log(4), m.Threshold(0, 1000), 10);
+        Assert.Equal(Math.Log(4), m.Threshold(1000, 1000), 10);
+        using var ref2 = new UncertaintyAwareMeanTeacherMethod(new UNetConfig(), new MethodSettings(new Dictionary<string, string> { ["ln2_threshold"] = "true" }));
+        Assert.Equal(Math.Log(2), ref2.Threshold(1000, 1000), 10);
+        var u = m.Uncertainty(randn(2, 1, 32, 32));
+        Assert.Equal(new long[] { 2, 1, 32, 32 }, u.shape);
+        Assert.InRange(u.max().item<float>(), 0f, (float)Math.Log(4) + 1e-4f);
+        Assert.InRange(u.min().item<float>(), -1e-5f, (float)Math.Log(4));
+    }
+
+    [Fact]
+    public void CpsTrainsBothNetworksThroughEachOthersPseudoLabels()
+    {
+        torch.manual_seed(2);
+        using var m = new CrossPseudoSupervisionMethod(new UNetConfig(), new MethodSettings());
+        Assert.False(m.Net1.parameters().First().allclose(m.Net2.parameters().First()));
+        var step = m.Step(randn(4, 1, 32, 32), randint(0, 4, new long[] { 2, 32, 32 }).to_type(ScalarType.Int64), 2, new TrainingContext(30000, 30000, 0.01));
+        Assert.True(step.Terms["cps"].item<float>() > 0);
+        step.Loss.backward();
+        Assert.True(m.Net2.parameters().First().grad!.abs().sum().item<float>() > 0);
+        Assert.True(m.Net1.parameters().First().grad!.abs().sum().item<float>() > 0);
+    }
+}
