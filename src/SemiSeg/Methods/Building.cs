@@ -27,14 +27,16 @@ public static class Ramps
 /// <summary>An exponential moving average of a student's weights.</summary>
 public static class Ema
 {
+    /// <summary>The mean-teacher warm-up: α = min(1 − 1/(t+1), decay).</summary>
+    public static double WarmupAlpha(double decay, long step) => Math.Min(1.0 - 1.0 / (step + 1), decay);
+
     /// <summary>
-    /// teacher ← α·teacher + (1−α)·student with α = min(1 − 1/(t+1), decay) (mean-teacher warm-up). Parameters only
-    /// (SSL4MIS), or the whole state dict including BN running statistics (BCP / ABD, <paramref name="includeBuffers"/>).
-    /// In place, unlike PyMIC's discarded non-in-place add.
+    /// teacher ← α·teacher + (1−α)·student, in place (unlike PyMIC's discarded non-in-place add). Parameters only
+    /// (SSL4MIS), or the whole state dict including BN running statistics (BCP / ABD, <paramref name="includeBuffers"/>;
+    /// integer buffers such as num_batches_tracked are copied).
     /// </summary>
-    public static void Update(nn.Module teacher, nn.Module student, double decay, long step, bool includeBuffers = false)
+    public static void Update(nn.Module teacher, nn.Module student, double alpha, bool includeBuffers = false)
     {
-        double alpha = Math.Min(1.0 - 1.0 / (step + 1), decay);
         using var noGrad = no_grad();
         var tp = teacher.parameters().ToArray(); var sp = student.parameters().ToArray();
         for (int i = 0; i < tp.Length; i++) tp[i].mul_(alpha).add_(sp[i], alpha: 1 - alpha);
@@ -43,7 +45,7 @@ public static class Ema
         for (int i = 0; i < tb.Length; i++)
         {
             if (tb[i].is_floating_point()) tb[i].mul_(alpha).add_(sb[i], alpha: 1 - alpha);
-            else tb[i].copy_(sb[i]); // num_batches_tracked
+            else tb[i].copy_(sb[i]);
         }
     }
 }

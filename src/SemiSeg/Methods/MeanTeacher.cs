@@ -71,7 +71,7 @@ public sealed class MeanTeacherMethod : ISegmentationMethod
         return new MethodStep(loss, new Dictionary<string, Tensor> { ["sup"] = sup, ["cons"] = cons });
     }
 
-    public void AfterOptimizerStep(TrainingContext context) => Ema.Update(Teacher, Student, _emaDecay, context.Iteration, _emaBuffers);
+    public void AfterOptimizerStep(TrainingContext context) => Ema.Update(Teacher, Student, Ema.WarmupAlpha(_emaDecay, context.Iteration), _emaBuffers);
 
     public void Dispose() { Student.Dispose(); Teacher.Dispose(); }
 }

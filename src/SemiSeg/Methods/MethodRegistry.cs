@@ -20,6 +20,12 @@ public static class MethodRegistry
         new Entry("cps", "Chen et al., Semi-supervised semantic segmentation with cross pseudo supervision (CVPR 2021); SSL4MIS 2D script",
             "two differently initialised UNets supervise each other with hard pseudo-labels; params consistency, rampup",
             true, (c, s) => new CrossPseudoSupervisionMethod(c, s)),
+        new Entry("unimatch", "Yang et al., Revisiting weak-to-strong consistency in semi-supervised semantic segmentation (CVPR 2023); UniMatch more-scenarios/medical",
+            "weak-view pseudo-labels (confidence 0.95, others ignored) teach two CutMix strong views and a feature-perturbed pass, Dice only; params conf_thresh, strong_weight, fp_weight, fp_dropout, cutmix_p",
+            true, (c, s) => new UniMatchMethod(c, s)),
+        new Entry("bcp", "Bai et al., Bidirectional copy-paste for semi-supervised medical image segmentation (CVPR 2023)",
+            "labeled copy-paste pre-training, then EMA-teacher pseudo-labels mixed both ways with labeled patches, region-weighted Dice+CE (use --schedule constant); params pretrain_iterations, u_weight, ema_decay",
+            true, (c, s) => new BidirectionalCopyPasteMethod(c, s)),
     };
 
     public static Entry Get(string name) =>

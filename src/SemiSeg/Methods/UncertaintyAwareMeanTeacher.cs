@@ -93,7 +93,7 @@ public sealed class UncertaintyAwareMeanTeacherMethod : ISegmentationMethod
         return new MethodStep(loss, new Dictionary<string, Tensor> { ["sup"] = sup, ["cons"] = cons, ["certain"] = mask.mean() });
     }
 
-    public void AfterOptimizerStep(TrainingContext context) => Ema.Update(Teacher, Student, _emaDecay, context.Iteration);
+    public void AfterOptimizerStep(TrainingContext context) => Ema.Update(Teacher, Student, Ema.WarmupAlpha(_emaDecay, context.Iteration));
 
     public void Dispose() { Student.Dispose(); Teacher.Dispose(); }
 }

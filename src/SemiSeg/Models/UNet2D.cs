@@ -132,4 +132,18 @@ public sealed class UNet2D : Module<Tensor, Tensor>
         using var enc = Encode(x);
         return Decode(enc, out _);
     }
+
+    /// <summary>
+    /// UniMatch's need_fp pass: one encoder pass, then the decoder on [features, Dropout2d(p)(features)] at every
+    /// scale, returning the clean and the feature-perturbed logits.
+    /// </summary>
+    public (Tensor clean, Tensor perturbed) ForwardWithFeaturePerturbation(Tensor x, double p = 0.5)
+    {
+        using var scope = NewDisposeScope();
+        using var enc = Encode(x);
+        using var both = new EncoderFeatures(enc.Scales.Select(f => cat(new[] { f, functional.dropout2d(f, p, training: true) }, 0)).ToArray());
+        var logits = Decode(both, out _);
+        long n = x.shape[0];
+        return (logits.narrow(0, 0, n).MoveToOuterDisposeScope(), logits.narrow(0, n, n).MoveToOuterDisposeScope());
+    }
 }

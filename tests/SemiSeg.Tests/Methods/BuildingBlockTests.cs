@@ -109,3 +109,69 @@ public class BuildingBlockTests
         Assert.True(m.Net1.parameters().First().grad!.abs().sum().item<float>() > 0);
     }
 }
+
+public class UniMatchAndBcpTests
+{
+    static Tensor Labels(int n, int size) => randint(0, 4, new long[] { n, size, size }).to_type(ScalarType.Int64);
+
+    [Fact]
+    public void FeaturePerturbationWithoutDropoutIsTheCleanPass()
+    {
+        torch.manual_seed(1);
+        using var net = new UNet2D(new UNetConfig());
+        net.eval();
+        var x = randn(2, 1, 32, 32);
+        var (clean, fp) = net.ForwardWithFeaturePerturbation(x, 0.0);
+        Assert.True(clean.allclose(fp, atol: 1e-6));
+        Assert.True(clean.allclose(net.forward(x), atol: 1e-5));
+    }
+
+    [Fact]
+    public void UniMatchIgnoresEverythingBelowTheThreshold()
+    {
+        torch.manual_seed(2);
+        var settings = new MethodSettings(new Dictionary<string, string> { ["conf_thresh"] = "1.01" });
+        using var m = new UniMatchMethod(new UNetConfig(), settings);
+        var step = m.Step(rand(4, 1, 32, 32), Labels(2, 32), 2, new TrainingContext(5, 100, 0.01));
+        Assert.Equal(0f, step.Terms["s1"].item<float>(), 6);
+        Assert.Equal(0f, step.Terms["s2"].item<float>(), 6);
+        Assert.Equal(0f, step.Terms["fp"].item<float>(), 6);
+        Assert.Equal(step.Terms["sup"].item<float>() / 2, step.Loss.item<float>(), 5);
+        var m2 = new UniMatchMethod(new UNetConfig(), new MethodSettings(new Dictionary<string, string> { ["conf_thresh"] = "0" }));
+        var s2 = m2.Step(rand(4, 1, 32, 32), Labels(2, 32), 2, new TrainingContext(5, 100, 0.01));
+        Assert.True(s2.Terms["fp"].item<float>() > 0);
+        s2.Loss.backward();
+        Assert.True(m2.Network.parameters().First().grad!.abs().sum().item<float>() > 0);
+    }
+
+    [Fact]
+    public void BcpMixLossWithAFullMaskIsThePlainLoss()
+    {
+        var logits = randn(2, 4, 16, 16);
+        var a = Labels(2, 16); var b = Labels(2, 16);
+        var (dice, ce) = BidirectionalCopyPasteMethod.MixLoss(logits, a, b, ones(2, 16, 16), 1.0, 1.0);
+        // the empty outside region contributes Dice 0 (1 - 1e-5/1e-5) and CE 0
+        Assert.Equal(SemiSeg.Losses.SegmentationLosses.Dice(nn.functional.softmax(logits, 1), a).item<float>(), dice.item<float>(), 5);
+        Assert.Equal(SemiSeg.Losses.SegmentationLosses.CrossEntropy(logits, a).item<float>(), ce.item<float>(), 4);
+    }
+
+    [Fact]
+    public void BcpPretrainsOnLabeledThenSelfTrainsFromThePretrainedTeacher()
+    {
+        torch.manual_seed(3);
+        var settings = new MethodSettings(new Dictionary<string, string> { ["pretrain_iterations"] = "2" });
+        using var m = new BidirectionalCopyPasteMethod(new UNetConfig(), settings);
+        using var opt = optim.SGD(m.Student.parameters(), 0.01, momentum: 0.9);
+        var x = rand(8, 1, 32, 32); var y = Labels(4, 32);
+        var teacher0 = m.Teacher.parameters().First().clone();
+        SemiSeg.Training.Trainer.Step(m, opt, x, y, 4, new TrainingContext(0, 10, 0.01));
+        Assert.True(teacher0.allclose(m.Teacher.parameters().First())); // no EMA during pre-training
+        SemiSeg.Training.Trainer.Step(m, opt, x, y, 4, new TrainingContext(1, 10, 0.01));
+        var studentAtSwitch = m.Student.parameters().First().clone();
+        var step = SemiSeg.Training.Trainer.Step(m, opt, x, y, 4, new TrainingContext(2, 10, 0.01));
+        // at the switch the teacher starts from the pre-trained student, then moves by EMA toward the updated student
+        var expected = 0.99 * studentAtSwitch + 0.01 * m.Student.parameters().First();
+        Assert.True(expected.allclose(m.Teacher.parameters().First(), atol: 1e-6));
+        Assert.True(step.Terms["dice"].item<float>() > 0);
+    }
+}

@@ -27,16 +27,18 @@ public class MeanTeacherTests
         using var t = new UNet2D(new UNetConfig());
         var tp = t.parameters().First(); var sp = s.parameters().First();
         using (no_grad()) { tp.fill_(1.0); sp.fill_(3.0); }
-        Ema.Update(t, s, 0.99, step: 1); // alpha = min(1 - 1/2, 0.99) = 0.5
+        Assert.Equal(0.5, Ema.WarmupAlpha(0.99, 1));
+        Assert.Equal(0.99, Ema.WarmupAlpha(0.99, 1000));
+        Ema.Update(t, s, Ema.WarmupAlpha(0.99, 1)); // alpha = min(1 - 1/2, 0.99) = 0.5
         Assert.Equal(2.0f, tp.view(-1)[0].item<float>(), 5);
-        Ema.Update(t, s, 0.99, step: 1000); // alpha = 0.99
+        Ema.Update(t, s, 0.99);
         Assert.Equal(0.99f * 2 + 0.01f * 3, tp.view(-1)[0].item<float>(), 5);
         // buffers only with includeBuffers
         var tb = t.buffers().First(b => b.is_floating_point()); var sb = s.buffers().First(b => b.is_floating_point());
         using (no_grad()) { tb.fill_(0.0); sb.fill_(1.0); }
-        Ema.Update(t, s, 0.99, 1000);
+        Ema.Update(t, s, 0.99);
         Assert.Equal(0f, tb.view(-1)[0].item<float>());
-        Ema.Update(t, s, 0.99, 1000, includeBuffers: true);
+        Ema.Update(t, s, 0.99, includeBuffers: true);
         Assert.Equal(0.01f, tb.view(-1)[0].item<float>(), 5);
     }
 

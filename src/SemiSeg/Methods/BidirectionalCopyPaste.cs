@@ -1,0 +1,110 @@
+using SemiSeg.Losses;
+using SemiSeg.Models;
+using SemiSeg.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SemiSeg.Methods;
+
+/// <summary>
+/// BCP, Bidirectional Copy-Paste (Bai et al., CVPR 2023), after DeepMed-Lab-ECNU/BCP code/ACDC_BCP_train.py.
+/// Mask M: ones with a zero box of 2/3·H × 2/3·W at a random position, one box per iteration.
+/// Pre-training (the first <c>pretrain_iterations</c>, 10 000 on ACDC): the labeled half-batches a, b are mixed,
+/// x = a·M + b·(1−M), supervised by the equally mixed labels. Self-training: an EMA teacher (0.99, whole state dict,
+/// BN statistics included) pseudo-labels the unlabeled halves (argmax, then each class's largest connected component
+/// per slice); inputs x_u = u_a·M + l_a·(1−M) (a labeled patch pasted into the box of an unlabeled image) and
+/// x_l = l_b·M + u_b·(1−M) (an unlabeled patch into the box of a labeled image) are supervised by the correspondingly mixed
+/// targets with per-region weights (ground truth 1.0, pseudo-labels <c>u_weight</c> 0.5) in a masked Dice and a
+/// masked CE; loss = (Dice + CE) / 2.
+/// Deliberate differences: both stages run in one training run — at the switch the teacher is set to the pre-trained
+/// student, as the reference loads the pre-trained checkpoint into both; the optimizer's momentum carries over
+/// (the reference starts a new optimizer). BCP uses a constant learning rate on ACDC: run with --schedule constant.
+/// </summary>
+public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod
+{
+    readonly long _pretrain;
+    readonly double _uWeight, _emaDecay;
+    readonly int _numClasses;
+
+    public BidirectionalCopyPasteMethod(UNetConfig config, MethodSettings settings)
+    {
+        _pretrain = settings.Long("pretrain_iterations", 10000);
+        _uWeight = settings.Double("u_weight", 0.5);
+        _emaDecay = settings.Double("ema_decay", 0.99);
+        _numClasses = config.NumClasses;
+        Student = new UNet2D(config);
+        Teacher = new UNet2D(config);
+        Teacher.load_state_dict(Student.state_dict());
+        foreach (var p in Teacher.parameters()) p.requires_grad_(false);
+    }
+
+    public string Name => "bcp";
+    public UNet2D Student { get; }
+    public UNet2D Teacher { get; }
+    public UNet2D InferenceNetwork => Student;
+    public IReadOnlyList<Module> TrainableModules => new Module[] { Student };
+    public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
+
+    /// <summary>BCP's mix_loss: region M supervised by <paramref name="inside"/> with weight <paramref name="wIn"/>, the
+    /// rest by <paramref name="outside"/> with weight <paramref name="wOut"/>; returns (Dice, CE).</summary>
+    public static (Tensor dice, Tensor ce) MixLoss(Tensor logits, Tensor inside, Tensor outside, Tensor mask, double wIn, double wOut)
+    {
+        var probs = functional.softmax(logits, 1);
+        var rest = 1 - mask;
+        var dice = SegmentationLosses.Dice(probs, inside, mask) * wIn + SegmentationLosses.Dice(probs, outside, rest) * wOut;
+        var ce = SegmentationLosses.CrossEntropy(logits, inside, mask) * wIn + SegmentationLosses.CrossEntropy(logits, outside, rest) * wOut;
+        return (dice, ce);
+    }
+
+    public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
+    {
+        if (labeledCount < 2) throw new ArgumentException("BCP needs at least 2 labeled images per batch (two halves to mix)");
+        long h = images.shape[2], w = images.shape[3];
+        var rng = new Random(Seeds.Mix(context.Iteration, 0xBC9));
+        var m2d = tensor(Perturbations.BcpMask((int)h, (int)w, rng), new[] { 1L, h, w });
+        int half = labeledCount / 2;
+        var imgA = images.narrow(0, 0, half); var imgB = images.narrow(0, half, half);
+        var labA = labels.narrow(0, 0, half); var labB = labels.narrow(0, half, half);
+        var m4 = m2d.unsqueeze(1);
+        var mask = m2d.expand(half, h, w);
+        long nu = images.shape[0] - labeledCount;
+
+        if (context.Iteration < _pretrain || nu < 2)
+        {
+            // labeled copy-paste: x = a·M + b·(1−M), target likewise, both regions weight 1
+            var x = imgA * m4 + imgB * (1 - m4);
+            var (d, c) = MixLoss(Student.forward(x), labA, labB, mask, 1.0, 1.0);
+            var l = (d + c) / 2;
+            return new MethodStep(l, new Dictionary<string, Tensor> { ["dice"] = d, ["ce"] = c });
+        }
+        if (context.Iteration == _pretrain) Teacher.load_state_dict(Student.state_dict());
+
+        int uhalf = (int)(nu / 2);
+        var uA = images.narrow(0, labeledCount, uhalf); var uB = images.narrow(0, labeledCount + uhalf, uhalf);
+        imgA = imgA.narrow(0, 0, Math.Min(half, uhalf)); imgB = imgB.narrow(0, 0, Math.Min(half, uhalf));
+        labA = labA.narrow(0, 0, Math.Min(half, uhalf)); labB = labB.narrow(0, 0, Math.Min(half, uhalf));
+        uA = uA.narrow(0, 0, imgA.shape[0]); uB = uB.narrow(0, 0, imgA.shape[0]);
+        mask = m2d.expand(imgA.shape[0], h, w);
+        Tensor plA, plB;
+        using (no_grad())
+        {
+            plA = PseudoLabels.LargestComponentPerSlice(functional.softmax(Teacher.forward(uA), 1).argmax(1), _numClasses);
+            plB = PseudoLabels.LargestComponentPerSlice(functional.softmax(Teacher.forward(uB), 1).argmax(1), _numClasses);
+        }
+        var xUnl = uA * m4 + imgA * (1 - m4);   // unlabeled image with a labeled patch in the box
+        var xLab = imgB * m4 + uB * (1 - m4);   // labeled image with an unlabeled patch in the box
+        var (ud, uc) = MixLoss(Student.forward(xUnl), plA, labA, mask, _uWeight, 1.0);
+        var (ld, lc) = MixLoss(Student.forward(xLab), labB, plB, mask, 1.0, _uWeight);
+        var loss = ((ud + ld) + (uc + lc)) / 2;
+        return new MethodStep(loss, new Dictionary<string, Tensor> { ["dice"] = ud + ld, ["ce"] = uc + lc });
+    }
+
+    public void AfterOptimizerStep(TrainingContext context)
+    {
+        // BCP's update_model_ema: constant α over the whole state dict
+        if (context.Iteration >= _pretrain) Ema.Update(Teacher, Student, _emaDecay, includeBuffers: true);
+    }
+
+    public void Dispose() { Student.Dispose(); Teacher.Dispose(); }
+}
