@@ -32,20 +32,28 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --output from its last.ckpt" };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Only print the final summary" };
         var param = new Option<string[]>("--param", "-p") { Description = "Method hyper-parameter key=value (repeatable); see `semiseg methods`", AllowMultipleArgumentsPerToken = false };
+        var config = new Option<string?>("--config") { Description = "Configuration file (JSON, e.g. a run's config.json, or YAML) with the same snake_case keys; options given here override it" };
         var contiguous = new Option<bool>("--no-channels-last") { Description = "Keep NCHW memory order (channels_last is faster and numerically the same)" };
-        foreach (var o in new Option[] { method, output, iterations, patch, batch, labeledBs, lr, schedule, valEvery, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous }) cmd.Add(o);
+        foreach (var o in new Option[] { method, output, iterations, patch, batch, labeledBs, lr, schedule, valEvery, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             var manifest = data.Load(r);
-            var o = new TrainOptions
+            // defaults < --config file < options given on the command line
+            var cfgPath = r.GetValue(config);
+            var b = cfgPath is null ? new TrainOptions() : TrainOptions.FromFile(cfgPath);
+            bool Given(Option opt) => cfgPath is null || r.GetResult(opt) is { Implicit: false };
+            T V<T>(Option<T> opt, T current) => Given(opt) ? r.GetValue(opt)! : current;
+            var methodParams = new Dictionary<string, string>(b.MethodParams);
+            foreach (var (k, v) in MethodSettings.Parse(r.GetValue(param) ?? Array.Empty<string>()).Given) methodParams[k] = v;
+            var o = b with
             {
-                Method = r.GetValue(method)!, OutputDir = r.GetValue(output)!, MaxIterations = r.GetValue(iterations),
-                PatchHeight = r.GetValue(patch), PatchWidth = r.GetValue(patch), BatchSize = r.GetValue(batch), LabeledBatchSize = r.GetValue(labeledBs),
-                BaseLr = r.GetValue(lr), Schedule = r.GetValue(schedule), ValidateEvery = r.GetValue(valEvery), SaveEvery = r.GetValue(saveEvery),
-                LogEvery = r.GetValue(logEvery), Seed = r.GetValue(seed), Threads = r.GetValue(threads), LoaderWorkers = r.GetValue(workers),
-                Augment = !r.GetValue(noAug), LinearImageResize = r.GetValue(linear), Resume = r.GetValue(resume),
-                MethodParams = new Dictionary<string, string>(MethodSettings.Parse(r.GetValue(param) ?? Array.Empty<string>()).Given), ChannelsLast = !r.GetValue(contiguous),
-                Network = new UNetConfig { NumClasses = manifest.NumClasses, Up = r.GetValue(up) },
+                Method = V(method, b.Method), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
+                PatchHeight = V(patch, b.PatchHeight), PatchWidth = V(patch, b.PatchWidth), BatchSize = V(batch, b.BatchSize), LabeledBatchSize = V(labeledBs, b.LabeledBatchSize),
+                BaseLr = V(lr, b.BaseLr), Schedule = V(schedule, b.Schedule), ValidateEvery = V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
+                LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
+                Augment = Given(noAug) ? !r.GetValue(noAug) : b.Augment, LinearImageResize = V(linear, b.LinearImageResize), Resume = r.GetValue(resume),
+                MethodParams = methodParams, ChannelsLast = Given(contiguous) ? !r.GetValue(contiguous) : b.ChannelsLast,
+                Network = b.Network with { NumClasses = manifest.NumClasses, Up = V(up, b.Network.Up) },
             };
             var result = RunTraining(o, manifest, r.GetValue(quiet));
             Console.WriteLine($"best mean foreground Dice on validation: {result.BestDice:F4} at iteration {result.BestIteration}");

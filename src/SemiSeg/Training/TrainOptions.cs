@@ -34,6 +34,7 @@ public sealed record TrainOptions
     public bool LinearImageResize { get; init; }
     public bool Resume { get; init; }
     /// <summary>Method hyper-parameters (key=value) over the method's defaults.</summary>
+    [JsonConverter(typeof(ScalarMapConverter))]
     public Dictionary<string, string> MethodParams { get; init; } = new();
     /// <summary>Run the network in channels_last (NHWC) memory order: same values, faster oneDNN kernels.</summary>
     public bool ChannelsLast { get; init; } = true;
@@ -48,9 +49,43 @@ public sealed record TrainOptions
     public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals | JsonNumberHandling.AllowReadingFromString,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    /// <summary>
+    /// Reads a configuration file: JSON (a run's config.json can be given back as is) or YAML, with the same
+    /// snake_case keys (method_params: {consistency: 0.1}, network: {up: transpose}). Unknown keys are an error.
+    /// </summary>
+    public static TrainOptions FromFile(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"config file '{path}' does not exist", path);
+        string text = File.ReadAllText(path);
+        string json;
+        try
+        {
+            if (path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+            {
+                var yaml = new YamlDotNet.Serialization.DeserializerBuilder().WithAttemptingUnquotedStringTypeDeserialization().Build().Deserialize<object>(text);
+                json = JsonSerializer.Serialize(ToJsonFriendly(yaml));
+            }
+            else json = text;
+            var strict = new JsonSerializerOptions(Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+            return JsonSerializer.Deserialize<TrainOptions>(json, strict) ?? throw new InvalidDataException("empty document");
+        }
+        catch (Exception e) when (e is JsonException or YamlDotNet.Core.YamlException or InvalidDataException or NotSupportedException)
+        {
+            throw new InvalidDataException($"config file '{path}': {e.Message}", e);
+        }
+    }
+
+    // YamlDotNet gives Dictionary<object, object>; System.Text.Json needs string keys.
+    static object? ToJsonFriendly(object? node) => node switch
+    {
+        IDictionary<object, object> d => d.ToDictionary(kv => kv.Key.ToString()!, kv => ToJsonFriendly(kv.Value)),
+        IList<object> l => l.Select(ToJsonFriendly).ToList(),
+        _ => node,
     };
 
     public void Validate()
@@ -62,5 +97,37 @@ public sealed record TrainOptions
         if (MaxIterations <= 0) throw new ArgumentException($"iterations must be positive (got {MaxIterations})");
         if (BaseLr <= 0) throw new ArgumentException($"learning rate must be positive (got {BaseLr})");
         if (Network.NumClasses < 2) throw new ArgumentException($"at least 2 classes are needed (got {Network.NumClasses})");
+    }
+}
+
+/// <summary>Reads a JSON object of scalars (numbers, booleans, strings) as strings, so hand-written configs may
+/// write <c>consistency: 0.1</c>; writes strings.</summary>
+public sealed class ScalarMapConverter : JsonConverter<Dictionary<string, string>>
+{
+    public override Dictionary<string, string> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("method_params must be a mapping of names to values");
+        var d = new Dictionary<string, string>();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            var key = reader.GetString()!;
+            reader.Read();
+            d[key] = reader.TokenType switch
+            {
+                JsonTokenType.String => reader.GetString()!,
+                JsonTokenType.Number => System.Text.Encoding.UTF8.GetString(reader.ValueSpan),
+                JsonTokenType.True => "true",
+                JsonTokenType.False => "false",
+                _ => throw new JsonException($"method_params.{key}: expected a number, boolean or string"),
+            };
+        }
+        return d;
+    }
+
+    public override void Write(Utf8JsonWriter writer, Dictionary<string, string> value, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        foreach (var (k, v) in value) writer.WriteString(k, v);
+        writer.WriteEndObject();
     }
 }

@@ -93,6 +93,35 @@ public class CliTests
     }
 
     [Fact]
+    public void ConfigFileCommandLineOverridesAndTheSavedConfigRoundTrips()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 2, val: 1, test: 0, depth: 2, size: 32);
+        File.WriteAllText(t["run.yaml"], "method: mean-teacher\nmax_iterations: 3\npatch_height: 32\npatch_width: 32\nbatch_size: 4\nlabeled_batch_size: 2\n" +
+                                         "schedule: constant\nnetwork:\n  up: transpose\nmethod_params:\n  consistency: 0.5\n  consistency_start: 0\n");
+        var (c, _, e) = Run("train", "--data", t["data"], "--output", t["run"], "--config", t["run.yaml"], "--iterations", "4", "--quiet");
+        Assert.True(c == 0, e);
+        var saved = SemiSeg.Training.TrainOptions.FromFile(t["run/config.json"]);
+        Assert.Equal("mean-teacher", saved.Method);
+        Assert.Equal(4, saved.MaxIterations);                 // the command line wins
+        Assert.Equal(SemiSeg.Training.LrSchedule.Constant, saved.Schedule);
+        Assert.Equal(SemiSeg.Models.UpMode.Transpose, saved.Network.Up);
+        Assert.Equal("0.5", saved.MethodParams["consistency"]);
+        Assert.Equal("0.99", saved.MethodParams["ema_decay"]);  // defaults are written out too
+        // the saved configuration re-runs as is
+        var (c2, _, e2) = Run("train", "--data", t["data"], "--output", t["run2"], "--config", t["run/config.json"], "--quiet");
+        Assert.True(c2 == 0, e2);
+
+        File.WriteAllText(t["typo.yaml"], "max_iteration: 3\n");
+        var (c3, _, e3) = Run("train", "--data", t["data"], "--output", t["run3"], "--config", t["typo.yaml"]);
+        Assert.Equal(2, c3);
+        Assert.Contains("typo.yaml", e3);
+        var (c4, _, e4) = Run("train", "--data", t["data"], "--output", t["run4"], "--method", "mean-teacher", "--param", "consistancy=1", "--iterations", "1", "--patch-size", "32");
+        Assert.Equal(2, c4);
+        Assert.Contains("consistancy", e4);
+    }
+
+    [Fact]
     public void HelpListsTheCommands()
     {
         var (c, o, _) = Run("--help");
