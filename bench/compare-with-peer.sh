@@ -11,8 +11,10 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null
 fi
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "== SemiSeg"
+echo "== SemiSeg (default: channels_last, in-place activations)"
 "$root/semiseg" bench --mode mt --size "$size" --batch "$batch" --iters "$iters" --warmup 1 | grep -v '^iteration'
+echo "== SemiSeg, plain transcription (NCHW, out-of-place activations)"
+"$root/semiseg" bench --mode mt --size "$size" --batch "$batch" --iters "$iters" --warmup 1 --plain | grep -v '^iteration'
 echo "== PyTorch reference (as written)"
 /usr/bin/python3 "$peer" "$size" "$batch" "$iters"
 echo "== PyTorch reference (channels_last)"

@@ -19,9 +19,10 @@ internal static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
         var layout = new Option<string>("--layout") { Description = "Memory order of activations and weights: channels-last (default) or contiguous (NCHW)", DefaultValueFactory = _ => "channels-last" };
         layout.AcceptOnlyFromAmong("channels-last", "contiguous");
+        var plain = new Option<bool>("--plain") { Description = "A plain transcription for comparison: NCHW layout and out-of-place activations (overrides --layout)" };
         var data = new Option<string?>("--data") { Description = "Feed batches from the real loader: an ACDC root, an own-data folder/CSV, or 'phantom' (generated at --size); default: a fixed random batch like peer_mt.py" };
         var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file" };
-        foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, data, json }) cmd.Add(o);
+        foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, plain, data, json }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             Data.DatasetManifest? manifest = null;
@@ -40,11 +41,11 @@ internal static class BenchCommand
             try
             {
                 res = Benchmark.Run(r.GetValue(mode)!, r.GetValue(size), r.GetValue(batch), r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads),
-                    r.GetValue(layout) == "channels-last", Console.WriteLine, manifest);
+                    !r.GetValue(plain) && r.GetValue(layout) == "channels-last", Console.WriteLine, manifest, inplaceActivations: !r.GetValue(plain));
             }
             finally { if (tmp != null) Directory.Delete(tmp, true); }
             var ci = CultureInfo.InvariantCulture;
-            Console.WriteLine(string.Create(ci, $"semiseg {res.Mode} ({r.GetValue(layout)}) size {res.Size} batch {res.Batch} threads {res.Threads}: median {res.MedianSeconds:F3} s/iter"));
+            Console.WriteLine(string.Create(ci, $"semiseg {res.Mode} ({(r.GetValue(plain) ? "plain: contiguous, out-of-place activations" : r.GetValue(layout))}) size {res.Size} batch {res.Batch} threads {res.Threads}: median {res.MedianSeconds:F3} s/iter"));
             Console.WriteLine(string.Create(ci, $"  {res.GFlopPerIteration:F1} GFLOP/iter -> {res.AchievedGFlops:F1} GFLOP/s = {100 * res.AchievedGFlops / res.GemmPeakGFlops:F0}% of measured GEMM peak {res.GemmPeakGFlops:F1} GFLOP/s"));
             Console.WriteLine(string.Create(ci, $"  peak RSS {res.PeakRssMiB:F0} MiB; RSS {res.RssFirstMiB:F0} MiB after the first timed iteration, {res.RssLastMiB:F0} MiB after the last"));
             Console.WriteLine(string.Create(ci, $"  data: {res.DataSource}; waited {1000 * res.DataWaitPerIteration:F1} ms per iteration ({100 * res.DataWaitFraction:F2}% of the iteration)"));

@@ -68,6 +68,18 @@ public static class Perturbations
         return cat(outs, 0).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Cutout (DeVries &amp; Taylor 2017): with probability <paramref name="p"/> per image, a box with the
+    /// geometry of <see cref="CutMixBox"/> is set to <paramref name="fill"/>. Returns the images and the (B, H, W) boxes.</summary>
+    public static (Tensor images, Tensor boxes) Cutout(Tensor images, Random rng, double p = 0.5, float fill = 0f)
+    {
+        using var scope = NewDisposeScope();
+        long n = images.shape[0], h = images.shape[2], w = images.shape[3];
+        var boxes = tensor(Enumerable.Range(0, (int)n).SelectMany(_ => CutMixBox((int)h, (int)w, rng, p)).ToArray(), new[] { n, h, w });
+        var b = boxes.unsqueeze(1).to_type(images.dtype);
+        var outp = images * (1 - b) + fill * b;
+        return (outp.MoveToOuterDisposeScope(), boxes.MoveToOuterDisposeScope());
+    }
+
     /// <summary>Separable Gaussian blur of (B, C, H, W) with reflect padding, kernel radius ⌈3σ⌉.</summary>
     public static Tensor GaussianBlur(Tensor x, double sigma)
     {

@@ -21,20 +21,23 @@ public sealed record UNetConfig
     public int[] Features { get; init; } = { 16, 32, 64, 128, 256 };
     public double[] Dropout { get; init; } = { 0.05, 0.1, 0.2, 0.3, 0.5 };
     public UpMode Up { get; init; } = UpMode.Bilinear;
+    /// <summary>LeakyReLU in place on the BN output (saves a tensor and a memory pass per block; same values and
+    /// gradients, since BN's backward needs its input, not its output).</summary>
+    public bool InplaceActivations { get; init; } = true;
 }
 
 /// <summary>conv3x3 → BN → LeakyReLU → Dropout(p) → conv3x3 → BN → LeakyReLU (SSL4MIS ConvBlock).</summary>
 public sealed class ConvBlock : Module<Tensor, Tensor>
 {
     readonly Sequential conv;
-    public ConvBlock(long cin, long cout, double p) : base(nameof(ConvBlock))
+    public ConvBlock(long cin, long cout, double p, bool inplace = false) : base(nameof(ConvBlock))
     {
         var layers = new List<(string, Module<Tensor, Tensor>)>
         {
-            ("0", Conv2d(cin, cout, 3, padding: 1)), ("1", BatchNorm2d(cout)), ("2", LeakyReLU(0.01)),
+            ("0", Conv2d(cin, cout, 3, padding: 1)), ("1", BatchNorm2d(cout)), ("2", LeakyReLU(0.01, inplace)),
         };
         layers.Add(("3", p > 0 ? Dropout(p) : Identity()));
-        layers.AddRange(new (string, Module<Tensor, Tensor>)[] { ("4", Conv2d(cout, cout, 3, padding: 1)), ("5", BatchNorm2d(cout)), ("6", LeakyReLU(0.01)) });
+        layers.AddRange(new (string, Module<Tensor, Tensor>)[] { ("4", Conv2d(cout, cout, 3, padding: 1)), ("5", BatchNorm2d(cout)), ("6", LeakyReLU(0.01, inplace)) });
         conv = Sequential(layers);
         RegisterComponents();
     }
@@ -47,11 +50,11 @@ public sealed class UpBlock : Module<Tensor, Tensor, Tensor>
     readonly Module<Tensor, Tensor> up;
     readonly ConvBlock conv;
     readonly bool bilinear;
-    public UpBlock(long cDeep, long cSkip, long cout, UpMode mode) : base(nameof(UpBlock))
+    public UpBlock(long cDeep, long cSkip, long cout, UpMode mode, bool inplace = false) : base(nameof(UpBlock))
     {
         bilinear = mode == UpMode.Bilinear;
         up = bilinear ? Conv2d(cDeep, cSkip, 1) : ConvTranspose2d(cDeep, cSkip, 2, stride: 2);
-        conv = new ConvBlock(cSkip * 2, cout, 0.0);
+        conv = new ConvBlock(cSkip * 2, cout, 0.0, inplace);
         RegisterComponents();
     }
     public override Tensor forward(Tensor deep, Tensor skip)
@@ -90,11 +93,12 @@ public sealed class UNet2D : Module<Tensor, Tensor>
         Config = config;
         var f = config.Features; var d = config.Dropout;
         if (f.Length != 5 || d.Length != 5) throw new ArgumentException("UNet2D needs 5 feature widths and 5 dropout rates");
-        inConv = new ConvBlock(config.InChannels, f[0], d[0]);
+        bool ip = config.InplaceActivations;
+        inConv = new ConvBlock(config.InChannels, f[0], d[0], ip);
         down = new ModuleList<Sequential>();
-        for (int i = 1; i < 5; i++) down.Add(Sequential(("pool", MaxPool2d(2)), ("conv", new ConvBlock(f[i - 1], f[i], d[i]))));
+        for (int i = 1; i < 5; i++) down.Add(Sequential(("pool", MaxPool2d(2)), ("conv", new ConvBlock(f[i - 1], f[i], d[i], ip))));
         ups = new ModuleList<UpBlock>();
-        for (int i = 4; i >= 1; i--) ups.Add(new UpBlock(f[i], f[i - 1], f[i - 1], config.Up));
+        for (int i = 4; i >= 1; i--) ups.Add(new UpBlock(f[i], f[i - 1], f[i - 1], config.Up, ip));
         outConv = Conv2d(f[0], config.NumClasses, 3, padding: 1);
         RegisterComponents();
     }

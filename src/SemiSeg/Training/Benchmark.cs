@@ -90,11 +90,11 @@ public static class Benchmark
     /// for them is reported; otherwise a fixed random batch is reused, as peer_mt.py does.
     /// </summary>
     public static BenchResult Run(string mode, int size, int batch, int iterations, int warmup, int? threads, bool channelsLast = true,
-        Action<string>? log = null, Data.DatasetManifest? data = null)
+        Action<string>? log = null, Data.DatasetManifest? data = null, bool inplaceActivations = true)
     {
         Runtime.TorchRuntime.Configure(threads);
         Runtime.TorchRuntime.Seed(0);
-        var cfg = new UNetConfig();
+        var cfg = new UNetConfig { InplaceActivations = inplaceActivations };
         ISegmentationMethod method = mode == "mt" ? new MeanTeacherMethod(cfg, PeerMeanTeacherSettings()) : new SupervisedMethod(cfg);
         using var _ = method;
         if (channelsLast) foreach (var m in method.StatefulModules) MemoryLayout.ToChannelsLast(m);

@@ -175,3 +175,17 @@ public class UniMatchAndBcpTests
         Assert.True(step.Terms["dice"].item<float>() > 0);
     }
 }
+
+public class CutoutTests
+{
+    [Fact]
+    public void CutoutZeroesExactlyItsBox()
+    {
+        var x = rand(3, 1, 20, 20) + 0.5f;
+        var (y, boxes) = Perturbations.Cutout(x, new Random(4), p: 1.0);
+        var inside = boxes.unsqueeze(1).to_type(ScalarType.Bool);
+        Assert.True(boxes.sum().item<float>() > 0);
+        Assert.Equal(0f, y.masked_select(inside).abs().sum().item<float>());
+        Assert.True(y.masked_select(inside.logical_not()).allclose(x.masked_select(inside.logical_not())));
+    }
+}
