@@ -34,9 +34,7 @@ public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod
         _emaDecay = settings.Double("ema_decay", 0.99);
         _numClasses = config.NumClasses;
         Student = new UNet2D(config);
-        Teacher = new UNet2D(config);
-        Teacher.load_state_dict(Student.state_dict());
-        foreach (var p in Teacher.parameters()) p.requires_grad_(false);
+        Teacher = Ema.FrozenCopy(Student);
     }
 
     public string Name => "bcp";

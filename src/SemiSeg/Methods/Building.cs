@@ -27,6 +27,15 @@ public static class Ramps
 /// <summary>An exponential moving average of a student's weights.</summary>
 public static class Ema
 {
+    /// <summary>A teacher that starts as an exact copy of the student and never receives gradients.</summary>
+    public static Models.UNet2D FrozenCopy(Models.UNet2D student)
+    {
+        var teacher = new Models.UNet2D(student.Config);
+        teacher.load_state_dict(student.state_dict());
+        foreach (var p in teacher.parameters()) p.requires_grad_(false);
+        return teacher;
+    }
+
     /// <summary>The mean-teacher warm-up: α = min(1 − 1/(t+1), decay).</summary>
     public static double WarmupAlpha(double decay, long step) => Math.Min(1.0 - 1.0 / (step + 1), decay);
 

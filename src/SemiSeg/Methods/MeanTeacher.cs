@@ -31,9 +31,7 @@ public sealed class MeanTeacherMethod : ISegmentationMethod
         _consistencyStart = settings.Long("consistency_start", 1000);
         _emaBuffers = settings.Bool("ema_buffers", false);
         Student = new UNet2D(config);
-        Teacher = new UNet2D(config);
-        Teacher.load_state_dict(Student.state_dict());
-        foreach (var p in Teacher.parameters()) p.requires_grad_(false);
+        Teacher = Ema.FrozenCopy(Student);
     }
 
     public string Name => "mean-teacher";

@@ -32,9 +32,7 @@ public sealed class UncertaintyAwareMeanTeacherMethod : ISegmentationMethod
         _ln2 = settings.Bool("ln2_threshold", false);
         if (_passes < 2 || _passes % 2 != 0) throw new ArgumentException($"UA-MT: passes must be an even number >= 2 (got {_passes})");
         Student = new UNet2D(config);
-        Teacher = new UNet2D(config);
-        Teacher.load_state_dict(Student.state_dict());
-        foreach (var p in Teacher.parameters()) p.requires_grad_(false);
+        Teacher = Ema.FrozenCopy(Student);
         NumClasses = config.NumClasses;
     }
 
