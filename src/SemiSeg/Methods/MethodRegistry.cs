@@ -26,6 +26,18 @@ public static class MethodRegistry
         new Entry("bcp", "Bai et al., Bidirectional copy-paste for semi-supervised medical image segmentation (CVPR 2023)",
             "labeled copy-paste pre-training, then EMA-teacher pseudo-labels mixed both ways with labeled patches, region-weighted Dice+CE (use --schedule constant); params pretrain_iterations, u_weight, ema_decay",
             true, (c, s) => new BidirectionalCopyPasteMethod(c, s)),
+        new Entry("m3hl", "Liu et al., Mutual mask mix with high-low level feature consistency (MICCAI 2025); PHPJava666/M3HL",
+            "EMA teacher; 4x4 grid masks mix labeled and unlabeled both ways, region-weighted Dice+CE, bottleneck cosine + last-decoder L1 consistency (use --schedule constant); params grid, mask_ratio, u_weight, ema_decay, hl_weight, pretrain_iterations",
+            true, (c, s) => new MutualMaskMixMethod(c, s)),
+        new Entry("abd", "Chi et al., Adaptive bidirectional displacement for semi-supervised medical image segmentation (CVPR 2024); chy-upc/ABD cross teaching",
+            "two UNets on weak/strong views, cross pseudo-supervision plus KL-guided confident-patch displacement (ABD-R) and inverse-confidence labeled swaps (ABD-I); params grid, top_k, consistency, rampup, abd_i_weight, abd_i_until, abd_i_p",
+            true, (c, s) => new AdaptiveDisplacementMethod(c, s, cad: false)),
+        new Entry("cad", "Xiao et al., Confidence-aware adaptive displacement (arXiv 2502.00536), on ABD",
+            "ABD with the largest low-confidence region replaced by the other view's confident content (LLCR) under a rising threshold and shrinking size cap (DTE); params as abd plus tau_start, tau_end, max_area_start, max_area_end",
+            true, (c, s) => new AdaptiveDisplacementMethod(c, s, cad: true)),
+        new Entry("action", "You et al., ACTION: anatomical-aware contrastive distillation for semi-supervised medical image segmentation (IPMI 2023); charlesyou999648/ACTION",
+            "stage 1: ISD soft-negative distillation (global + local, T_s 0.1 / T_t 0.01, queue 36) + supervised; stage 2: EMA-teacher CutMix pseudo-labels (confidence-weighted CE) + ReCo anatomical contrast with sampled hard negatives; params pretrain_iterations, queue_size, student_temp, teacher_temp, isd_weight, ema_decay, strong_threshold, weak_threshold, contrast_temp, num_queries, num_negatives, contrast_weight, local_pool",
+            true, (c, s) => new AnatomicalContrastiveDistillationMethod(c, s)),
     };
 
     public static Entry Get(string name) =>

@@ -42,6 +42,29 @@ public static class Perturbations
     }
 
     /// <summary>
+    /// M3HL's mutual mask: the (H, W) plane cut into a <paramref name="grid"/>×<paramref name="grid"/> grid of blocks
+    /// (the last row/column absorbs any remainder), of which round(<paramref name="ratio"/>·grid²) blocks, drawn without
+    /// replacement, are set to 0 and the rest stay 1. x = a·M + b·(1−M) shows b in the zeroed blocks.
+    /// </summary>
+    public static float[] GridBlockMask(int h, int w, Random rng, int grid = 4, double ratio = 0.5)
+    {
+        if (grid < 1 || grid > Math.Min(h, w)) throw new ArgumentException($"grid {grid} does not fit a {h}x{w} image");
+        var mask = Enumerable.Repeat(1f, h * w).ToArray();
+        int blocks = grid * grid, zeroed = (int)Math.Round(ratio * blocks);
+        var order = Enumerable.Range(0, blocks).ToArray();
+        rng.Shuffle(order);
+        int bh = h / grid, bw = w / grid;
+        foreach (int b in order.Take(zeroed))
+        {
+            int gy = b / grid, gx = b % grid;
+            int y0 = gy * bh, y1 = gy == grid - 1 ? h : y0 + bh, x0 = gx * bw, x1 = gx == grid - 1 ? w : x0 + bw;
+            for (int y = y0; y < y1; y++)
+                for (int x = x0; x < x1; x++) mask[y * w + x] = 0;
+        }
+        return mask;
+    }
+
+    /// <summary>
     /// Strong appearance perturbation of a grey-level image batch (B, 1, H, W) in [0, 1], the grey-scale part of
     /// UniMatch's pipeline: with probability <paramref name="jitterP"/> colour jitter (brightness and contrast factors in
     /// [1−s, 1+s]; saturation and hue have no effect on one channel), with probability <paramref name="blurP"/> a

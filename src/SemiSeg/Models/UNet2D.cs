@@ -131,6 +131,16 @@ public sealed class UNet2D : Module<Tensor, Tensor>
         return logits;
     }
 
+    /// <summary>One pass returning the logits, the bottleneck (high-level, (B, 256, H/16, W/16)) and the last decoder
+    /// map before the output conv (low-level, (B, 16, H, W)): the features M3HL and ACTION compare, without a second pass.</summary>
+    public (Tensor logits, Tensor bottleneck, Tensor decoderFeatures) ForwardWithFeatures(Tensor x)
+    {
+        var enc = Encode(x);
+        var logits = Decode(enc, out var low, keepDecoderFeatures: true);
+        for (int i = 0; i < 4; i++) enc.Scales[i].Dispose();
+        return (logits, enc.Bottleneck, low!);
+    }
+
     public override Tensor forward(Tensor x)
     {
         using var enc = Encode(x);

@@ -1,0 +1,291 @@
+using SemiSeg.Losses;
+using SemiSeg.Models;
+using SemiSeg.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SemiSeg.Methods;
+
+/// <summary>
+/// ACTION, Anatomical-aware Contrastive Distillation (You et al., IPMI 2023), after charlesyou999648/ACTION
+/// train_2D_pretrain.py and train_2D_action.py, in one run of two stages.
+///
+/// Stage 1 (the first <c>pretrain_iterations</c>): ISD-style relational distillation. The student sees a strong view
+/// (colour jitter + blur) of every image of the batch, the EMA teacher (m 0.99, with its own copy of the heads) the
+/// loader's weak view. Global embeddings: the bottleneck average-pooled to 1×1 through an MLP (256→512→512);
+/// local embeddings: the last decoder map average-pooled to 8×8 and flattened. Both L2-normalised. Against a queue Q
+/// of K = 36 past teacher embeddings (one queue per level, FIFO), the student's similarity distribution is distilled
+/// into the teacher's: L_isd = KL( softmax(k·Qᵀ/T_t) ‖ softmax(q·Qᵀ/T_s) ), T_s = 0.1, T_t = 0.01 (soft labels for
+/// the negatives); loss = ½(CE + Dice) on the labeled images + L_isd(global) + L_isd(local).
+/// At the switch the student takes the teacher's (EMA) weights, as stage 2 resumes from the pre-trained EMA.
+/// Stage 2: ½(CE + Dice) on labeled images; the teacher's argmax pseudo-labels of the unlabeled images, CutMix-ed among
+/// them (one box per image, partner = next image), train the student by CE weighted per image by the share of its
+/// pixels whose confidence reaches the strong threshold 0.97 (ReCo's unsupervised loss); plus the anatomical contrast:
+/// ReCo's regional contrastive loss on a 32-d representation head over the last decoder map (average-pooled 2×, so
+/// the extra memory is B·32·H/2·W/2): per class present, 256 hard queries (valid pixels whose predicted probability of
+/// their class is below 0.97; unlabeled pixels are valid where the teacher's confidence exceeds 0.7), one positive
+/// (the class's mean representation, no gradient) and 512 negatives drawn from the other classes' valid pixels, the
+/// class chosen with probability softmax(cos(prototype_c, prototype_j)/τ) so that anatomically similar classes give
+/// the hard negatives; CE over [positive, negatives] cosine similarities / τ, τ = 0.5; averaged over classes present.
+/// Deliberate differences: one run holds both stages (and both pre-training passes of the reference, encoder and
+/// encoder+decoder, are one pass here: the global and local losses are trained together); the local embedding has no
+/// projection head; ACTION++'s adaptive anatomical contrast is not included.
+/// </summary>
+public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMethod
+{
+    readonly long _pretrain, _queueSize, _queries, _negatives;
+    readonly double _emaDecay, _tS, _tT, _strong, _weak, _temp, _contrastWeight, _isdWeight;
+    readonly int _numClasses, _localPool;
+
+    public AnatomicalContrastiveDistillationMethod(UNetConfig config, MethodSettings settings)
+    {
+        _pretrain = settings.Long("pretrain_iterations", 10000);
+        _queueSize = settings.Long("queue_size", 36);
+        _tS = settings.Double("student_temp", 0.1);
+        _tT = settings.Double("teacher_temp", 0.01);
+        _isdWeight = settings.Double("isd_weight", 1.0);
+        _emaDecay = settings.Double("ema_decay", 0.99);
+        _strong = settings.Double("strong_threshold", 0.97);
+        _weak = settings.Double("weak_threshold", 0.7);
+        _temp = settings.Double("contrast_temp", 0.5);
+        _queries = settings.Long("num_queries", 256);
+        _negatives = settings.Long("num_negatives", 512);
+        _contrastWeight = settings.Double("contrast_weight", 1.0);
+        _localPool = (int)settings.Long("local_pool", 8);
+        _numClasses = config.NumClasses;
+        Student = new UNet2D(config);
+        Teacher = Ema.FrozenCopy(Student);
+        Heads = new ActionHeads(config.Features[^1], config.Features[0]);
+        TeacherHeads = new ActionHeads(config.Features[^1], config.Features[0]);
+        TeacherHeads.load_state_dict(Heads.state_dict());
+        foreach (var p in TeacherHeads.parameters()) p.requires_grad_(false);
+        Memory = new IsdMemory(_queueSize, ActionHeads.GlobalDim, config.Features[0] * _localPool * _localPool);
+    }
+
+    public string Name => "action";
+    public UNet2D Student { get; }
+    public UNet2D Teacher { get; }
+    public ActionHeads Heads { get; }
+    public ActionHeads TeacherHeads { get; }
+    public IsdMemory Memory { get; }
+    public UNet2D InferenceNetwork => Student;
+    public IReadOnlyList<Module> TrainableModules => new Module[] { Student, Heads };
+    public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher, Heads, TeacherHeads, Memory };
+
+    /// <summary>KL(softmax(k·Qᵀ/T_t) ‖ softmax(q·Qᵀ/T_s)), averaged over the batch (ISD's soft-negative distillation).</summary>
+    public static Tensor IsdLoss(Tensor query, Tensor key, Tensor queue, double tStudent, double tTeacher)
+    {
+        using var scope = NewDisposeScope();
+        var logS = functional.log_softmax(query.matmul(queue.t()) / tStudent, 1);
+        var pT = functional.softmax(key.matmul(queue.t()) / tTeacher, 1);
+        var kl = (pT * (pT.clamp_min(1e-12).log() - logS)).sum(1).mean();
+        return kl.MoveToOuterDisposeScope();
+    }
+
+    (Tensor global, Tensor local) Embed(Tensor bottleneck, Tensor decoder, ActionHeads heads)
+    {
+        var g = functional.normalize(heads.Global(functional.adaptive_avg_pool2d(bottleneck, 1).flatten(1)), dim: 1);
+        var l = functional.normalize(functional.adaptive_avg_pool2d(decoder, _localPool).flatten(1), dim: 1);
+        return (g, l);
+    }
+
+    public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
+    {
+        long n = images.shape[0], nl = labeledCount, nu = n - nl;
+        var rng = new Random(Seeds.Mix(context.Iteration, 0xAC7));
+        if (context.Iteration < _pretrain) return Pretrain(images, labels, nl, rng);
+        if (context.Iteration == _pretrain && _pretrain > 0)
+        {
+            Student.load_state_dict(Teacher.state_dict());
+            Heads.load_state_dict(TeacherHeads.state_dict());
+        }
+        var supOnly = nu == 0;
+        long h = images.shape[2], w = images.shape[3];
+        Tensor xu = images.narrow(0, nl, nu), pl = empty(0), conf = empty(0);
+        if (!supOnly)
+        {
+            using (no_grad())
+            {
+                var pt = functional.softmax(Teacher.forward(xu), 1);
+                (conf, pl) = pt.max(1);
+                var boxes = tensor(Enumerable.Range(0, (int)nu).SelectMany(_ => Perturbations.CutMixBox((int)h, (int)w, rng, p: 1.0)).ToArray(), new[] { nu, h, w });
+                var partner = tensor(Enumerable.Range(0, (int)nu).Select(i => (long)((i + 1) % nu)).ToArray());
+                var b4 = boxes.unsqueeze(1);
+                xu = xu * (1 - b4) + xu.index_select(0, partner) * b4;
+                var bl = boxes.to_type(ScalarType.Bool);
+                pl = where(bl, pl.index_select(0, partner), pl);
+                conf = where(bl, conf.index_select(0, partner), conf);
+            }
+        }
+        var x = supOnly ? images : cat(new[] { images.narrow(0, 0, nl), xu }, 0);
+        var (logits, _, decoder) = Student.ForwardWithFeatures(x);
+        var sup = SegmentationLosses.CeDice(logits.narrow(0, 0, nl), labels);
+        var terms = new Dictionary<string, Tensor> { ["sup"] = sup };
+        if (supOnly) return new MethodStep(sup, terms);
+
+        // ReCo's unsupervised loss: CE to the pseudo-labels, weighted per image by its share of confident pixels
+        var weight = conf.ge(_strong).to_type(ScalarType.Float32).mean(new long[] { 1, 2 });
+        var ce = functional.cross_entropy(logits.narrow(0, nl, nu), pl, reduction: Reduction.None);
+        var unsup = (weight.view(nu, 1, 1) * ce).mean();
+
+        // anatomical contrast on the pooled representation
+        var rep = Heads.Representation(functional.avg_pool2d(decoder, 2));
+        Tensor target, valid, prob;
+        using (no_grad())
+        {
+            target = cat(new[] { labels, pl }, 0).unsqueeze(1).to_type(ScalarType.Float32);
+            target = functional.interpolate(target, new long[] { rep.shape[2], rep.shape[3] }, mode: InterpolationMode.Nearest).squeeze(1).to_type(ScalarType.Int64);
+            var v = cat(new[] { ones(nl, h, w), conf.gt(_weak).to_type(ScalarType.Float32) }, 0).unsqueeze(1);
+            valid = functional.interpolate(v, new long[] { rep.shape[2], rep.shape[3] }, mode: InterpolationMode.Nearest).squeeze(1).gt(0.5);
+            prob = functional.avg_pool2d(functional.softmax(logits.detach(), 1), 2);
+        }
+        var contrast = RegionalContrast(rep, target, valid, prob, _numClasses, _strong, _temp, _queries, _negatives, rng);
+        var loss = sup + unsup + _contrastWeight * contrast;
+        terms["unsup"] = unsup; terms["contrast"] = contrast;
+        return new MethodStep(loss, terms);
+    }
+
+    MethodStep Pretrain(Tensor images, Tensor labels, long nl, Random rng)
+    {
+        Tensor strong;
+        using (no_grad()) strong = Perturbations.Strong(images, rng);
+        var (logits, high, low) = Student.ForwardWithFeatures(strong);
+        var sup = SegmentationLosses.CeDice(logits.narrow(0, 0, nl), labels);
+        var (qg, ql) = Embed(high, low, Heads);
+        Tensor kg, kl;
+        using (no_grad())
+        {
+            var (_, th, tl) = Teacher.ForwardWithFeatures(images);
+            (kg, kl) = Embed(th, tl, TeacherHeads);
+        }
+        // snapshots: the queues are overwritten below, before the backward pass needs them
+        var isdG = IsdLoss(qg, kg, Memory.Global.clone(), _tS, _tT);
+        var isdL = IsdLoss(ql, kl, Memory.Local.clone(), _tS, _tT);
+        Memory.Enqueue(kg, kl);
+        var loss = sup + _isdWeight * (isdG + isdL);
+        return new MethodStep(loss, new Dictionary<string, Tensor> { ["sup"] = sup, ["isd_global"] = isdG, ["isd_local"] = isdL });
+    }
+
+    /// <summary>
+    /// ReCo's regional contrastive loss on a (B, D, h, w) representation with (B, h, w) class targets, a (B, h, w) valid
+    /// mask and (B, C, h, w) predicted probabilities (for the hard-query test). Sampling uses <paramref name="rng"/>.
+    /// Zero when fewer than two classes are present.
+    /// </summary>
+    public static Tensor RegionalContrast(Tensor rep, Tensor target, Tensor valid, Tensor prob, int numClasses, double strongThreshold,
+        double temp, long numQueries, long numNegatives, Random rng)
+    {
+        long d = rep.shape[1];
+        var flat = rep.permute(0, 2, 3, 1).reshape(-1, d);
+        var tgt = target.reshape(-1); var val = valid.reshape(-1);
+        var probFlat = prob.permute(0, 2, 3, 1).reshape(-1, numClasses);
+        var classes = new List<(Tensor all, Tensor hard, Tensor proto)>();
+        for (int c = 0; c < numClasses; c++)
+        {
+            Tensor idx, hardIdx;
+            using (no_grad())
+            {
+                var m = val.logical_and(tgt.eq(c));
+                idx = m.nonzero().flatten();
+                if (idx.shape[0] == 0) continue;
+                hardIdx = m.logical_and(probFlat.select(1, c).lt(strongThreshold)).nonzero().flatten();
+            }
+            var feats = flat.index_select(0, idx);
+            classes.Add((feats, flat.index_select(0, hardIdx), feats.mean(new long[] { 0 }, keepdim: true)));
+        }
+        if (classes.Count <= 1) return zeros(1, dtype: rep.dtype).squeeze();
+        var protos = cat(classes.Select(c => c.proto).ToList(), 0).detach();
+        Tensor? total = null;
+        int n = classes.Count;
+        for (int i = 0; i < n; i++)
+        {
+            var hard = classes[i].hard;
+            if (hard.shape[0] == 0) continue;
+            var anchorIdx = tensor(Enumerable.Range(0, (int)numQueries).Select(_ => (long)rng.NextInt64(hard.shape[0])).ToArray());
+            var anchors = hard.index_select(0, anchorIdx);
+            Tensor all;
+            using (no_grad())
+            {
+                var others = Enumerable.Range(0, n).Where(j => j != i).ToArray();
+                var sim = functional.cosine_similarity(protos[i].unsqueeze(0), protos.index_select(0, tensor(others.Select(j => (long)j).ToArray())), dim: 1);
+                var p = functional.softmax(sim / temp, 0).data<float>().ToArray();
+                var negIdx = new long[numQueries * numNegatives];
+                var negPool = cat(others.Select(j => classes[j].all.detach()).ToList(), 0);
+                var offsets = new long[others.Length]; long acc = 0;
+                for (int k = 0; k < others.Length; k++) { offsets[k] = acc; acc += classes[others[k]].all.shape[0]; }
+                for (long q = 0; q < negIdx.Length; q++)
+                {
+                    double u = rng.NextDouble(), cum = 0; int k = 0;
+                    for (; k < p.Length - 1; k++) { cum += p[k]; if (u < cum) break; }
+                    negIdx[q] = offsets[k] + rng.NextInt64(classes[others[k]].all.shape[0]);
+                }
+                var negatives = negPool.index_select(0, tensor(negIdx)).reshape(numQueries, numNegatives, d);
+                var positive = protos[i].reshape(1, 1, d).expand(numQueries, 1, d);
+                all = cat(new[] { positive, negatives }, 1);
+            }
+            var logits = functional.cosine_similarity(anchors.unsqueeze(1), all, dim: 2) / temp;
+            var l = functional.cross_entropy(logits, zeros(numQueries, dtype: ScalarType.Int64));
+            total = total is null ? l : total + l;
+        }
+        return total is null ? zeros(1, dtype: rep.dtype).squeeze() : total / n;
+    }
+
+    public void AfterOptimizerStep(TrainingContext context)
+    {
+        double alpha = Ema.WarmupAlpha(_emaDecay, context.Iteration);
+        Ema.Update(Teacher, Student, alpha);
+        if (context.Iteration < _pretrain) Ema.Update(TeacherHeads, Heads, alpha);
+    }
+
+    public void Dispose() { Student.Dispose(); Teacher.Dispose(); Heads.Dispose(); TeacherHeads.Dispose(); Memory.Dispose(); }
+}
+
+/// <summary>ACTION's extra heads: the global projection MLP (stage 1) and the pixel representation head (stage 2).</summary>
+public sealed class ActionHeads : Module
+{
+    public const int GlobalDim = 512, RepresentationDim = 32;
+    readonly TorchSharp.Modules.Sequential global, representation;
+
+    public ActionHeads(long bottleneckChannels, long decoderChannels) : base(nameof(ActionHeads))
+    {
+        global = Sequential(Linear(bottleneckChannels, GlobalDim), ReLU(), Linear(GlobalDim, GlobalDim));
+        representation = Sequential(Conv2d(decoderChannels, 64, 1), BatchNorm2d(64), ReLU(), Conv2d(64, RepresentationDim, 1));
+        RegisterComponents();
+    }
+
+    public Tensor Global(Tensor pooled) => global.forward(pooled);
+    public Tensor Representation(Tensor decoderFeatures) => representation.forward(decoderFeatures);
+}
+
+/// <summary>ISD's FIFO queues of teacher embeddings (global and local), kept in checkpoints so a resumed run continues
+/// with the same negatives.</summary>
+public sealed class IsdMemory : Module
+{
+    public IsdMemory(long size, long globalDim, long localDim) : base(nameof(IsdMemory))
+    {
+        using (no_grad())
+        {
+            register_buffer("queue_global", functional.normalize(randn(size, globalDim), dim: 1));
+            register_buffer("queue_local", functional.normalize(randn(size, localDim), dim: 1));
+            register_buffer("pointer", zeros(1, dtype: ScalarType.Int64));
+        }
+    }
+
+    public Tensor Global => get_buffer("queue_global")!;
+    public Tensor Local => get_buffer("queue_local")!;
+
+    /// <summary>Writes the keys over the oldest entries, wrapping around.</summary>
+    public void Enqueue(Tensor global, Tensor local)
+    {
+        using var noGrad = no_grad();
+        var ptr = get_buffer("pointer")!;
+        long size = Global.shape[0], p = ptr.item<long>();
+        for (long i = 0; i < global.shape[0]; i++)
+        {
+            long slot = (p + i) % size;
+            Global[slot].copy_(global[i]);
+            Local[slot].copy_(local[i]);
+        }
+        ptr.fill_((p + global.shape[0]) % size);
+    }
+}

@@ -1,0 +1,122 @@
+using SemiSeg.Models;
+using SemiSeg.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SemiSeg.Methods;
+
+/// <summary>
+/// M3HL, Mutual Mask Mix with High-Low level feature consistency (Liu et al., MICCAI 2025, arXiv 2508.03752), after
+/// PHPJava666/M3HL ACDC_M3HL_train.py. Student + EMA teacher (α 0.99 over the whole state dict, BN included).
+/// Per sample, a 4×4 grid mask M with 8 of the 16 blocks zeroed; the labeled half-batches a, b and unlabeled halves
+/// u_a, u_b are mixed both ways: x_u = u_a·M + l_a·(1−M), x_l = l_b·M + u_b·(1−M). Targets are mixed the same way from
+/// ground truth and the teacher's pseudo-labels (argmax, then each class's largest connected component per slice);
+/// the loss is BCP's region-weighted Dice + CE (ground truth weight 1, pseudo-label weight <c>u_weight</c> 0.5).
+/// High/low-level consistency with the teacher on the unmixed unlabeled images, from the same forward pass that gives
+/// the logits: low = mean over the 4 (student mixed image, teacher u_a/u_b) pairs of L1 between the last decoder
+/// maps; high = mean over the same pairs of 1 − cosine similarity between the flattened bottlenecks.
+/// Total = (Dice + CE)/2 + <c>hl_weight</c>·(low + high)/2 with hl_weight 1, as in the reference.
+/// Deliberate differences: <c>pretrain_iterations</c> (default 0, the reference script has no pre-training stage)
+/// allows BCP-style labeled copy-paste pre-training with the same mask before the teacher is set to the student.
+/// The reference runs a constant learning rate: use --schedule constant to match it.
+/// </summary>
+public sealed class MutualMaskMixMethod : ISegmentationMethod
+{
+    readonly long _pretrain;
+    readonly double _uWeight, _emaDecay, _ratio, _hlWeight;
+    readonly int _grid, _numClasses;
+
+    public MutualMaskMixMethod(UNetConfig config, MethodSettings settings)
+    {
+        _grid = (int)settings.Long("grid", 4);
+        _ratio = settings.Double("mask_ratio", 0.5);
+        _uWeight = settings.Double("u_weight", 0.5);
+        _emaDecay = settings.Double("ema_decay", 0.99);
+        _hlWeight = settings.Double("hl_weight", 1.0);
+        _pretrain = settings.Long("pretrain_iterations", 0);
+        _numClasses = config.NumClasses;
+        Student = new UNet2D(config);
+        Teacher = Ema.FrozenCopy(Student);
+    }
+
+    public string Name => "m3hl";
+    public UNet2D Student { get; }
+    public UNet2D Teacher { get; }
+    public UNet2D InferenceNetwork => Student;
+    public IReadOnlyList<Module> TrainableModules => new Module[] { Student };
+    public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
+
+    /// <summary>(n, H, W) masks, one grid mask per sample.</summary>
+    public Tensor Masks(long n, long h, long w, Random rng) =>
+        tensor(Enumerable.Range(0, (int)n).SelectMany(_ => Perturbations.GridBlockMask((int)h, (int)w, rng, _grid, _ratio)).ToArray(), new[] { n, h, w });
+
+    /// <summary>Mean over the student × teacher pairs of the low-level L1 and of the high-level 1 − cosine.</summary>
+    public static (Tensor low, Tensor high) HighLowConsistency(IReadOnlyList<(Tensor high, Tensor low)> student, IReadOnlyList<(Tensor high, Tensor low)> teacher)
+    {
+        Tensor? low = null, high = null;
+        foreach (var s in student)
+            foreach (var t in teacher)
+            {
+                var l = functional.l1_loss(s.low, t.low);
+                var h = (1 - functional.cosine_similarity(s.high.flatten(1), t.high.flatten(1), dim: 1)).mean();
+                low = low is null ? l : low + l;
+                high = high is null ? h : high + h;
+            }
+        int pairs = student.Count * teacher.Count;
+        return (low! / pairs, high! / pairs);
+    }
+
+    public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
+    {
+        if (labeledCount < 2) throw new ArgumentException("M3HL needs at least 2 labeled images per batch (two halves to mix)");
+        long h = images.shape[2], w = images.shape[3], nu = images.shape[0] - labeledCount;
+        var rng = new Random(Seeds.Mix(context.Iteration, 0x3A1));
+        int half = labeledCount / 2;
+        var lA = images.narrow(0, 0, half); var lB = images.narrow(0, half, half);
+        var yA = labels.narrow(0, 0, half); var yB = labels.narrow(0, half, half);
+
+        if (context.Iteration < _pretrain || nu < 2)
+        {
+            var m = Masks(half, h, w, rng);
+            var x = lA * m.unsqueeze(1) + lB * (1 - m.unsqueeze(1));
+            var (d, c) = BidirectionalCopyPasteMethod.MixLoss(Student.forward(x), yA, yB, m, 1.0, 1.0);
+            return new MethodStep((d + c) / 2, new Dictionary<string, Tensor> { ["dice"] = d, ["ce"] = c });
+        }
+        if (_pretrain > 0 && context.Iteration == _pretrain) Teacher.load_state_dict(Student.state_dict());
+
+        long k = Math.Min(half, nu / 2);
+        lA = lA.narrow(0, 0, k); lB = lB.narrow(0, 0, k); yA = yA.narrow(0, 0, k); yB = yB.narrow(0, 0, k);
+        var uA = images.narrow(0, labeledCount, k); var uB = images.narrow(0, labeledCount + nu / 2, k);
+        Tensor plA, plB;
+        (Tensor high, Tensor low) tA, tB;
+        using (no_grad())
+        {
+            var (logitsA, highA, lowA) = Teacher.ForwardWithFeatures(uA);
+            var (logitsB, highB, lowB) = Teacher.ForwardWithFeatures(uB);
+            plA = PseudoLabels.LargestComponentPerSlice(logitsA.argmax(1), _numClasses);
+            plB = PseudoLabels.LargestComponentPerSlice(logitsB.argmax(1), _numClasses);
+            tA = (highA, lowA); tB = (highB, lowB);
+        }
+        var mask = Masks(k, h, w, rng);
+        var m4 = mask.unsqueeze(1);
+        var xUnl = uA * m4 + lA * (1 - m4);
+        var xLab = lB * m4 + uB * (1 - m4);
+        // two student passes, as the reference (BN statistics per mixed batch); each gives logits and features together
+        var (lu, hu, fu) = Student.ForwardWithFeatures(xUnl);
+        var (ll, hl, fl) = Student.ForwardWithFeatures(xLab);
+        var (ud, uc) = BidirectionalCopyPasteMethod.MixLoss(lu, plA, yA, mask, _uWeight, 1.0);
+        var (ld, lc) = BidirectionalCopyPasteMethod.MixLoss(ll, yB, plB, mask, 1.0, _uWeight);
+        var (lowLoss, highLoss) = HighLowConsistency(new[] { (hu, fu), (hl, fl) }, new[] { tA, tB });
+        var seg = ((ud + ld) + (uc + lc)) / 2;
+        var loss = seg + _hlWeight * (lowLoss + highLoss) / 2;
+        return new MethodStep(loss, new Dictionary<string, Tensor> { ["seg"] = seg, ["low"] = lowLoss, ["high"] = highLoss });
+    }
+
+    public void AfterOptimizerStep(TrainingContext context)
+    {
+        if (context.Iteration >= _pretrain) Ema.Update(Teacher, Student, _emaDecay, includeBuffers: true);
+    }
+
+    public void Dispose() { Student.Dispose(); Teacher.Dispose(); }
+}

@@ -1,0 +1,242 @@
+using SemiSeg.Methods;
+using SemiSeg.Models;
+using SemiSeg.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SemiSeg.Tests.Methods;
+
+static class Batches
+{
+    public static Tensor Labels(int n, int size) => randint(0, 4, new long[] { n, size, size }).to_type(ScalarType.Int64);
+    public static MethodSettings Params(params (string k, string v)[] kv) => new(kv.ToDictionary(p => p.k, p => p.v));
+}
+
+public class MutualMaskMixTests
+{
+    [Fact]
+    public void GridMaskZeroesExactlyHalfTheBlocksEachWhole()
+    {
+        var m = Perturbations.GridBlockMask(32, 32, new Random(4), grid: 4, ratio: 0.5);
+        int zeroBlocks = 0;
+        for (int gy = 0; gy < 4; gy++)
+            for (int gx = 0; gx < 4; gx++)
+            {
+                var block = Enumerable.Range(0, 64).Select(k => m[(gy * 8 + k / 8) * 32 + gx * 8 + k % 8]).Distinct().ToArray();
+                Assert.Single(block); // a block is all 0 or all 1
+                if (block[0] == 0) zeroBlocks++;
+            }
+        Assert.Equal(8, zeroBlocks);
+        Assert.NotEqual(m, Perturbations.GridBlockMask(32, 32, new Random(5), grid: 4, ratio: 0.5));
+    }
+
+    [Fact]
+    public void FeaturesComeFromTheSamePassAsTheLogits()
+    {
+        torch.manual_seed(1);
+        using var net = new UNet2D(new UNetConfig());
+        net.eval();
+        var x = randn(2, 1, 32, 32);
+        var (logits, high, low) = net.ForwardWithFeatures(x);
+        Assert.Equal(new long[] { 2, 256, 2, 2 }, high.shape);
+        Assert.Equal(new long[] { 2, 16, 32, 32 }, low.shape);
+        Assert.True(logits.allclose(net.forward(x), atol: 1e-5));
+    }
+
+    [Fact]
+    public void HighLowConsistencyHasTheExactValues()
+    {
+        // student low = 1, teacher low = 0 / 2: L1 = 1 for every pair; high: identical (cos 1) and opposite (cos −1)
+        var sHigh = ones(1, 2, 1, 1); var tSame = ones(1, 2, 1, 1); var tOpp = -ones(1, 2, 1, 1);
+        var (low, high) = MutualMaskMixMethod.HighLowConsistency(
+            new[] { (sHigh, ones(1, 3, 2, 2)) },
+            new[] { (tSame, zeros(1, 3, 2, 2)), (tOpp, full(new long[] { 1, 3, 2, 2 }, 2f)) });
+        Assert.Equal(1f, low.item<float>(), 6);
+        Assert.Equal(1f, high.item<float>(), 5); // mean of (1 − 1) and (1 − (−1))
+    }
+
+    [Fact]
+    public void SelfTrainingStepTrainsTheStudentAndTheTeacherFollowsByEma()
+    {
+        torch.manual_seed(3);
+        using var m = new MutualMaskMixMethod(new UNetConfig(), new MethodSettings());
+        using var opt = optim.SGD(m.Student.parameters(), 0.01, momentum: 0.9);
+        var x = rand(8, 1, 32, 32); var y = Batches.Labels(4, 32);
+        var before = m.Student.parameters().First().clone();
+        var step = Trainer.Step(m, opt, x, y, 4, new TrainingContext(0, 10, 0.01));
+        Assert.True(step.Terms["low"].item<float>() > 0 && step.Terms["high"].item<float>() >= 0);
+        var after = m.Student.parameters().First();
+        Assert.False(before.allclose(after));
+        // state-dict EMA with a constant α = 0.99 from the initial (identical) teacher
+        Assert.True((0.99 * before + 0.01 * after).allclose(m.Teacher.parameters().First(), atol: 1e-6));
+        Assert.Throws<ArgumentException>(() => new MutualMaskMixMethod(new UNetConfig(), new MethodSettings()).Step(x, y.narrow(0, 0, 1), 1, new TrainingContext(0, 10, 0.01)));
+    }
+}
+
+public class DisplacementTests
+{
+    /// <summary>(1, 2, 4, 4) probabilities on a 2×2 grid: patch confidences 0.9, 0.6, 0.8, 0.7 (row-major), class 0 winning
+    /// except in patch 2 where class 1 wins.</summary>
+    static Tensor KnownProbs()
+    {
+        var p0 = new float[16];
+        float[] conf = { 0.9f, 0.6f, 0.8f, 0.7f };
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 4; x++)
+            {
+                int patch = y / 2 * 2 + x / 2;
+                p0[y * 4 + x] = patch == 2 ? 1 - conf[patch] : conf[patch];
+            }
+        var c0 = tensor(p0, new long[] { 1, 1, 4, 4 });
+        return cat(new[] { c0, 1 - c0 }, 1);
+    }
+
+    [Fact]
+    public void PatchScoresAreMeanConfidenceAndMeanDistribution()
+    {
+        var (conf, mean) = Displacement.PatchScores(KnownProbs(), 2);
+        Assert.Equal(new[] { 0.9f, 0.6f, 0.8f, 0.7f }, conf[0].Select(v => MathF.Round(v, 5)));
+        Assert.Equal(0.2f, mean[0][2][0], 5);
+        Assert.Equal(0.8f, mean[0][2][1], 5);
+        Assert.Throws<ArgumentException>(() => Displacement.PatchScores(KnownProbs(), 3));
+    }
+
+    [Fact]
+    public void KlGuidedChoiceTakesTheClosestConfidentPatchForTheLeastConfident()
+    {
+        var (c1, m1) = Displacement.PatchScores(KnownProbs(), 2);
+        // view 2 = view 1: the least confident patch is 1 (class-0 distribution 0.6/0.4); among the top-2 (patches 0
+        // and 2) patch 0 (0.9/0.1) is closer in KL than patch 2 (0.2/0.8); with top-1 only patch 0 is a candidate
+        Assert.Equal((1, 0), Displacement.KlGuidedChoice(c1[0], m1[0], c1[0], m1[0], 2));
+        // make patch 2 the most confident in view 2 but class 1: KL still prefers patch 0 among the top 2
+        Assert.Equal((1, 0), Displacement.KlGuidedChoice(c1[0], m1[0], new[] { 0.85f, 0.1f, 0.95f, 0.1f }, m1[0], 2));
+        Assert.Equal((1, 2), Displacement.KlGuidedChoice(c1[0], m1[0], new[] { 0.85f, 0.1f, 0.95f, 0.1f }, m1[0], 1));
+    }
+
+    [Fact]
+    public void CopyPatchMovesExactlyOneBlock()
+    {
+        var src = arange(16, dtype: ScalarType.Float32).reshape(1, 1, 4, 4);
+        var dst = zeros(1, 1, 4, 4);
+        Displacement.CopyPatch(dst, src, 0, to: 0, from: 3, grid: 2);
+        var expected = tensor(new float[] { 10, 11, 0, 0, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, new long[] { 1, 1, 4, 4 });
+        Assert.True(dst.eq(expected).all().item<bool>());
+        var labels = arange(16, dtype: ScalarType.Int64).reshape(1, 4, 4);
+        var lcopy = labels.clone();
+        Displacement.CopyPatch(lcopy, labels, 0, to: 1, from: 2, grid: 2); // (B, H, W) works too
+        Assert.Equal(8L, lcopy[0, 0, 2].item<long>());
+        Assert.Equal(13L, lcopy[0, 1, 3].item<long>());
+    }
+
+    [Fact]
+    public void LargestLowConfidenceRegionIsCappedAndNeedsTheOtherViewConfident()
+    {
+        // 5x5: a 3-pixel low blob (top-left, conf 0.1/0.2/0.3) and a single low pixel (bottom-right, 0.05)
+        var conf = Enumerable.Repeat(0.99f, 25).ToArray();
+        conf[0] = 0.1f; conf[1] = 0.2f; conf[5] = 0.3f; conf[24] = 0.05f;
+        var other = Enumerable.Repeat(0.99f, 25).ToArray();
+        var r = Displacement.LargestLowConfidenceRegion(conf, other, 5, 5, 0.5, 10)!;
+        Assert.Equal(new[] { 0, 1, 5 }, Enumerable.Range(0, 25).Where(i => r[i]));
+        var capped = Displacement.LargestLowConfidenceRegion(conf, other, 5, 5, 0.5, 2)!;
+        Assert.Equal(new[] { 0, 1 }, Enumerable.Range(0, 25).Where(i => capped[i])); // the 2 least confident
+        other[0] = 0.4f; // the other view is not confident there: not replaced
+        var restricted = Displacement.LargestLowConfidenceRegion(conf, other, 5, 5, 0.5, 10)!;
+        Assert.Equal(new[] { 1, 5 }, Enumerable.Range(0, 25).Where(i => restricted[i]));
+        Assert.Null(Displacement.LargestLowConfidenceRegion(Enumerable.Repeat(0.99f, 25).ToArray(), other, 5, 5, 0.5, 10));
+    }
+
+    [Fact]
+    public void CadThresholdRisesAndTheReplacementCapShrinks()
+    {
+        using var m = new AdaptiveDisplacementMethod(new UNetConfig(), new MethodSettings(), cad: true);
+        Assert.Equal((0.80, 0.25), m.Schedule(0, 1000));
+        var (tau, area) = m.Schedule(500, 1000);
+        Assert.Equal(0.875, tau, 9);
+        Assert.Equal((0.25 + 0.0625) / 2, area, 9);
+        Assert.Equal((0.95, 0.0625), m.Schedule(1000, 1000));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AbdAndCadStepsTrainBothNetworksWithEveryTerm(bool cad)
+    {
+        torch.manual_seed(5);
+        using var m = new AdaptiveDisplacementMethod(new UNetConfig(), Batches.Params(("abd_i_p", "1")), cad);
+        var step = m.Step(rand(8, 1, 32, 32), Batches.Labels(4, 32), 4, new TrainingContext(29000, 30000, 0.01));
+        Assert.DoesNotContain("abd_i", step.Terms.Keys); // ABD-I stops after ⅔ of training
+        step = m.Step(rand(8, 1, 32, 32), Batches.Labels(4, 32), 4, new TrainingContext(100, 30000, 0.01));
+        foreach (var k in new[] { "sup", "abd_i", "cps", cad ? "llcr" : "abd_r" }) Assert.True(step.Terms[k].item<float>() > 0, k);
+        step.Loss.backward();
+        Assert.True(m.Net1.parameters().First().grad!.abs().sum().item<float>() > 0);
+        Assert.True(m.Net2.parameters().First().grad!.abs().sum().item<float>() > 0);
+    }
+}
+
+public class AnatomicalContrastTests
+{
+    [Fact]
+    public void IsdLossIsTheKlBetweenTheTwoSimilarityDistributions()
+    {
+        var queue = eye(3);
+        var q = tensor(new float[] { 1, 0, 0 }).reshape(1, 3);
+        // same embedding and same temperature: no divergence
+        Assert.Equal(0f, AnatomicalContrastiveDistillationMethod.IsdLoss(q, q, queue, 0.1, 0.1).item<float>(), 6);
+        // by hand: student logits [10, 0, 0] (T 0.1), teacher logits [0, 100, 0] (T 0.01)
+        var k = tensor(new float[] { 0, 1, 0 }).reshape(1, 3);
+        double zS = Math.Exp(10) + 2, zT = Math.Exp(100) + 2;
+        double[] pS = { Math.Exp(10) / zS, 1 / zS, 1 / zS }, pT = { 1 / zT, Math.Exp(100) / zT, 1 / zT };
+        double kl = Enumerable.Range(0, 3).Sum(i => pT[i] * Math.Log(pT[i] / pS[i]));
+        Assert.Equal(kl, AnatomicalContrastiveDistillationMethod.IsdLoss(q, k, queue, 0.1, 0.01).item<float>(), 3);
+    }
+
+    [Fact]
+    public void QueueWrapsAroundOldestFirst()
+    {
+        using var mem = new IsdMemory(3, 2, 2);
+        mem.Enqueue(tensor(new float[] { 1, 0, 0, 1 }).reshape(2, 2), tensor(new float[] { 1, 1, 2, 2 }).reshape(2, 2));
+        mem.Enqueue(tensor(new float[] { 5, 5, 6, 6 }).reshape(2, 2), tensor(new float[] { 7, 7, 8, 8 }).reshape(2, 2));
+        // slots: 0 ← (1,0) then (6,6); 1 ← (0,1); 2 ← (5,5)
+        Assert.Equal(new float[] { 6, 6, 0, 1, 5, 5 }, mem.Global.data<float>().ToArray());
+        Assert.Equal(new float[] { 8, 8, 2, 2, 7, 7 }, mem.Local.data<float>().ToArray());
+        Assert.Equal(1L, mem.get_buffer("pointer")!.item<long>());
+    }
+
+    [Fact]
+    public void RegionalContrastHasTheClosedFormOnSeparatedFeatures()
+    {
+        // 2 classes, features e0 for class 0 and e1 for class 1, all hard (prob 0.5 < 0.97): every query has cosine 1
+        // with its prototype and 0 with each of the N negatives: CE = −log(e^{1/τ} / (e^{1/τ} + N))
+        var target = tensor(new long[] { 0, 0, 1, 1 }).reshape(1, 2, 2);
+        var rep = stack(new[] { target.eq(0).to_type(ScalarType.Float32), target.eq(1).to_type(ScalarType.Float32) }, 1);
+        var prob = full(new long[] { 1, 2, 2, 2 }, 0.5f);
+        var valid = ones(1, 2, 2, dtype: ScalarType.Bool);
+        double tau = 0.5; int n = 16;
+        var loss = AnatomicalContrastiveDistillationMethod.RegionalContrast(rep, target, valid, prob, 2, 0.97, tau, 8, n, new Random(1));
+        double expected = -Math.Log(Math.Exp(1 / tau) / (Math.Exp(1 / tau) + n));
+        Assert.Equal(expected, loss.item<float>(), 4);
+        // one class only: nothing to contrast
+        Assert.Equal(0f, AnatomicalContrastiveDistillationMethod.RegionalContrast(rep, zeros_like(target), valid, prob, 2, 0.97, tau, 8, n, new Random(1)).item<float>());
+        // confident pixels are not hard queries: with prob 1 nothing is queried
+        Assert.Equal(0f, AnatomicalContrastiveDistillationMethod.RegionalContrast(rep, target, valid, ones(1, 2, 2, 2), 2, 0.97, tau, 8, n, new Random(1)).item<float>());
+    }
+
+    [Fact]
+    public void PretrainingDistilsThenStageTwoStartsFromTheEmaTeacher()
+    {
+        torch.manual_seed(7);
+        using var m = new AnatomicalContrastiveDistillationMethod(new UNetConfig(), Batches.Params(("pretrain_iterations", "2")));
+        using var opt = optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9);
+        var x = rand(8, 1, 32, 32); var y = Batches.Labels(4, 32);
+        var s0 = Trainer.Step(m, opt, x, y, 4, new TrainingContext(0, 10, 0.01));
+        Assert.True(s0.Terms["isd_global"].item<float>() > 0 && s0.Terms["isd_local"].item<float>() > 0);
+        Trainer.Step(m, opt, x, y, 4, new TrainingContext(1, 10, 0.01));
+        var teacherAtSwitch = m.Teacher.parameters().First().clone();
+        var s2 = m.Step(x, y, 4, new TrainingContext(2, 10, 0.01));
+        Assert.True(teacherAtSwitch.allclose(m.Student.parameters().First()));
+        Assert.True(s2.Terms.ContainsKey("contrast") && s2.Terms.ContainsKey("unsup"));
+        Assert.True(float.IsFinite(s2.Loss.item<float>()));
+        s2.Loss.backward();
+        Assert.True(m.Student.parameters().First().grad!.abs().sum().item<float>() > 0);
+    }
+}
