@@ -31,16 +31,28 @@ internal static class EvaluateCommand
         {
             TorchRuntime.Configure(r.GetValue(threads));
             var manifest = data.Load(r);
+            // ultrasound layouts with a head class and pixel sizes: head circumference beside the overlap metrics
+            var headClass = HeadCircumferenceReport.HeadClass(manifest.ClassNames);
+            var hc = headClass is null ? null : new HeadCircumferenceReport();
+            void MeasureHc(CaseRef c, Volume vol, byte[] pred) { if (hc != null) hc.Add(c, vol, pred, headClass!.Value); }
+            void ReportHc(string dir)
+            {
+                if (hc == null) return;
+                hc.Write(dir);
+                Console.WriteLine(hc.Summary());
+                Console.WriteLine($"wrote {Path.Combine(dir, "hc.csv")}");
+            }
             if (r.GetValue(predictions) is string predDir)
             {
                 var s = r.GetValue(split);
                 var list = manifest.CasesOf(s);
                 if (list.Count == 0) throw new ArgumentException($"the dataset has no {s.ToString().ToLowerInvariant()} volumes");
-                var rep = Evaluator.EvaluateMasks(predDir, list, manifest.NumClasses, manifest.ClassNames, r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)));
+                var rep = Evaluator.EvaluateMasks(predDir, list, manifest.NumClasses, manifest.ClassNames, r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)), MeasureHc);
                 var dir = r.GetValue(output) ?? Path.Combine(predDir, $"eval-{s.ToString().ToLowerInvariant()}");
                 rep.Write(dir);
                 PrintReport(rep, $"{list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
                 Console.WriteLine($"wrote {Path.Combine(dir, "metrics.csv")} and metrics.json");
+                ReportHc(dir);
                 return 0;
             }
             var (net, meta) = Checkpoint.LoadNetwork(r.GetValue(ckpt)!);
@@ -56,6 +68,7 @@ internal static class EvaluateCommand
                 r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)),
                 onPrediction: (c, vol, pred) =>
                 {
+                    MeasureHc(c, vol, pred);
                     if (!save) return;
                     var outVol = new Volume(c.Name, vol.Depth, vol.Height, vol.Width, vol.Image, pred) { Spacing = vol.Spacing, Affine = vol.Affine };
                     var path = Path.Combine(outDir, "predictions", c.Name + "_pred.nii.gz");
@@ -65,6 +78,7 @@ internal static class EvaluateCommand
             report.Write(outDir);
             PrintReport(report, $"{cases.Count} {sp.ToString().ToLowerInvariant()} volumes, checkpoint {r.GetValue(ckpt)} (iteration {meta.Iteration})");
             Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.csv")} and metrics.json");
+            ReportHc(outDir);
             return 0;
         });
         return cmd;

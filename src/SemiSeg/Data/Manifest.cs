@@ -9,8 +9,15 @@ public sealed record MetaLabels(string Patient, string Phase, int SliceIndex, in
     public int PositionBucket(int buckets) => SliceCount <= 1 ? 0 : Math.Min(buckets - 1, SliceIndex * buckets / SliceCount);
 }
 
-/// <summary>One case on disk: an image file and, when labeled, a label file (the same file for HDF5).</summary>
-public sealed record CaseRef(string Name, string ImagePath, string? LabelPath, Split Split);
+/// <summary>One case on disk: an image file and, when labeled, a label file (the same file for HDF5). 2D ultrasound
+/// layouts (HC18) carry the pixel size in a table rather than in the image, and HC18 its reference head circumference.</summary>
+public sealed record CaseRef(string Name, string ImagePath, string? LabelPath, Split Split)
+{
+    /// <summary>Isotropic in-plane pixel size in mm from the dataset's table; null = from the file.</summary>
+    public double? PixelSizeMm { get; init; }
+    /// <summary>The reference head circumference in mm (HC18 training table).</summary>
+    public double? HeadCircumferenceMm { get; init; }
+}
 
 /// <summary>One 2D training item: slice <see cref="Z"/> of a case (0 for a 2D file).</summary>
 public sealed record SliceRef(CaseRef Case, int Z, MetaLabels Meta)

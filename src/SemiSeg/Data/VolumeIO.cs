@@ -54,6 +54,8 @@ public static class VolumeIO
                 return (lab, hdr.Nz, hdr.Ny, hdr.Nx);
             case "png":
                 var m = Png.ReadMask(labelPath, out int h, out int w);
+                // HC18 annotations are ellipse outlines: the mask is the filled ellipse
+                if (Hc18Dataset.IsOutline(labelPath)) m = Hc18Dataset.FillOutline(m, h, w, labelPath);
                 return (m, 1, h, w);
             default:
                 var lv = Hdf5.Read(labelPath, withLabel: true);

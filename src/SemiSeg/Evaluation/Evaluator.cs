@@ -33,7 +33,7 @@ public static class Evaluator
 
     /// <summary>Scores mask files (for instance another toolkit's predictions) against the cases' labels.</summary>
     public static EvaluationReport EvaluateMasks(string directory, IReadOnlyList<CaseRef> cases, int numClasses, IReadOnlyList<string> classNames,
-        MetricMode mode, EmptyPolicy policy, double[]? spacingOverride = null)
+        MetricMode mode, EmptyPolicy policy, double[]? spacingOverride = null, Action<CaseRef, Volume, byte[]>? onPrediction = null)
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"prediction folder '{directory}' does not exist");
         return Score(cases, numClasses, classNames, mode, policy, spacingOverride, null, (c, vol) =>
@@ -44,6 +44,7 @@ public static class Evaluator
                 throw new InvalidDataException($"prediction '{path}' has shape {d}x{h}x{w}, the reference of '{c.Name}' has {vol.Depth}x{vol.Height}x{vol.Width}");
             foreach (var v in pred)
                 if (v >= numClasses) throw new InvalidDataException($"prediction '{path}': value {v} is out of range for {numClasses} classes");
+            onPrediction?.Invoke(c, vol, pred);
             return pred;
         });
     }
@@ -56,6 +57,7 @@ public static class Evaluator
         {
             if (c.LabelPath == null) throw new InvalidDataException($"'{c.ImagePath}': evaluation needs a label");
             var vol = load?.Invoke(c) ?? VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+            if (c.PixelSizeMm is double px) vol.Spacing = new[] { 1.0, px, px };
             vol.ValidateLabel(numClasses, c.LabelPath);
             var pred = predict(c, vol);
             results.Add(SegmentationMetrics.Evaluate(c.Name, pred, vol.Label!, vol.Depth, vol.Height, vol.Width, numClasses, mode, policy,
