@@ -38,6 +38,9 @@ public static class MethodRegistry
         new Entry("action", "You et al., ACTION: anatomical-aware contrastive distillation for semi-supervised medical image segmentation (IPMI 2023); charlesyou999648/ACTION",
             "stage 1: ISD soft-negative distillation (global + local, T_s 0.1 / T_t 0.01, queue 36) + supervised; stage 2: EMA-teacher CutMix pseudo-labels (confidence-weighted CE) + ReCo anatomical contrast with sampled hard negatives; params pretrain_iterations, queue_size, student_temp, teacher_temp, isd_weight, ema_decay, strong_threshold, weak_threshold, contrast_temp, num_queries, num_negatives, contrast_weight, local_pool",
             true, (c, s) => new AnatomicalContrastiveDistillationMethod(c, s)),
+        new Entry("ersr", "Zhou et al., Ellipse-constrained pseudo-label refinement and symmetric regularization (arXiv 2508.19815), for fetal-head ultrasound",
+            "EMA teacher; pseudo-labels filtered by boundary consistency and ellipse regularity (adaptive thresholds), refined toward the fitted ellipse, plus perturbation and major-axis mirror consistency; params ellipse_class, consistency, rampup, ema_decay, min_score, sigma_centre, sigma_outside, mirror_weight",
+            true, (c, s) => new EllipseRefinementMethod(c, s)),
     };
 
     public static Entry Get(string name) =>
