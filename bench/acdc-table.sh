@@ -24,7 +24,9 @@ for m in "${methods[@]}"; do
     *) p=();;
   esac
   run="$out/$m-$labeled"
-  if [ ! -f "$run/eval-test/metrics.json" ]; then
+  mkdir -p "$out"
+  # a run claimed by another queue (mkdir is atomic) is left to it
+  if [ ! -f "$run/eval-test/metrics.json" ] && mkdir "$out/.claim-$m-$labeled" 2>/dev/null; then
     resume=(); [ -f "$run/last.ckpt" ] && resume=(--resume)
     $semiseg train --data "$data" --labeled "$labeled" --method "$m" --output "$run" --iterations "$iters" \
       --patch-size "$size" --batch-size "$bs" --labeled-bs "$lbs" --seed 1337 --threads "$threads" --workers 1 \

@@ -10,12 +10,12 @@ internal sealed class DataOptions
 {
     public readonly Option<string> Data = new("--data", "-d")
     {
-        Description = "Dataset: an ACDC root in the SSL4MIS layout (has train_slices.list), an HC18 root (training_set/ + training_set_pixel_size_and_HC.csv), a folder in the imagesTr/labelsTr layout, or a CSV (image,label,split)",
+        Description = "Dataset: an ACDC root in the SSL4MIS layout (has train_slices.list), an HC18 root (training_set/ + training_set_pixel_size_and_HC.csv), a PSFH root (image_mha/ + label_mha/), a folder in the imagesTr/labelsTr layout, or a CSV (image,label,split)",
         Required = true,
     };
     public readonly Option<int?> Labeled = new("--labeled")
     {
-        Description = "ACDC: labeled patients (1, 3, 7, 14, 21, 28, 35, 70; default 7). HC18 and own data: number of labeled training images/cases to use (default: all with labels)",
+        Description = "ACDC: labeled patients (1, 3, 7, 14, 21, 28, 35, 70; default 7). HC18, PSFH and own data: number of labeled training images/cases to use (default: all with labels)",
     };
     public readonly Option<int?> LabeledSlices = new("--labeled-slices") { Description = "ACDC: take exactly the first N slices of train_slices.list as labeled" };
     public readonly Option<int> NumClasses = new("--num-classes") { Description = "Own data: number of classes including background", DefaultValueFactory = _ => 4 };
@@ -28,6 +28,7 @@ internal sealed class DataOptions
         if (IsAcdc(src))
             return AcdcDataset.Load(src, r.GetValue(Labeled) ?? 7, r.GetValue(LabeledSlices));
         if (Hc18Dataset.IsHc18(src)) return Hc18Dataset.Load(src, r.GetValue(Labeled));
+        if (PsfhDataset.IsPsfh(src)) return PsfhDataset.Load(src, r.GetValue(Labeled));
         return CustomDataset.Load(src, r.GetValue(NumClasses), r.GetValue(Labeled));
     }
 

@@ -141,6 +141,48 @@ public static class Hc18Dataset
 }
 
 /// <summary>
+/// The PSFH layout (pubic symphysis and fetal head in intrapartum transperineal ultrasound; FH-PS-AOP challenge,
+/// MICCAI 2023, and the PSFHS data set): <c>image_mha/NAME.mha</c> images with <c>label_mha/NAME.mha</c> masks
+/// (0 background, 1 pubic symphysis, 2 fetal head); PNG pairs in the same folders are read too. Images without a mask
+/// are unlabeled. No official semi-supervised split exists: the labeled images are shuffled with a fixed seed, 20% held
+/// out as test and 10% as validation, and the first <c>--labeled N</c> of the rest keep their masks.
+/// </summary>
+public static class PsfhDataset
+{
+    public static readonly string[] ClassNames = { "background", "pubic symphysis", "fetal head" };
+
+    public static bool IsPsfh(string root) => Directory.Exists(Path.Combine(root, "image_mha")) && Directory.Exists(Path.Combine(root, "label_mha"));
+
+    public static DatasetManifest Load(string root, int? labeledCount = null, double testFraction = 0.2, double valFraction = 0.1, int seed = 1234)
+    {
+        static bool Supported(string f) => MetaImage.IsMetaImagePath(f) || Png.IsPngPath(f);
+        var labels = Directory.EnumerateFiles(Path.Combine(root, "label_mha")).Where(Supported)
+            .ToDictionary(f => Path.GetFileNameWithoutExtension(f), f => f, StringComparer.Ordinal);
+        var images = Directory.EnumerateFiles(Path.Combine(root, "image_mha")).Where(Supported).OrderBy(f => f, StringComparer.Ordinal).ToList();
+        if (images.Count == 0) throw new InvalidDataException($"PSFH dataset '{root}': image_mha/ holds no .mha or .png images");
+        var annotated = images.Where(f => labels.ContainsKey(Path.GetFileNameWithoutExtension(f))).ToArray();
+        new Random(seed).Shuffle(annotated);
+        int nTest = (int)Math.Round(testFraction * annotated.Length), nVal = (int)Math.Round(valFraction * annotated.Length);
+        CaseRef Case(string f, Split split, bool withLabel) =>
+            new(Path.GetFileNameWithoutExtension(f), f, withLabel ? labels[Path.GetFileNameWithoutExtension(f)] : null, split);
+        var test = annotated.Take(nTest).Select(f => Case(f, Split.Test, true)).ToList();
+        var val = annotated.Skip(nTest).Take(nVal).Select(f => Case(f, Split.Val, true)).ToList();
+        var train = annotated.Skip(nTest + nVal).ToList();
+        if (train.Count == 0) throw new InvalidDataException($"PSFH dataset '{root}': too few annotated images ({annotated.Length}) to hold out test and validation and still train");
+        int n = labeledCount ?? train.Count;
+        if (n <= 0 || n > train.Count) throw new ArgumentException($"PSFH dataset '{root}': --labeled {n} is outside 1..{train.Count} (annotated training images)");
+        static SliceRef Slice(CaseRef c) => new(c, 0, new MetaLabels(c.Name, "", 0, 1));
+        var labeled = train.Take(n).Select(f => Slice(Case(f, Split.Train, true))).ToList();
+        var unlabeled = train.Skip(n).Concat(images.Except(annotated)).Select(f => Slice(Case(f, Split.Train, false))).ToList();
+        return new DatasetManifest
+        {
+            Name = $"PSFH '{root}'", NumClasses = 3, ClassNames = ClassNames,
+            Labeled = labeled, Unlabeled = unlabeled, Val = val, Test = test,
+        };
+    }
+}
+
+/// <summary>
 /// A synthetic fetal-head ultrasound generator writing the HC18 layout, for the demo and the tests: a fan-shaped field
 /// of view from a probe at the top, low-echo amniotic fluid, an elliptical head (cephalic index b/a ∈ [0.72, 0.88]) of
 /// varying size, angle and position whose bright skull echo ends on the annotated ellipse (HC18 annotates the outer

@@ -1,11 +1,11 @@
 namespace SemiSeg.Data;
 
-/// <summary>Reads a case (image and, where given, a label) from HDF5, NIfTI or PNG, checking that shapes agree.</summary>
+/// <summary>Reads a case (image and, where given, a label) from HDF5, NIfTI, PNG or MetaImage, checking that shapes agree.</summary>
 public static class VolumeIO
 {
     public static string FormatOf(string path) =>
-        Hdf5.IsHdf5Path(path) ? "hdf5" : Nifti.IsNiftiPath(path) ? "nifti" : Png.IsPngPath(path) ? "png"
-        : throw new InvalidDataException($"'{path}': unknown file type (expected .h5/.hdf5, .nii/.nii.gz or .png)");
+        Hdf5.IsHdf5Path(path) ? "hdf5" : Nifti.IsNiftiPath(path) ? "nifti" : Png.IsPngPath(path) ? "png" : MetaImage.IsMetaImagePath(path) ? "metaimage"
+        : throw new InvalidDataException($"'{path}': unknown file type (expected .h5/.hdf5, .nii/.nii.gz, .png or .mha/.mhd)");
 
     public static (int D, int H, int W) ReadShape(string path)
     {
@@ -14,6 +14,7 @@ public static class VolumeIO
         {
             "hdf5" => Hdf5.ReadShape(path),
             "nifti" => ((Func<(int, int, int)>)(() => { var h = Nifti.ReadHeader(path); return (h.Nz, h.Ny, h.Nx); }))(),
+            "metaimage" => MetaImage.ReadShape(path),
             _ => ((Func<(int, int, int)>)(() => { var (h, w) = Png.ReadShape(path); return (1, h, w); }))(),
         };
     }
@@ -31,6 +32,7 @@ public static class VolumeIO
         {
             "hdf5" => Hdf5.Read(imagePath, withLabel: sameFile, name),
             "nifti" => Nifti.ReadImage(imagePath, name),
+            "metaimage" => MetaImage.ReadImage(imagePath, name),
             _ => Png.ReadImage(imagePath, name),
         };
         if (labelPath != null && !sameFile)
@@ -52,6 +54,8 @@ public static class VolumeIO
             case "nifti":
                 var lab = Nifti.ReadLabel(labelPath, out var hdr);
                 return (lab, hdr.Nz, hdr.Ny, hdr.Nx);
+            case "metaimage":
+                return MetaImage.ReadLabel(labelPath);
             case "png":
                 var m = Png.ReadMask(labelPath, out int h, out int w);
                 // HC18 annotations are ellipse outlines: the mask is the filled ellipse

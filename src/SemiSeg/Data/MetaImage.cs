@@ -1,0 +1,165 @@
+using System.Globalization;
+using System.IO.Compression;
+using System.Text;
+
+namespace SemiSeg.Data;
+
+/// <summary>
+/// MetaImage (ITK's .mha / .mhd) reading, as the PSFH / FH-PS-AOP challenge distributes its images and masks: a text
+/// header of "Key = Value" lines ending with ElementDataFile (LOCAL: the data follows in the same file; otherwise a
+/// file name beside the header), raw or zlib-compressed (CompressedData = True), little- or big-endian, with
+/// NDims 2 or 3 and optionally several channels per element (averaged into one grey channel for images).
+/// </summary>
+public static class MetaImage
+{
+    public static bool IsMetaImagePath(string path) =>
+        path.EndsWith(".mha", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".mhd", StringComparison.OrdinalIgnoreCase);
+
+    sealed record Header(int[] Dims, int Channels, string Type, bool Msb, bool Compressed, double[] Spacing, string DataFile, long DataOffset);
+
+    static Header ReadHeader(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"MetaImage file '{path}' does not exist", path);
+        var fields = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        using var fs = File.OpenRead(path);
+        var line = new StringBuilder();
+        long offset = 0;
+        while (true)
+        {
+            int b = fs.ReadByte();
+            if (b < 0) throw new InvalidDataException($"MetaImage file '{path}': the header has no ElementDataFile line");
+            offset++;
+            if (b != '\n') { if (b != '\r') line.Append((char)b); if (line.Length > 4096) throw new InvalidDataException($"MetaImage file '{path}': not a MetaImage header"); continue; }
+            var text = line.ToString(); line.Clear();
+            int eq = text.IndexOf('=');
+            if (eq <= 0) { if (text.Trim().Length == 0) continue; throw new InvalidDataException($"MetaImage file '{path}': header line '{text}' is not 'Key = Value'"); }
+            var key = text[..eq].Trim(); var value = text[(eq + 1)..].Trim();
+            fields[key] = value;
+            if (key.Equals("ElementDataFile", StringComparison.OrdinalIgnoreCase)) break;
+        }
+        string Need(string k) => fields.TryGetValue(k, out var v) ? v : throw new InvalidDataException($"MetaImage file '{path}': header has no {k}");
+        int nd = int.Parse(Need("NDims"), CultureInfo.InvariantCulture);
+        var dims = Need("DimSize").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        if (nd < 2 || nd > 3 || dims.Length != nd || dims.Any(d => d <= 0))
+            throw new InvalidDataException($"MetaImage file '{path}': NDims {nd} / DimSize '{fields["DimSize"]}' is not a 2D or 3D image");
+        int channels = fields.TryGetValue("ElementNumberOfChannels", out var ch) ? int.Parse(ch, CultureInfo.InvariantCulture) : 1;
+        bool msb = (fields.TryGetValue("ElementByteOrderMSB", out var m1) || fields.TryGetValue("BinaryDataByteOrderMSB", out m1)) && m1.Equals("True", StringComparison.OrdinalIgnoreCase);
+        bool compressed = fields.TryGetValue("CompressedData", out var c) && c.Equals("True", StringComparison.OrdinalIgnoreCase);
+        var spacing = fields.TryGetValue("ElementSpacing", out var sp) || fields.TryGetValue("ElementSize", out sp)
+            ? sp.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray()
+            : Enumerable.Repeat(1.0, nd).ToArray();
+        var dataFile = Need("ElementDataFile");
+        if (!dataFile.Equals("LOCAL", StringComparison.OrdinalIgnoreCase))
+        {
+            dataFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, dataFile);
+            offset = 0;
+        }
+        else dataFile = path;
+        return new Header(dims, channels, Need("ElementType"), msb, compressed, spacing, dataFile, offset);
+    }
+
+    static double[] ReadValues(string path, Header h)
+    {
+        long count = h.Dims.Aggregate(1L, (a, d) => a * d) * h.Channels;
+        int size = h.Type switch
+        {
+            "MET_UCHAR" or "MET_CHAR" => 1,
+            "MET_USHORT" or "MET_SHORT" => 2,
+            "MET_UINT" or "MET_INT" or "MET_FLOAT" => 4,
+            "MET_DOUBLE" or "MET_LONG" or "MET_ULONG" => 8,
+            _ => throw new InvalidDataException($"MetaImage file '{path}': element type {h.Type} is not supported"),
+        };
+        if (!File.Exists(h.DataFile)) throw new FileNotFoundException($"MetaImage file '{path}': its data file '{h.DataFile}' does not exist", h.DataFile);
+        using var fs = File.OpenRead(h.DataFile);
+        fs.Position = h.DataOffset;
+        Stream src = h.Compressed ? new ZLibStream(fs, CompressionMode.Decompress) : fs;
+        var raw = new byte[count * size];
+        int read = 0;
+        try
+        {
+            while (read < raw.Length) { int n = src.Read(raw, read, raw.Length - read); if (n == 0) break; read += n; }
+        }
+        catch (InvalidDataException e) { throw new InvalidDataException($"MetaImage file '{path}': compressed data is corrupt ({e.Message})", e); }
+        if (read < raw.Length) throw new InvalidDataException($"MetaImage file '{path}': data ends after {read} of {raw.Length} bytes");
+        if (h.Msb != !BitConverter.IsLittleEndian && size > 1)
+            for (long i = 0; i < count; i++) Array.Reverse(raw, (int)(i * size), size);
+        var v = new double[count];
+        for (long i = 0; i < count; i++)
+        {
+            int o = (int)(i * size);
+            v[i] = h.Type switch
+            {
+                "MET_UCHAR" => raw[o],
+                "MET_CHAR" => (sbyte)raw[o],
+                "MET_USHORT" => BitConverter.ToUInt16(raw, o),
+                "MET_SHORT" => BitConverter.ToInt16(raw, o),
+                "MET_UINT" => BitConverter.ToUInt32(raw, o),
+                "MET_INT" => BitConverter.ToInt32(raw, o),
+                "MET_FLOAT" => BitConverter.ToSingle(raw, o),
+                "MET_LONG" => BitConverter.ToInt64(raw, o),
+                "MET_ULONG" => BitConverter.ToUInt64(raw, o),
+                _ => BitConverter.ToDouble(raw, o),
+            };
+        }
+        return v;
+    }
+
+    static (int d, int h, int w) Shape(Header h) => h.Dims.Length == 2 ? (1, h.Dims[1], h.Dims[0]) : (h.Dims[2], h.Dims[1], h.Dims[0]);
+
+    public static (int D, int H, int W) ReadShape(string path) => Shape(ReadHeader(path));
+
+    /// <summary>An image, channels averaged, min–max scaled to [0, 1] when its range exceeds it (8-bit ultrasound).</summary>
+    public static Volume ReadImage(string path, string? name = null)
+    {
+        var h = ReadHeader(path);
+        var v = ReadValues(path, h);
+        var (d, hh, w) = Shape(h);
+        var img = new float[(long)d * hh * w];
+        for (long i = 0; i < img.Length; i++)
+        {
+            double s = 0;
+            for (int c = 0; c < h.Channels; c++) s += v[i * h.Channels + c];
+            img[i] = (float)(s / h.Channels);
+        }
+        float max = img.Max();
+        if (max > 1) for (int i = 0; i < img.Length; i++) img[i] /= 255f > max ? 255f : max;
+        var vol = new Volume(name ?? Path.GetFileNameWithoutExtension(path), d, hh, w, img)
+        {
+            Spacing = h.Spacing.Length == 2 ? new[] { 1.0, h.Spacing[1], h.Spacing[0] } : new[] { h.Spacing[2], h.Spacing[1], h.Spacing[0] },
+        };
+        return vol;
+    }
+
+    /// <summary>A label map; values must be whole numbers in 0..255.</summary>
+    public static (byte[] label, int D, int H, int W) ReadLabel(string path)
+    {
+        var h = ReadHeader(path);
+        if (h.Channels != 1) throw new InvalidDataException($"MetaImage label '{path}': has {h.Channels} channels, a label map needs 1");
+        var v = ReadValues(path, h);
+        var lab = new byte[v.Length];
+        for (int i = 0; i < v.Length; i++)
+        {
+            if (v[i] < 0 || v[i] > 255 || v[i] != Math.Floor(v[i])) throw new InvalidDataException($"MetaImage label '{path}': value {v[i]} is not a class index");
+            lab[i] = (byte)v[i];
+        }
+        var (d, hh, w) = Shape(h);
+        return (lab, d, hh, w);
+    }
+
+    /// <summary>Writes a 2D/3D single-channel MET_UCHAR or MET_FLOAT MetaImage with local data, atomically.</summary>
+    public static void Write(string path, int depth, int height, int width, byte[]? bytes = null, float[]? floats = null, bool compress = false)
+    {
+        var dims = depth == 1 ? $"{width} {height}" : $"{width} {height} {depth}";
+        var body = bytes ?? floats!.SelectMany(BitConverter.GetBytes).ToArray();
+        if (compress)
+        {
+            using var ms = new MemoryStream();
+            using (var z = new ZLibStream(ms, CompressionLevel.Fastest, leaveOpen: true)) z.Write(body);
+            body = ms.ToArray();
+        }
+        var header = $"ObjectType = Image\nNDims = {(depth == 1 ? 2 : 3)}\nBinaryData = True\nBinaryDataByteOrderMSB = False\n" +
+                     (compress ? $"CompressedData = True\nCompressedDataSize = {body.Length}\n" : "CompressedData = False\n") +
+                     $"DimSize = {dims}\nElementType = {(bytes != null ? "MET_UCHAR" : "MET_FLOAT")}\nElementDataFile = LOCAL\n";
+        AtomicFile.Write(path, s => { s.Write(Encoding.ASCII.GetBytes(header)); s.Write(body); });
+    }
+}
