@@ -11,6 +11,7 @@ public static class Cli
     {
         var root = new RootCommand("SemiSeg: semi-supervised medical image segmentation (train, evaluate, predict) on TorchSharp.");
         root.Add(TrainCommand.Create());
+        root.Add(TrainCommand.Create(pretrain: true));
         root.Add(EvaluateCommand.Create());
         root.Add(PredictCommand.Create());
         root.Add(DemoCommand.Create());

@@ -7,9 +7,13 @@ namespace SemiSeg.Cli.Commands;
 
 internal static class TrainCommand
 {
-    public static Command Create()
+    /// <summary>`train`, or with <paramref name="pretrain"/> `pretrain`: the meta-label contrastive pre-training stage
+    /// (method meta-contrast without the supervised term, no validation), whose checkpoint feeds --init-encoder.</summary>
+    public static Command Create(bool pretrain = false)
     {
-        var cmd = new Command("train", "Train a segmentation network (supervised or semi-supervised) on 2D slices, validating on volumes.");
+        var cmd = pretrain
+            ? new Command("pretrain", "Self-paced meta-label contrastive pre-training of the UNet encoder on all training slices (labels unused); the written checkpoint starts any later `train --init-encoder`.")
+            : new Command("train", "Train a segmentation network (supervised or semi-supervised) on 2D slices, validating on volumes.");
         var data = new DataOptions();
         data.AddTo(cmd);
         var method = new Option<string>("--method", "-m") { Description = $"Training method ({string.Join(", ", MethodRegistry.All.Select(e => e.Name))})", DefaultValueFactory = _ => "supervised" };
@@ -34,20 +38,25 @@ internal static class TrainCommand
         var param = new Option<string[]>("--param", "-p") { Description = "Method hyper-parameter key=value (repeatable); see `semiseg methods`", AllowMultipleArgumentsPerToken = false };
         var config = new Option<string?>("--config") { Description = "Configuration file (JSON, e.g. a run's config.json, or YAML) with the same snake_case keys; options given here override it" };
         var contiguous = new Option<bool>("--no-channels-last") { Description = "Keep NCHW memory order (channels_last is faster and numerically the same)" };
-        foreach (var o in new Option[] { method, output, iterations, patch, batch, labeledBs, lr, schedule, valEvery, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config }) cmd.Add(o);
+        var initEncoder = new Option<string?>("--init-encoder") { Description = "Start the UNet encoder(s) from this checkpoint's network (e.g. best.ckpt of `semiseg pretrain`)" };
+        var options = new List<Option> { output, iterations, patch, batch, labeledBs, lr, schedule, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config };
+        if (!pretrain) options.AddRange(new Option[] { method, valEvery, initEncoder });
+        foreach (var o in options) cmd.Add(o);
         cmd.SetAction(r =>
         {
             var manifest = data.Load(r);
+            if (pretrain) manifest = manifest.WithoutValidation();
             // defaults < --config file < options given on the command line
             var cfgPath = r.GetValue(config);
             var b = cfgPath is null ? new TrainOptions() : TrainOptions.FromFile(cfgPath);
             bool Given(Option opt) => cfgPath is null || r.GetResult(opt) is { Implicit: false };
             T V<T>(Option<T> opt, T current) => Given(opt) ? r.GetValue(opt)! : current;
             var methodParams = new Dictionary<string, string>(b.MethodParams);
+            if (pretrain) { methodParams.TryAdd("supervised_weight", "0"); methodParams.TryAdd("contrast_weight", "1"); }
             foreach (var (k, v) in MethodSettings.Parse(r.GetValue(param) ?? Array.Empty<string>()).Given) methodParams[k] = v;
             var o = b with
             {
-                Method = V(method, b.Method), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
+                Method = pretrain ? "meta-contrast" : V(method, b.Method), InitEncoder = pretrain ? null : V(initEncoder, b.InitEncoder), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
                 PatchHeight = V(patch, b.PatchHeight), PatchWidth = V(patch, b.PatchWidth), BatchSize = V(batch, b.BatchSize), LabeledBatchSize = V(labeledBs, b.LabeledBatchSize),
                 BaseLr = V(lr, b.BaseLr), Schedule = V(schedule, b.Schedule), ValidateEvery = V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
                 LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
@@ -56,8 +65,12 @@ internal static class TrainCommand
                 Network = b.Network with { NumClasses = manifest.NumClasses, Up = V(up, b.Network.Up) },
             };
             var result = RunTraining(o, manifest, r.GetValue(quiet));
-            Console.WriteLine($"best mean foreground Dice on validation: {result.BestDice:F4} at iteration {result.BestIteration}");
-            Console.WriteLine($"checkpoints: {result.BestCheckpoint} (best), {result.LastCheckpoint} (last, resumable)");
+            if (pretrain) Console.WriteLine($"pre-trained encoder: {result.BestCheckpoint} (use with train --init-encoder); resumable state: {result.LastCheckpoint}");
+            else
+            {
+                Console.WriteLine($"best mean foreground Dice on validation: {result.BestDice:F4} at iteration {result.BestIteration}");
+                Console.WriteLine($"checkpoints: {result.BestCheckpoint} (best), {result.LastCheckpoint} (last, resumable)");
+            }
             if (result.Interrupted)
             {
                 Console.Error.WriteLine($"interrupted at iteration {result.Iterations}: continue with the same command plus --resume");

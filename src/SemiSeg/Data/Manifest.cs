@@ -45,6 +45,13 @@ public sealed class DatasetManifest
         _ => Labeled.Concat(Unlabeled).Select(s => s.Case).Where(c => c.LabelPath != null).Distinct().ToList(),
     };
 
+    /// <summary>The same data without validation volumes (pre-training selects nothing on them).</summary>
+    public DatasetManifest WithoutValidation() => new()
+    {
+        Name = Name, NumClasses = NumClasses, ClassNames = ClassNames, Labeled = Labeled, Unlabeled = Unlabeled,
+        Val = Array.Empty<CaseRef>(), Test = Test, DefaultSpacing = DefaultSpacing,
+    };
+
     public string Summary() =>
         $"{Name}: {Labeled.Count} labeled slices ({Labeled.Select(s => s.Meta.Patient).Distinct().Count()} patients/cases), " +
         $"{Unlabeled.Count} unlabeled slices, {Val.Count} val volumes, {Test.Count} test volumes, {NumClasses} classes";

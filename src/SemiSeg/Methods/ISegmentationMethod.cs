@@ -4,8 +4,12 @@ using static TorchSharp.torch;
 
 namespace SemiSeg.Methods;
 
-/// <summary>Where training stands when a method computes its losses.</summary>
-public sealed record TrainingContext(long Iteration, long MaxIterations, double LearningRate);
+/// <summary>Where training stands when a method computes its losses, and the batch's meta-labels (slice position,
+/// patient, phase) in batch order when the trainer has them.</summary>
+public sealed record TrainingContext(long Iteration, long MaxIterations, double LearningRate)
+{
+    public IReadOnlyList<SemiSeg.Data.MetaLabels>? Meta { get; init; }
+}
 
 /// <summary>A method's loss for one batch and the scalars it wants logged.</summary>
 public sealed class MethodStep

@@ -41,6 +41,9 @@ public static class MethodRegistry
         new Entry("ersr", "Zhou et al., Ellipse-constrained pseudo-label refinement and symmetric regularization (arXiv 2508.19815), for fetal-head ultrasound",
             "EMA teacher; pseudo-labels filtered by boundary consistency and ellipse regularity (adaptive thresholds), refined toward the fitted ellipse, plus perturbation and major-axis mirror consistency; params ellipse_class, consistency, rampup, ema_decay, min_score, sigma_centre, sigma_outside, mirror_weight",
             true, (c, s) => new EllipseRefinementMethod(c, s)),
+        new Entry("meta-contrast", "Peng et al., Self-paced contrastive learning for semi-supervised medical image segmentation with meta-labels (NeurIPS 2021); jizongFox/Self-paced-Contrastive-Learning",
+            "supervised-contrastive loss on the pooled bottleneck with slice-position / patient / phase meta-labels as positives, self-paced pair weights; `semiseg pretrain` is its pre-training stage; params temperature, supervised_weight, contrast_weight, partitions, soft, gamma_power, partition|patient|cycle|self (on/off) and their _gamma_begin/_gamma_end",
+            true, (c, s) => new MetaLabelContrastMethod(c, s)),
     };
 
     public static Entry Get(string name) =>

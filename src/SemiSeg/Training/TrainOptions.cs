@@ -33,6 +33,8 @@ public sealed record TrainOptions
     /// <summary>Bilinear instead of nearest image resize (the reference uses nearest, order 0).</summary>
     public bool LinearImageResize { get; init; }
     public bool Resume { get; init; }
+    /// <summary>Checkpoint whose network's encoder initialises the method's UNets (e.g. from `semiseg pretrain`).</summary>
+    public string? InitEncoder { get; init; }
     /// <summary>Method hyper-parameters (key=value) over the method's defaults.</summary>
     [JsonConverter(typeof(ScalarMapConverter))]
     public Dictionary<string, string> MethodParams { get; init; } = new();

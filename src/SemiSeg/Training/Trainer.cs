@@ -65,6 +65,7 @@ public sealed class Trainer
         var settings = new MethodSettings(_o.MethodParams);
         using var method = entry.Create(_o.Network, settings);
         settings.EnsureAllUsed(entry.Name);
+        if (_o.InitEncoder is string init) LoadEncoder(init, method);
         if (_o.ChannelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
         var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
         using var optimizer = optim.SGD(parameters, _o.BaseLr, momentum: _o.Momentum, weight_decay: _o.WeightDecay);
@@ -109,7 +110,7 @@ public sealed class Trainer
             double lr = _o.LearningRateAt(it);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             var batch = loader.Next();
-            var ctx = new TrainingContext(it, _o.MaxIterations, lr);
+            var ctx = new TrainingContext(it, _o.MaxIterations, lr) { Meta = batch.Items.Select(i => i.Meta).ToArray() };
             bool logNow = (it + 1) % _o.LogEvery == 0 || it == start;
             Dictionary<string, double> terms = new();
             using (var scope = NewDisposeScope())
@@ -169,6 +170,29 @@ public sealed class Trainer
         bool interrupted = done < _o.MaxIterations;
         Log($"{(interrupted ? "stopped after" : "finished")} {done} iterations ({spi:F3} s/iteration); best mean Dice {Fmt(bestDice)} at {bestIt}; data wait {loader.WaitSeconds:F1} s in total");
         return new TrainingResult(done, bestDice, bestIt, BestPath, LastPath, spi, interrupted);
+    }
+
+    /// <summary>
+    /// Starts every UNet of a method (student, EMA teacher, second network of the same configuration) from the encoder
+    /// of a checkpoint's network, e.g. the one `semiseg pretrain` writes; the decoder keeps its initialisation.
+    /// </summary>
+    public static int LoadEncoder(string checkpoint, ISegmentationMethod method)
+    {
+        var (source, _) = Checkpoint.LoadNetwork(checkpoint);
+        using var _ = source;
+        var encoder = source.named_parameters().Where(p => p.name.StartsWith("inConv.") || p.name.StartsWith("down.")).ToDictionary(p => p.name, p => p.parameter);
+        int copied = 0;
+        using var noGrad = no_grad();
+        foreach (var net in method.StatefulModules.OfType<Models.UNet2D>())
+            foreach (var (name, p) in net.named_parameters())
+            {
+                if (!encoder.TryGetValue(name, out var src)) continue;
+                if (!src.shape.SequenceEqual(p.shape))
+                    throw new InvalidDataException($"checkpoint '{checkpoint}': encoder parameter {name} has shape [{string.Join(",", src.shape)}], the network needs [{string.Join(",", p.shape)}]");
+                p.copy_(src); copied++;
+            }
+        if (copied == 0) throw new InvalidDataException($"checkpoint '{checkpoint}': no encoder parameter matches the method's networks");
+        return copied;
     }
 
     /// <summary>One optimisation step of a method: its losses, backward, the optimizer step, then the method's
