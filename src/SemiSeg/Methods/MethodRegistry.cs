@@ -44,6 +44,9 @@ public static class MethodRegistry
         new Entry("meta-contrast", "Peng et al., Self-paced contrastive learning for semi-supervised medical image segmentation with meta-labels (NeurIPS 2021); jizongFox/Self-paced-Contrastive-Learning",
             "supervised-contrastive loss on the pooled bottleneck with slice-position / patient / phase meta-labels as positives, self-paced pair weights; `semiseg pretrain` is its pre-training stage; params temperature, supervised_weight, contrast_weight, partitions, soft, gamma_power, partition|patient|cycle|self (on/off) and their _gamma_begin/_gamma_end",
             true, (c, s) => new MetaLabelContrastMethod(c, s)),
+        new Entry("transmedseg", "Wang et al., TransMedSeg: a transferable semantic framework for semi-supervised medical image segmentation (arXiv 2505.14753)",
+            "EMA teacher; student features augmented toward the teacher's per-class statistics (light memory) through the closed-form upper bound of the expected cross-entropy (ISDA-style logit offsets), on labeled and confident pseudo-labeled pixels; params consistency, rampup, ema_decay, lambda, conf_thresh, memory_momentum, pixels_per_class",
+            true, (c, s) => new TransferableSemanticAugmentationMethod(c, s)),
     };
 
     public static Entry Get(string name) =>

@@ -105,6 +105,9 @@ public sealed class UNet2D : Module<Tensor, Tensor>
 
     public UNetConfig Config { get; }
 
+    /// <summary>The 3×3 output convolution (the pixel classifier over the last decoder map).</summary>
+    public Conv2d OutputConv => outConv;
+
     public EncoderFeatures Encode(Tensor x)
     {
         var scales = new Tensor[5];
