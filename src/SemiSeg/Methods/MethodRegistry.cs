@@ -47,6 +47,12 @@ public static class MethodRegistry
         new Entry("transmedseg", "Wang et al., TransMedSeg: a transferable semantic framework for semi-supervised medical image segmentation (arXiv 2505.14753)",
             "EMA teacher; student features augmented toward the teacher's per-class statistics (light memory) through the closed-form upper bound of the expected cross-entropy (ISDA-style logit offsets), on labeled and confident pseudo-labeled pixels; params consistency, rampup, ema_decay, lambda, conf_thresh, memory_momentum, pixels_per_class",
             true, (c, s) => new TransferableSemanticAugmentationMethod(c, s)),
+        new Entry("c3s3", "He et al., C3S3: complementary competition and contrastive selection for semi-supervised medical image segmentation (ICME 2025); Y-TARL/C3S3",
+            "UNet and ResNet-encoder UNet on two views; the one with the lower labeled loss teaches the other with sharpened predictions; view cosine consistency; contrast on pixels both call foreground or both background; params alpha, sharpen_temp, consistency, rampup, contrast_temp, contrast_weight, anchors",
+            true, (c, s) => new ComplementaryCompetitionMethod(c, s)),
+        new Entry("medl", "He et al., Mutual evidential deep learning for semi-supervised medical image segmentation (arXiv 2505.12418)",
+            "UNet and ResNet-encoder UNet with Dirichlet evidence; class-aware Dempster fusion gives pseudo-labels; Fisher-weighted evidential loss moving from reliable to unreliable pixels; uncertainty curriculum on labeled pixels; params consistency, rampup, kl_weight, gamma, reliability_momentum",
+            true, (c, s) => new MutualEvidentialMethod(c, s)),
     };
 
     public static Entry Get(string name) =>

@@ -81,7 +81,7 @@ public sealed class EncoderFeatures : IDisposable
 /// <see cref="Encode"/> / <see cref="Decode"/> expose the bottleneck and the last decoder features for methods that need
 /// them (feature perturbation, feature consistency) without a second forward pass.
 /// </summary>
-public sealed class UNet2D : Module<Tensor, Tensor>
+public sealed class UNet2D : Module<Tensor, Tensor>, IFeatureSegmenter
 {
     readonly ConvBlock inConv;
     readonly ModuleList<Sequential> down;

@@ -1,0 +1,173 @@
+using SemiSeg.Losses;
+using SemiSeg.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SemiSeg.Methods;
+
+/// <summary>
+/// MEDL, Mutual Evidential Deep Learning (He et al., arXiv 2505.12418). The paper's code is not public; these are the
+/// equations implemented here. Network A = the UNet, network B = the ResNet-encoder UNet; each output is read as
+/// Dirichlet evidence (Sensoy et al. 2018): e = softplus(z), α = e + 1, S = Σ_k α_k, p̂ = α/S, belief b = e/S,
+/// uncertainty u = C/S (subjective logic, Σb + u = 1).
+/// Labeled pixels: L_lab = mean_p w_l(p)·[Σ_k y_k(ψ(S) − ψ(α_k)) + κ_kl(t)·KL(Dir(α̃) ‖ Dir(1))] + Dice(p̂), with
+///   α̃ = y + (1 − y)⊙α (only misleading evidence is regularised), κ_kl(t) = 0.2·min(1, t/(T/3)), and the
+///   uncertainty-driven curriculum w_l(p) = 1 + (t/T)·u(p)/ū: as training proceeds the uncertain (hard) labeled pixels
+///   weigh more (u detached, ū its batch mean).
+/// Class-aware evidential fusion: each network's opinion is discounted per class by its reliability r^m_k (running,
+/// momentum 0.9, Dice of network m on class k on the labeled images): b̃^m_k = r^m_k·b^m_k, ũ^m = 1 − Σ_k b̃^m_k;
+///   then Dempster's rule for two opinions, with conflict c = Σ_{i≠j} b̃¹_i b̃²_j:
+///   b_k = (b̃¹_k b̃²_k + b̃¹_k ũ² + b̃²_k ũ¹)/(1 − c), u = ũ¹ũ²/(1 − c). Pseudo-label ŷ = argmax_k b_k, fused uncertainty u.
+/// Unlabeled pixels, for each network: L_unl = mean_p ω(p)·Σ_k φ_k·[(ŷ_k − p̂_k)² + p̂_k(1 − p̂_k)/(S + 1)], where
+///   φ_k = ψ₁(α_k)/mean_j ψ₁(α_j) is the (normalised) diagonal of the Dirichlet's Fisher information — classes the
+///   network has little evidence for carry more information (I-EDL), and the normalisation keeps high-uncertainty
+///   pixels, where every ψ₁ is large, from being over-penalised for a possibly wrong class — and
+///   ω(p) = exp(−γ(t)·u(p)), γ(t) = γ₀·(1 − t/T) (γ₀ 10): training moves from the reliable (low fused uncertainty)
+///   pixels to the unreliable ones, asymptotically weighting all alike.
+/// loss = L_lab(A) + L_lab(B) + λ(t)·(L_unl(A) + L_unl(B)), λ(t) = sigmoid_rampup(t // 150, 200) scaled by <c>consistency</c> 1.
+/// Inference takes the UNet's argmax, which is the argmax of its evidence.
+/// </summary>
+public sealed class MutualEvidentialMethod : ISegmentationMethod
+{
+    readonly double _consistency, _rampup, _klWeight, _gamma0, _reliabilityMomentum;
+    readonly int _numClasses;
+
+    public MutualEvidentialMethod(UNetConfig config, MethodSettings settings)
+    {
+        _consistency = settings.Double("consistency", 1.0);
+        _rampup = settings.Double("rampup", 200);
+        _klWeight = settings.Double("kl_weight", 0.2);
+        _gamma0 = settings.Double("gamma", 10);
+        _reliabilityMomentum = settings.Double("reliability_momentum", 0.9);
+        _numClasses = config.NumClasses;
+        NetA = new UNet2D(config);
+        NetB = new ResUNet2D(config);
+        Reliability = new ReliabilityMemory(2, config.NumClasses);
+    }
+
+    public string Name => "medl";
+    public UNet2D NetA { get; }
+    public ResUNet2D NetB { get; }
+    public ReliabilityMemory Reliability { get; }
+    public UNet2D InferenceNetwork => NetA;
+    public IReadOnlyList<Module> TrainableModules => new Module[] { NetA, NetB };
+    public IReadOnlyList<Module> StatefulModules => new Module[] { NetA, NetB, Reliability };
+
+    public static Tensor Alpha(Tensor logits) => functional.softplus(logits) + 1;
+
+    /// <summary>KL(Dir(α) ‖ Dir(1)) per pixel for (B, C, H, W) α.</summary>
+    public static Tensor KlToUniform(Tensor alpha)
+    {
+        long c = alpha.shape[1];
+        var s = alpha.sum(1);
+        return torch.lgamma(s) - torch.lgamma(torch.tensor((double)c)) - torch.lgamma(alpha).sum(1)
+               + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(s).unsqueeze(1))).sum(1);
+    }
+
+    /// <summary>The labeled evidential loss per pixel: Bayes risk of the cross-entropy plus the weighted KL of α̃.</summary>
+    public static Tensor LabeledEvidentialLoss(Tensor alpha, Tensor onehot, double klWeight)
+    {
+        var s = alpha.sum(1, keepdim: true);
+        var risk = (onehot * (torch.digamma(s) - torch.digamma(alpha))).sum(1);
+        var tilde = onehot + (1 - onehot) * alpha;
+        return risk + klWeight * KlToUniform(tilde);
+    }
+
+    /// <summary>Dempster's combination of two opinions (beliefs (B, C, H, W), uncertainties (B, H, W)).</summary>
+    public static (Tensor belief, Tensor uncertainty) Combine(Tensor b1, Tensor u1, Tensor b2, Tensor u2)
+    {
+        var agree = (b1 * b2).sum(1);
+        var conflict = b1.sum(1) * b2.sum(1) - agree;
+        var norm = (1 - conflict).clamp_min(1e-6);
+        var b = (b1 * b2 + b1 * u2.unsqueeze(1) + b2 * u1.unsqueeze(1)) / norm.unsqueeze(1);
+        return (b, u1 * u2 / norm);
+    }
+
+    /// <summary>The Fisher-weighted evidential MSE per pixel against (B, C, H, W) one-hot targets.</summary>
+    public static Tensor FisherEvidentialLoss(Tensor alpha, Tensor onehot)
+    {
+        var s = alpha.sum(1, keepdim: true);
+        var p = alpha / s;
+        var psi1 = alpha.polygamma(1);
+        var phi = (psi1 / psi1.mean(new long[] { 1 }, keepdim: true)).detach();
+        return (phi * ((onehot - p).pow(2) + p * (1 - p) / (s + 1))).sum(1);
+    }
+
+    public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
+    {
+        long n = images.shape[0], nl = labeledCount, nu = n - nl;
+        double progress = Math.Clamp((double)context.Iteration / Math.Max(1, context.MaxIterations), 0, 1);
+        var alphas = new[] { Alpha(NetA.forward(images)), Alpha(NetB.forward(images)) };
+        var onehotL = functional.one_hot(labels, _numClasses).permute(0, 3, 1, 2).to_type(images.dtype);
+        var terms = new Dictionary<string, Tensor>();
+        Tensor? loss = null;
+        double kl = _klWeight * Math.Min(1.0, progress * 3);
+        for (int m = 0; m < 2; m++)
+        {
+            var a = alphas[m].narrow(0, 0, nl);
+            var s = a.sum(1);
+            var u = (_numClasses / s).detach();
+            var w = 1 + progress * u / u.mean().clamp_min(1e-6);
+            var p = a / s.unsqueeze(1);
+            var lab = (w * LabeledEvidentialLoss(a, onehotL, kl)).mean() + SegmentationLosses.Dice(p, labels);
+            terms[m == 0 ? "lab_a" : "lab_b"] = lab;
+            loss = loss is null ? lab : loss + lab;
+            Reliability.Update(m, p.detach(), labels, _reliabilityMomentum);
+        }
+        if (nu == 0) return new MethodStep(loss!, terms);
+
+        Tensor target, weight;
+        using (no_grad())
+        {
+            var beliefs = new Tensor[2]; var unc = new Tensor[2];
+            for (int m = 0; m < 2; m++)
+            {
+                var a = alphas[m].narrow(0, nl, nu);
+                var s = a.sum(1, keepdim: true);
+                var r = Reliability.Of(m).view(1, _numClasses, 1, 1);
+                beliefs[m] = r * (a - 1) / s;
+                unc[m] = 1 - beliefs[m].sum(1);
+            }
+            var (b, uf) = Combine(beliefs[0], unc[0], beliefs[1], unc[1]);
+            target = functional.one_hot(b.argmax(1), _numClasses).permute(0, 3, 1, 2).to_type(images.dtype);
+            weight = (-_gamma0 * (1 - progress) * uf).exp();
+            terms["fused_u"] = uf.mean();
+        }
+        Tensor? unl = null;
+        for (int m = 0; m < 2; m++)
+        {
+            var l = (weight * FisherEvidentialLoss(alphas[m].narrow(0, nl, nu), target)).mean();
+            unl = unl is null ? l : unl + l;
+        }
+        double lambda = _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+        terms["unl"] = unl!;
+        return new MethodStep(loss! + lambda * unl!, terms);
+    }
+
+    public void Dispose() { NetA.Dispose(); NetB.Dispose(); Reliability.Dispose(); }
+}
+
+/// <summary>Per-network, per-class running Dice on the labeled images: MEDL's class-aware reliabilities (start at 1).</summary>
+public sealed class ReliabilityMemory : Module
+{
+    public ReliabilityMemory(int networks, int classes) : base(nameof(ReliabilityMemory)) =>
+        register_buffer("dice", ones(networks, classes));
+
+    public Tensor Of(int network) => get_buffer("dice")![network];
+
+    public void Update(int network, Tensor probs, Tensor labels, double momentum)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        long c = probs.shape[1];
+        var pred = functional.one_hot(probs.argmax(1), c).to_type(probs.dtype);
+        var truth = functional.one_hot(labels, c).to_type(probs.dtype);
+        var inter = (pred * truth).sum(new long[] { 0, 1, 2 });
+        var sizes = pred.sum(new long[] { 0, 1, 2 }) + truth.sum(new long[] { 0, 1, 2 });
+        var present = truth.sum(new long[] { 0, 1, 2 }).gt(0);
+        var dice = (2 * inter / sizes.clamp_min(1)).clamp(0.05, 1);
+        var row = Of(network);
+        row.copy_(where(present, row * momentum + dice * (1 - momentum), row));
+    }
+}
