@@ -186,8 +186,8 @@ public static class PsfhDataset
 /// A synthetic fetal-head ultrasound generator writing the HC18 layout, for the demo and the tests: a fan-shaped field
 /// of view from a probe at the top, low-echo amniotic fluid, an elliptical head (cephalic index b/a ∈ [0.72, 0.88]) of
 /// varying size, angle and position whose bright skull echo ends on the annotated ellipse (HC18 annotates the outer
-/// skull border), sometimes broken by echo drop-outs, a midline echo, acoustic shadowing behind the head, depth gain
-/// variation, and multiplicative speckle (Rayleigh, spatially correlated).
+/// skull border), often broken by echo drop-outs, a midline echo, bright curved distractor echoes outside the head,
+/// acoustic shadowing behind the head, depth gain variation, and multiplicative speckle (Rayleigh, spatially correlated).
 /// </summary>
 public static class UltrasoundPhantom
 {
@@ -211,8 +211,12 @@ public static class UltrasoundPhantom
         double cx = head.Cx, cy = head.Cy, a_ = head.A, b_ = head.B;
         double skull = U(2.0, 3.5) / b_;                // skull thickness in normalised radius
         double px = U(0.5, 1.0);
-        // echo drop-outs: up to two angular gaps in the skull
-        var gaps = Enumerable.Range(0, rng.Next(0, 3)).Select(_ => (centre: U(-Math.PI, Math.PI), half: U(0.1, 0.35))).ToArray();
+        // echo drop-outs: up to three angular gaps in the skull, where the boundary must be inferred from its shape
+        var gaps = Enumerable.Range(0, rng.Next(0, 4)).Select(_ => (centre: U(-Math.PI, Math.PI), half: U(0.15, 0.5))).ToArray();
+        // distractors outside the head: bright curved echoes (uterine wall, placenta, limbs) that look like skull pieces
+        var distractors = Enumerable.Range(0, rng.Next(1, 4)).Select(_ =>
+            (e: new Ellipse(U(0, width), U(0, height), U(0.15, 0.5) * height, U(0.1, 0.3) * height, U(-Math.PI / 2, Math.PI / 2)),
+             from: U(-Math.PI, Math.PI), span: U(0.5, 1.5), level: U(0.45, 0.8))).ToArray();
         // the head's angular span and distance seen from the probe, for the shadow
         var span = head.Points(90).Select(p => Math.Atan2(p.X - apexX, p.Y - apexY)).ToArray();
         double spanLo = span.Min(), spanHi = span.Max(), headDist = Math.Sqrt((cx - apexX) * (cx - apexX) + (cy - apexY) * (cy - apexY));
@@ -229,12 +233,20 @@ public static class UltrasoundPhantom
                     double c = Math.Cos(head.Angle), s = Math.Sin(head.Angle), u = (x - cx) * c + (y - cy) * s, w = -(x - cx) * s + (y - cy) * c;
                     double phi = Math.Atan2(w / b_, u / a_);
                     bool gap = gaps.Any(g => Math.Abs(Math.IEEERemainder(phi - g.centre, 2 * Math.PI)) < g.half);
-                    v = r >= 1 - skull && !gap ? 0.85 : 0.32 + 0.05 * Math.Sin(u * 0.35) * Math.Cos(w * 0.3);
+                    v = r >= 1 - skull && !gap ? 0.85 : 0.24 + 0.05 * Math.Sin(u * 0.35) * Math.Cos(w * 0.3);
                     if (Math.Abs(w) < 0.8 && Math.Abs(u) < 0.8 * a_) v = Math.Max(v, 0.6);   // midline echo
                 }
                 else
                 {
-                    v = 0.12 + 0.04 * Math.Sin(0.05 * x + 0.07 * y);
+                    v = 0.15 + 0.04 * Math.Sin(0.05 * x + 0.07 * y);
+                    foreach (var d in distractors)
+                    {
+                        double rd = d.e.Radius(x, y);
+                        if (Math.Abs(rd - 1) * d.e.B > 1.5) continue;
+                        double c2 = Math.Cos(d.e.Angle), s2 = Math.Sin(d.e.Angle);
+                        double ang = Math.Atan2(-(x - d.e.Cx) * s2 + (y - d.e.Cy) * c2, (x - d.e.Cx) * c2 + (y - d.e.Cy) * s2);
+                        if (Math.Abs(Math.IEEERemainder(ang - d.from, 2 * Math.PI)) < d.span / 2) v = Math.Max(v, d.level);
+                    }
                     if (th > spanLo && th < spanHi && dist > headDist) v *= 0.5;        // acoustic shadow behind the head
                 }
                 v *= 0.8 + 0.35 * (1 - dist / reach);                                  // depth gain
