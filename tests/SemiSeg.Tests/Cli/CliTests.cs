@@ -55,6 +55,43 @@ public class CliTests
     }
 
     [Fact]
+    public void UltrasoundPhantomTrainsWithErsrAndEvaluateReportsHeadCircumference()
+    {
+        using var t = new TempDir();
+        var (c0, o0, _) = Run("phantom", "hc18", "-o", t["hc"], "--count", "20", "--unannotated", "2");
+        Assert.Equal(0, c0);
+        Assert.Contains("HC18", o0);
+        var (c1, _, e1) = Run("train", "--data", t["hc"], "--labeled", "3", "--method", "ersr", "--output", t["run"], "--iterations", "3",
+            "--patch-size", "32", "--batch-size", "4", "--labeled-bs", "2", "--val-every", "3", "-q");
+        Assert.True(c1 == 0, e1);
+        var (c2, o2, e2) = Run("evaluate", "--data", t["hc"], "--checkpoint", t["run/best.ckpt"], "--mode", "spacing");
+        Assert.True(c2 == 0, e2);
+        Assert.Contains("head circumference", o2);
+        Assert.True(File.Exists(t["run/eval-test/hc.csv"]));
+        Assert.StartsWith("case,pixel_size_mm,hc_reference_mm", File.ReadAllText(t["run/eval-test/hc.csv"]));
+        var (c3, _, e3) = Run("phantom", "hc18", "-o", t["hc"], "--count", "20");
+        Assert.Equal(2, c3);
+        Assert.Contains("not empty", e3);
+    }
+
+    [Fact]
+    public void PretrainFeedsTheEncoderOfALaterTraining()
+    {
+        using var t = new TempDir();
+        Assert.Equal(0, Run("phantom", "cardiac", "-o", t["d"]).code);
+        var (c1, o1, e1) = Run("pretrain", "--data", t["d"], "--output", t["pre"], "--iterations", "2", "--patch-size", "32", "--batch-size", "4", "--labeled-bs", "2", "-q");
+        Assert.True(c1 == 0, e1);
+        Assert.Contains("--init-encoder", o1);
+        var (c2, _, e2) = Run("train", "--data", t["d"], "--method", "mean-teacher", "--init-encoder", t["pre/best.ckpt"], "--output", t["ft"],
+            "--iterations", "2", "--patch-size", "32", "--batch-size", "4", "--labeled-bs", "2", "-q");
+        Assert.True(c2 == 0, e2);
+        Assert.Contains("init_encoder", File.ReadAllText(t["ft/config.json"]));
+        var (c3, _, e3) = Run("train", "--data", t["d"], "--init-encoder", t["missing.ckpt"], "--output", t["ft2"], "--iterations", "2", "--patch-size", "32", "--batch-size", "4", "--labeled-bs", "2", "-q");
+        Assert.Equal(2, c3);
+        Assert.Contains("missing.ckpt", e3);
+    }
+
+    [Fact]
     public void TrainEvaluatePredictEndToEndOnThePhantom()
     {
         using var t = new TempDir();
