@@ -1,0 +1,123 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SemiSeg.Models;
+
+/// <summary>n × (conv3x3x3 → BatchNorm3d → ReLU): the VNet lineage's ConvBlock.</summary>
+public sealed class ConvStack3D : Module<Tensor, Tensor>
+{
+    readonly Sequential body;
+
+    public ConvStack3D(int stages, long cin, long cout) : base(nameof(ConvStack3D))
+    {
+        var layers = new List<(string, Module<Tensor, Tensor>)>();
+        for (int i = 0; i < stages; i++)
+        {
+            layers.Add(($"conv{i}", Conv3d(i == 0 ? cin : cout, cout, 3, padding: 1)));
+            layers.Add(($"bn{i}", BatchNorm3d(cout)));
+            layers.Add(($"relu{i}", ReLU()));
+        }
+        body = Sequential(layers);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => body.forward(x);
+}
+
+/// <summary>
+/// VNet as the LA lineage (UA-MT, SASSNet, MC-Net, BCP) uses it: 16 base filters, encoder stages of 1/2/3/3/3
+/// conv-BN-ReLU blocks, stride-2 2×2×2 convolutions down, stride-2 transposed convolutions up, additive skips,
+/// decoder stages 3/3/2/1, Dropout3d(0.5) on the bottleneck and before the 1×1×1 output convolution when
+/// <c>dropout</c> is on (the semi-supervised scripts' has_dropout=True).
+/// </summary>
+public sealed class VNet : Module<Tensor, Tensor>
+{
+    readonly ModuleList<Module<Tensor, Tensor>> enc, down, dec, up;
+    readonly Conv3d outConv;
+    readonly bool dropout;
+
+    public VNet(int inChannels = 1, int numClasses = 2, int filters = 16, bool dropout = true) : base(nameof(VNet))
+    {
+        NumClasses = numClasses;
+        this.dropout = dropout;
+        var f = new long[] { filters, filters * 2, filters * 4, filters * 8, filters * 16 };
+        int[] encStages = { 1, 2, 3, 3, 3 }, decStages = { 3, 3, 2, 1 };
+        enc = new ModuleList<Module<Tensor, Tensor>>(); down = new ModuleList<Module<Tensor, Tensor>>();
+        dec = new ModuleList<Module<Tensor, Tensor>>(); up = new ModuleList<Module<Tensor, Tensor>>();
+        for (int i = 0; i < 5; i++)
+        {
+            enc.Add(new ConvStack3D(encStages[i], i == 0 ? inChannels : f[i], f[i]));
+            if (i < 4) down.Add(Sequential(Conv3d(f[i], f[i + 1], 2, stride: 2), BatchNorm3d(f[i + 1]), ReLU()));
+        }
+        for (int i = 4; i >= 1; i--)
+        {
+            up.Add(Sequential(ConvTranspose3d(f[i], f[i - 1], 2, stride: 2), BatchNorm3d(f[i - 1]), ReLU()));
+            dec.Add(new ConvStack3D(decStages[4 - i], f[i - 1], f[i - 1]));
+        }
+        outConv = Conv3d(f[0], numClasses, 1);
+        RegisterComponents();
+    }
+
+    public int NumClasses { get; }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var skips = new Tensor[5];
+        var h = x;
+        for (int i = 0; i < 5; i++)
+        {
+            skips[i] = enc[i].forward(h);
+            if (i < 4) h = down[i].forward(skips[i]);
+        }
+        h = skips[4];
+        if (dropout) h = functional.dropout3d(h, 0.5, training);
+        for (int i = 0; i < 4; i++) h = dec[i].forward(up[i].forward(h) + skips[3 - i]);
+        if (dropout) h = functional.dropout3d(h, 0.5, training);
+        return outConv.forward(h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// A 3D UNet with the 2D UNet's widths (16..256): two conv-BN-LeakyReLU per scale, max-pooling down, transposed
+/// convolutions up, concatenated skips, 1×1×1 output convolution.
+/// </summary>
+public sealed class UNet3D : Module<Tensor, Tensor>
+{
+    readonly ModuleList<Sequential> enc, dec;
+    readonly ModuleList<ConvTranspose3d> up;
+    readonly Conv3d outConv;
+
+    static Sequential Block(long cin, long cout) => Sequential(Conv3d(cin, cout, 3, padding: 1), BatchNorm3d(cout), LeakyReLU(0.01),
+                                                             Conv3d(cout, cout, 3, padding: 1), BatchNorm3d(cout), LeakyReLU(0.01));
+
+    public UNet3D(int inChannels = 1, int numClasses = 2, int[]? features = null) : base(nameof(UNet3D))
+    {
+        var f = features ?? new[] { 16, 32, 64, 128, 256 };
+        NumClasses = numClasses;
+        enc = new ModuleList<Sequential>(); dec = new ModuleList<Sequential>(); up = new ModuleList<ConvTranspose3d>();
+        for (int i = 0; i < 5; i++) enc.Add(Block(i == 0 ? inChannels : f[i - 1], f[i]));
+        for (int i = 4; i >= 1; i--)
+        {
+            up.Add(ConvTranspose3d(f[i], f[i - 1], 2, stride: 2));
+            dec.Add(Block(f[i - 1] * 2, f[i - 1]));
+        }
+        outConv = Conv3d(f[0], numClasses, 1);
+        RegisterComponents();
+    }
+
+    public int NumClasses { get; }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var skips = new Tensor[5];
+        skips[0] = enc[0].forward(x);
+        for (int i = 1; i < 5; i++) skips[i] = enc[i].forward(functional.max_pool3d(skips[i - 1], new long[] { 2, 2, 2 }));
+        var h = skips[4];
+        for (int i = 0; i < 4; i++) h = dec[i].forward(cat(new[] { skips[3 - i], up[i].forward(h) }, 1));
+        return outConv.forward(h).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,84 @@
+using SemiSeg.Models;
+using SemiSeg.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SemiSeg.Tests.Models;
+
+public class Networks3DTests
+{
+    [Fact]
+    public void VNetAndUNet3DKeepTheShapeAndVNetHasTheLineagesSize()
+    {
+        torch.manual_seed(1);
+        using var v = new VNet(numClasses: 2);
+        v.eval();
+        Assert.Equal(new long[] { 1, 2, 16, 32, 32 }, v.forward(randn(new long[] { 1, 1, 16, 32, 32 })).shape);
+        long parameters = v.parameters().Sum(p => p.numel());
+        Assert.InRange(parameters, 9_400_000, 9_500_000); // the LA papers' "VNet, 9.44M"
+        using var u = new UNet3D(numClasses: 3);
+        u.eval();
+        Assert.Equal(new long[] { 2, 3, 16, 16, 16 }, u.forward(randn(new long[] { 2, 1, 16, 16, 16 })).shape);
+    }
+
+    [Fact]
+    public void VNetDropoutActsOnlyInTraining()
+    {
+        torch.manual_seed(2);
+        using var v = new VNet(numClasses: 2);
+        var x = randn(new long[] { 1, 1, 16, 16, 16 });
+        v.eval();
+        Assert.True(v.forward(x).allclose(v.forward(x)));
+        v.train();
+        Assert.False(v.forward(x).allclose(v.forward(x)));
+    }
+
+    [Fact]
+    public void WindowStartsFollowTheReferenceRule()
+    {
+        Assert.Equal(new[] { 0, 4, 8, 12, 16, 20 }, SlidingWindow.Starts(100, 80, 4));
+        Assert.Equal(new[] { 0, 18, 31 }, SlidingWindow.Starts(143, 112, 18));
+        Assert.Equal(new[] { 0 }, SlidingWindow.Starts(80, 80, 4));
+    }
+
+    [Fact]
+    public void OneWindowEqualsWholeVolumeInference()
+    {
+        torch.manual_seed(3);
+        using var v = new VNet(numClasses: 2);
+        v.eval();
+        var vol = rand(16, 32, 32);
+        var r = SlidingWindow.Predict(v, vol.data<float>().ToArray(), 16, 32, 32, 2, (16, 32, 32), (4, 18, 18));
+        Assert.Equal(1, r.Windows);
+        Tensor whole;
+        using (no_grad()) whole = nn.functional.softmax(v.forward(vol.reshape(1, 1, 16, 32, 32)), 1)[0];
+        Assert.Equal(whole.contiguous().data<float>().ToArray(), r.Probabilities);
+        Assert.Equal(whole.argmax(0).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray(), r.Labels);
+    }
+
+    [Fact]
+    public void OverlappingWindowsAreAveragedAndPaddingIsCroppedAway()
+    {
+        torch.manual_seed(4);
+        using var u = new UNet3D(numClasses: 2, features: new[] { 4, 8, 8, 8, 8 });
+        u.eval();
+        var vol = rand(16, 16, 48);
+        var r = SlidingWindow.Predict(u, vol.data<float>().ToArray(), 16, 16, 48, 2, (16, 16, 32), (16, 16, 16));
+        Assert.Equal(2, r.Windows);
+        Tensor a, b;
+        using (no_grad())
+        {
+            a = nn.functional.softmax(u.forward(vol.narrow(2, 0, 32).reshape(1, 1, 16, 16, 32)), 1)[0];
+            b = nn.functional.softmax(u.forward(vol.narrow(2, 16, 32).reshape(1, 1, 16, 16, 32)), 1)[0];
+        }
+        var p = tensor(r.Probabilities).reshape(2, 16, 16, 48);
+        Assert.True(p.narrow(3, 0, 16).allclose(a.narrow(3, 0, 16), atol: 1e-6));
+        Assert.True(p.narrow(3, 16, 16).allclose((a.narrow(3, 16, 16) + b.narrow(3, 0, 16)) / 2, atol: 1e-6));
+        Assert.True(p.narrow(3, 32, 16).allclose(b.narrow(3, 16, 16), atol: 1e-6));
+        // smaller than the patch: padded, one window, cropped back
+        var small = SlidingWindow.Predict(u, new float[10 * 12 * 20], 10, 12, 20, 2, (16, 16, 32), (4, 8, 8));
+        Assert.Equal(1, small.Windows);
+        Assert.Equal(10 * 12 * 20, small.Labels.Length);
+        Assert.True(u.training == false);
+    }
+}
