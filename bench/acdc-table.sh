@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ACDC semi-supervised comparison at one CPU-sized setting: every method trained with the same resolution,
 # batch, iterations, learning rate and seed, then scored on the 40 test volumes (medpy mode, best-on-val checkpoint).
-# Usage: bench/acdc-table.sh LABELED_PATIENTS [METHOD...]   env: SIZE ITERS BS LBS THREADS OUT DATA
+# Usage: bench/acdc-table.sh LABELED [METHOD...]   env: SIZE ITERS BS LBS THREADS OUT DATA
+# LABELED is what --labeled means for the data: ACDC patients (default data), or labeled images for HC18/PSFH/own data.
 # Schedules written for the references' 30 000 iterations are scaled to ITERS (e.g. SSL4MIS's sigmoid ramp-up of
 # 200 "epochs" of 150 iterations becomes 200·ITERS/30000; BCP's 10 000 pre-training iterations of 40 000 become ITERS/4,
 # and ACTION's pre-training stage takes the same quarter). Schedules defined as fractions of training (ABD-I's ⅔,
@@ -15,11 +16,13 @@ size="${SIZE:-96}"; iters="${ITERS:-1000}"; bs="${BS:-8}"; lbs="${LBS:-4}"; thre
 data="${DATA:-$root/../shared/data/acdc}"; out="${OUT:-$root/runs/table-${size}-${iters}}"
 semiseg="${SEMISEG:-$root/semiseg}"
 rampup=$(python3 -c "print(round(200*$iters/30000, 4))" 2>/dev/null || echo "scale=4; 200*$iters/30000" | bc)
+rampup40=$(python3 -c "print(round(40*$iters/30000, 4))" 2>/dev/null || echo "scale=4; 40*$iters/30000" | bc)
 start=$(( 1000 * iters / 30000 )); pre=$(( iters / 4 ))
 for m in "${methods[@]}"; do
   case "$m" in
     mean-teacher) p=(--param "rampup=$rampup" --param "consistency_start=$start");;
-    ua-mt|cps|abd|cad) p=(--param "rampup=$rampup");;
+    ua-mt|cps|abd|cad|ersr|transmedseg|medl) p=(--param "rampup=$rampup");;
+    c3s3) p=(--param "rampup=$rampup40");;
     bcp|action) p=(--param "pretrain_iterations=$pre");;
     *) p=();;
   esac
