@@ -47,13 +47,17 @@ public static class Ema
     public static void Update(nn.Module teacher, nn.Module student, double alpha, bool includeBuffers = false)
     {
         using var noGrad = no_grad();
+        // explicit Scalars, alive for the whole update (an implicit double → Scalar temporary can be finalized during
+        // the native call; see Models.StableLeakyReLU)
+        using var a = alpha.ToScalar();
+        using var b = (1 - alpha).ToScalar();
         var tp = teacher.parameters().ToArray(); var sp = student.parameters().ToArray();
-        for (int i = 0; i < tp.Length; i++) tp[i].mul_(alpha).add_(sp[i], alpha: 1 - alpha);
+        for (int i = 0; i < tp.Length; i++) tp[i].mul_(a).add_(sp[i], alpha: b);
         if (!includeBuffers) return;
         var tb = teacher.buffers().ToArray(); var sb = student.buffers().ToArray();
         for (int i = 0; i < tb.Length; i++)
         {
-            if (tb[i].is_floating_point()) tb[i].mul_(alpha).add_(sb[i], alpha: 1 - alpha);
+            if (tb[i].is_floating_point()) tb[i].mul_(a).add_(sb[i], alpha: b);
             else tb[i].copy_(sb[i]);
         }
     }

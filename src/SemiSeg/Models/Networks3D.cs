@@ -90,8 +90,8 @@ public sealed class UNet3D : Module<Tensor, Tensor>
     readonly ModuleList<ConvTranspose3d> up;
     readonly Conv3d outConv;
 
-    static Sequential Block(long cin, long cout) => Sequential(Conv3d(cin, cout, 3, padding: 1), BatchNorm3d(cout), LeakyReLU(0.01),
-                                                             Conv3d(cout, cout, 3, padding: 1), BatchNorm3d(cout), LeakyReLU(0.01));
+    static Sequential Block(long cin, long cout) => Sequential(Conv3d(cin, cout, 3, padding: 1), BatchNorm3d(cout), new StableLeakyReLU(0.01),
+                                                             Conv3d(cout, cout, 3, padding: 1), BatchNorm3d(cout), new StableLeakyReLU(0.01));
 
     public UNet3D(int inChannels = 1, int numClasses = 2, int[]? features = null) : base(nameof(UNet3D))
     {
