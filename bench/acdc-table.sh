@@ -30,10 +30,14 @@ for m in "${methods[@]}"; do
   mkdir -p "$out"
   # a run claimed by another queue (mkdir is atomic) is left to it
   if [ ! -f "$run/eval-test/metrics.json" ] && mkdir "$out/.claim-$m-$labeled" 2>/dev/null; then
-    resume=(); [ -f "$run/last.ckpt" ] && resume=(--resume)
-    $semiseg train --data "$data" --labeled "$labeled" --method "$m" --output "$run" --iterations "$iters" \
-      --patch-size "$size" --batch-size "$bs" --labeled-bs "$lbs" --seed 1337 --threads "$threads" --workers 1 \
-      --val-every 100 --save-every 100 --log-every 50 -q "${p[@]}" "${resume[@]}"
+    # a run that dies (rather than finishing) is resumed from its last checkpoint, up to three times
+    for attempt in 1 2 3 4; do
+      resume=(); [ -f "$run/last.ckpt" ] && resume=(--resume)
+      if $semiseg train --data "$data" --labeled "$labeled" --method "$m" --output "$run" --iterations "$iters" \
+        --patch-size "$size" --batch-size "$bs" --labeled-bs "$lbs" --seed 1337 --threads "$threads" --workers 1 \
+        --val-every 100 --save-every 100 --log-every 50 -q "${p[@]}" "${resume[@]}"; then break; fi
+      echo "training $m ($labeled) stopped abnormally (attempt $attempt); resuming" >&2
+    done
     $semiseg evaluate --data "$data" --checkpoint "$run/best.ckpt" --split test --output "$run/eval-test" --threads "$threads" | tail -8
   fi
 done
