@@ -12,6 +12,9 @@ namespace SemiSeg.Methods;
 /// labeled images plus λ(t)·CE(own logits, argmax of the other network) on unlabeled images, λ(t) = 0.1·sigmoid_rampup(
 /// t // 150, 200). The reference's two SGD optimizers with equal settings are one SGD over both parameter sets here
 /// (SGD is per-parameter, so the updates are identical). Network 1 is the one evaluated and saved as best.
+/// <c>reference_init=false</c> keeps libtorch's default initialisation for both (still two different draws): behind
+/// BatchNorm, larger initial weights mean a smaller effective step (lr/‖w‖²), and the reference's Kaiming-normal
+/// weights are about 2.4× the default's scale, which slows short schedules down.
 /// </summary>
 public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
 {
@@ -21,13 +24,15 @@ public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
     {
         _consistency = settings.Double("consistency", 0.1);
         _rampup = settings.Double("rampup", 200);
+        bool referenceInit = settings.Bool("reference_init", true);
         Net1 = new UNet2D(config);
         Net2 = new UNet2D(config);
-        using (no_grad())
-        {
-            foreach (var (name, p) in Net1.named_parameters()) if (p.dim() == 4) init.kaiming_normal_(p);
-            foreach (var (name, p) in Net2.named_parameters()) if (p.dim() == 4) init.xavier_normal_(p);
-        }
+        if (referenceInit)
+            using (no_grad())
+            {
+                foreach (var (name, p) in Net1.named_parameters()) if (p.dim() == 4) init.kaiming_normal_(p);
+                foreach (var (name, p) in Net2.named_parameters()) if (p.dim() == 4) init.xavier_normal_(p);
+            }
     }
 
     public string Name => "cps";

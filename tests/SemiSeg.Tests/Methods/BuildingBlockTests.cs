@@ -97,6 +97,19 @@ public class BuildingBlockTests
     }
 
     [Fact]
+    public void CpsUsesTheReferenceInitialisationUnlessSwitchedOff()
+    {
+        torch.manual_seed(5);
+        using var reference = new CrossPseudoSupervisionMethod(new UNetConfig(), new MethodSettings());
+        using var plain = new CrossPseudoSupervisionMethod(new UNetConfig(), new MethodSettings(new Dictionary<string, string> { ["reference_init"] = "false" }));
+        // first conv (fan-in 9): Kaiming-normal std √(2/9) ≈ 0.47; libtorch's default (Kaiming-uniform, a = √5) ≈ 0.19
+        double Std(UNet2D n) => n.parameters().First().std().item<float>();
+        Assert.InRange(Std(reference.Net1), 0.35, 0.6);
+        Assert.InRange(Std(plain.Net1), 0.12, 0.26);
+        Assert.False(plain.Net1.parameters().First().allclose(plain.Net2.parameters().First()));
+    }
+
+    [Fact]
     public void CpsTrainsBothNetworksThroughEachOthersPseudoLabels()
     {
         torch.manual_seed(2);
