@@ -166,7 +166,7 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
             var cps = SegmentationLosses.Dice(u1, u2.detach().argmax(1)) + SegmentationLosses.Dice(u2, u1.detach().argmax(1));
             var disp = SegmentationLosses.Dice(functional.softmax(e1.narrow(0, off, nu), 1), t1!) +
                        SegmentationLosses.Dice(functional.softmax(e2.narrow(0, off, nu), 1), t2!);
-            double lambda = _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+            double lambda = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
             loss = loss + lambda * (cps + disp);
             terms["cps"] = cps; terms[_cad ? "llcr" : "abd_r"] = disp;
         }

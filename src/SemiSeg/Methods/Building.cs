@@ -20,7 +20,8 @@ public static class Ramps
     /// <summary>0.5·(cos(π·t/L) + 1), for ramp-downs.</summary>
     public static double CosineDown(double current, double length) => length <= 0 ? 1.0 : 0.5 * (Math.Cos(Math.PI * Math.Clamp(current, 0, length) / length) + 1);
 
-    /// <summary>The SSL4MIS consistency weight: w·sigmoid_rampup(iteration // 150, rampup), reaching w at 150·rampup.</summary>
+    /// <summary>The SSL4MIS consistency weight: w·sigmoid_rampup(iteration // 150, rampup), reaching w at 150·rampup;
+    /// a ramp-up of 0 (or less) gives w from the start.</summary>
     public static double Ssl4misConsistency(double weight, long iteration, double rampupEpochs) => weight * Sigmoid(iteration / 150, rampupEpochs);
 }
 

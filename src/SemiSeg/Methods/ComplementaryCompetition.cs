@@ -142,7 +142,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
             var c = OutcomeContrast(za.narrow(0, va * n, n), zb.narrow(0, vb * n, n), inter, outside, _anchors, _contrastTemp, rng);
             odcl = odcl is null ? c : odcl + c;
         }
-        double lambda = _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+        double lambda = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
         loss = loss + lambda * (dcc! + cos!) + _contrastWeight * odcl!;
         terms["dcc"] = dcc!; terms["cos"] = cos!; terms["odcl"] = odcl!; terms["a_teaches"] = tensor(aTeaches ? 1f : 0f);
         return new MethodStep(loss, terms);

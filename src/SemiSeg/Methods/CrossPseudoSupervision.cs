@@ -53,7 +53,7 @@ public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
         var pseudo1 = u1.detach().argmax(1); var pseudo2 = u2.detach().argmax(1);
         var cps1 = SegmentationLosses.CrossEntropy(u1, pseudo2);
         var cps2 = SegmentationLosses.CrossEntropy(u2, pseudo1);
-        double w = _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+        double w = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
         var loss = sup1 + sup2 + w * (cps1 + cps2);
         return new MethodStep(loss, new Dictionary<string, Tensor> { ["sup1"] = sup1, ["sup2"] = sup2, ["cps"] = cps1 + cps2 });
     }

@@ -129,7 +129,7 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
             unsup = unsup + pl + _mirrorWeight * mirror;
             terms["pl"] = pl; terms["mirror"] = mirror;
         }
-        double lambda = _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+        double lambda = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
         return new MethodStep(sup + lambda * unsup, terms);
     }
 

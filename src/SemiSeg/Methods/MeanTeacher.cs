@@ -42,7 +42,7 @@ public sealed class MeanTeacherMethod : ISegmentationMethod
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
 
     public double ConsistencyWeight(long iteration) =>
-        iteration < _consistencyStart ? 0.0 : _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, iteration, _rampup);
+        iteration < _consistencyStart ? 0.0 : Ramps.Ssl4misConsistency(_consistency, iteration, _rampup);
 
     public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
     {

@@ -140,7 +140,7 @@ public sealed class MutualEvidentialMethod : ISegmentationMethod
             var l = (weight * FisherEvidentialLoss(alphas[m].narrow(0, nl, nu), target)).mean();
             unl = unl is null ? l : unl + l;
         }
-        double lambda = _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+        double lambda = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
         terms["unl"] = unl!;
         return new MethodStep(loss! + lambda * unl!, terms);
     }

@@ -111,7 +111,7 @@ public sealed class TransferableSemanticAugmentationMethod : ISegmentationMethod
             var lu = logits.narrow(0, nl, nu); var tu = targets.narrow(0, nl, nu);
             var tsaU = AugmentedCrossEntropy(lu, tu, offsets);
             var dice = SegmentationLosses.Dice(functional.softmax(lu, 1), tu, ignoreIndex: 255);
-            double w = _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+            double w = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
             loss = loss + w * (tsaU + dice);
             terms["tsa_u"] = tsaU; terms["dice_u"] = dice;
         }

@@ -86,7 +86,7 @@ public sealed class UncertaintyAwareMeanTeacherMethod : ISegmentationMethod
         var mask = uncertainty.lt(Threshold(context.Iteration, context.MaxIterations)).to_type(probs.dtype);
         var dist = (probs.narrow(0, labeledCount, nu) - teacherProbs).pow(2);
         var cons = (mask * dist).sum() / (2 * mask.sum() + 1e-16);
-        double w = _rampup <= 0 ? _consistency : Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+        double w = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
         var loss = sup + w * cons;
         return new MethodStep(loss, new Dictionary<string, Tensor> { ["sup"] = sup, ["cons"] = cons, ["certain"] = mask.mean() });
     }
