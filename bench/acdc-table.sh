@@ -8,6 +8,8 @@
 # and ACTION's pre-training stage takes the same quarter). Schedules defined as fractions of training (ABD-I's ⅔,
 # CAD's threshold and size cap) follow --iterations by themselves. SEMISEG: the command to run (default ./semiseg);
 # point it at a copy of the build (dotnet /copy/SemiSeg.Cli.dll) to keep editing the checkout while the table runs.
+# PARAMS: extra "k=v" method parameters (space-separated) appended after the scaled defaults (later ones win);
+# TAG: a suffix for the run folders (e.g. TAG=-pre500 PARAMS="pretrain_iterations=500" bench/acdc-table.sh 7 bcp).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 labeled="$1"; shift
@@ -26,10 +28,11 @@ for m in "${methods[@]}"; do
     bcp|action) p=(--param "pretrain_iterations=$pre");;
     *) p=();;
   esac
-  run="$out/$m-$labeled"
+  for kv in ${PARAMS:-}; do p+=(--param "$kv"); done
+  tag="${TAG:-}"; run="$out/$m$tag-$labeled"
   mkdir -p "$out"
   # a run claimed by another queue (mkdir is atomic) is left to it
-  if [ ! -f "$run/eval-test/metrics.json" ] && mkdir "$out/.claim-$m-$labeled" 2>/dev/null; then
+  if [ ! -f "$run/eval-test/metrics.json" ] && mkdir "$out/.claim-$m$tag-$labeled" 2>/dev/null; then
     # a run that dies (rather than finishing) is resumed from its last checkpoint, up to three times
     for attempt in 1 2 3 4; do
       resume=(); [ -f "$run/last.ckpt" ] && resume=(--resume)

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # The meta-label pre-training evidence: the same fine-tuning (supervised, LABELED ACDC patients, the table's setting)
 # from a meta-label pre-trained encoder and from a random one (the table's supervised row, run here when missing).
-# Usage: bench/pretrain-gain.sh [LABELED]   env: SIZE ITERS PRE_ITERS BS LBS THREADS OUT DATA SEMISEG
+# Usage: bench/pretrain-gain.sh [LABELED]   env: SIZE ITERS PRE_ITERS PRE_BS BS LBS THREADS OUT DATA SEMISEG TAG PRE_ARGS
+# Pre-training uses `semiseg pretrain`'s defaults (RAdam, peak lr 2e-4, warm-up 1/8, cosine: Peng et al.'s recipe) on
+# batches of PRE_BS slices x 2 views (default 16); PRE_ARGS adds options (e.g. "--lr 1e-3"); TAG names a variant's folders.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 labeled="${1:-3}"
-size="${SIZE:-96}"; iters="${ITERS:-1000}"; pre="${PRE_ITERS:-1000}"; bs="${BS:-8}"; lbs="${LBS:-4}"; threads="${THREADS:-$(nproc)}"
+size="${SIZE:-96}"; iters="${ITERS:-1000}"; pre="${PRE_ITERS:-1000}"; pre_bs="${PRE_BS:-16}"; tag="${TAG:-}"; bs="${BS:-8}"; lbs="${LBS:-4}"; threads="${THREADS:-$(nproc)}"
 data="${DATA:-$root/../shared/data/acdc}"; out="${OUT:-$root/runs/table-${size}-${iters}}"
 semiseg="${SEMISEG:-$root/semiseg}"
 common=(--data "$data" --labeled "$labeled" --patch-size "$size" --batch-size "$bs" --labeled-bs "$lbs" --seed 1337 --threads "$threads" --workers 1 --log-every 50 -q)
-if [ ! -f "$out/pretrain-$labeled/best.ckpt" ]; then
+common_pre=(--data "$data" --labeled "$labeled" --patch-size "$size" --batch-size "$pre_bs" --labeled-bs $(( pre_bs / 2 )) --seed 1337 --threads "$threads" --workers 1 --log-every 50 -q)
+if [ ! -f "$out/pretrain$tag-$labeled/best.ckpt" ]; then
   # all training slices (labeled and unlabeled) in the contrastive batches; labels unused
-  $semiseg pretrain "${common[@]}" --output "$out/pretrain-$labeled" --iterations "$pre" --save-every 100
+  resume=(); [ -f "$out/pretrain$tag-$labeled/last.ckpt" ] && resume=(--resume)
+  $semiseg pretrain "${common_pre[@]}" --output "$out/pretrain$tag-$labeled" --iterations "$pre" --save-every 100 ${PRE_ARGS:-} "${resume[@]}"
 fi
 for init in random pretrained; do
   run="$out/supervised-$labeled"; extra=()
-  [ "$init" = pretrained ] && { run="$out/supervised-pretrained-$labeled"; extra=(--init-encoder "$out/pretrain-$labeled/best.ckpt"); }
+  [ "$init" = pretrained ] && { run="$out/supervised-pretrained$tag-$labeled"; extra=(--init-encoder "$out/pretrain$tag-$labeled/best.ckpt"); }
   if [ ! -f "$run/eval-test/metrics.json" ]; then
     $semiseg train "${common[@]}" --method supervised --output "$run" --iterations "$iters" --val-every 100 --save-every 100 "${extra[@]}"
     $semiseg evaluate --data "$data" --checkpoint "$run/best.ckpt" --split test --output "$run/eval-test" --threads "$threads" | tail -6

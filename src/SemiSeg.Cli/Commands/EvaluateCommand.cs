@@ -22,7 +22,8 @@ internal static class EvaluateCommand
         var savePred = new Option<bool>("--save-predictions") { Description = "Also write each predicted mask as NIfTI into the output folder" };
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
         var mode = MetricOptions.Mode(); var policy = MetricOptions.Policy(); var spacing = MetricOptions.Spacing();
-        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing }) cmd.Add(o);
+        var lcc = new Option<bool>("--largest-component") { Description = "Post-process the checkpoint's predictions: each class keeps its largest connected component per volume (the LA protocol's nms=1; off in SSL4MIS's ACDC protocol)" };
+        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing, lcc }) cmd.Add(o);
         cmd.Validators.Add(r =>
         {
             if ((r.GetValue(ckpt) is null) == (r.GetValue(predictions) is null)) r.AddError("give exactly one of --checkpoint and --predictions");
@@ -65,7 +66,7 @@ internal static class EvaluateCommand
             var outDir = r.GetValue(output) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(r.GetValue(ckpt)!))!, $"eval-{sp.ToString().ToLowerInvariant()}");
             bool save = r.GetValue(savePred);
             var report = Evaluator.Evaluate(net, cases, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, manifest.ClassNames,
-                r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)),
+                r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)), largestComponent: r.GetValue(lcc),
                 onPrediction: (c, vol, pred) =>
                 {
                     MeasureHc(c, vol, pred);

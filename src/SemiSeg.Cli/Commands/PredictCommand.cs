@@ -18,7 +18,8 @@ internal static class PredictCommand
         var format = new Option<string>("--format") { Description = "auto (PNG for PNG input, NIfTI otherwise), nifti or png", DefaultValueFactory = _ => "auto" };
         format.AcceptOnlyFromAmong("auto", "nifti", "png");
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
-        foreach (var o in new Option[] { ckpt, input, output, format, threads }) cmd.Add(o);
+        var lcc = new Option<bool>("--largest-component") { Description = "Keep only each class's largest connected component per volume (3D, 26-connected; 8-connected for single images)" };
+        foreach (var o in new Option[] { ckpt, input, output, format, threads, lcc }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
@@ -37,6 +38,7 @@ internal static class PredictCommand
             {
                 var vol = VolumeIO.Read(f, null);
                 var pred = Inference.PredictVolume(net, vol, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize);
+                if (r.GetValue(lcc)) pred = Inference.KeepLargestComponent(pred, vol, meta.Network.NumClasses);
                 var fmt = r.GetValue(format) switch { "auto" => Png.IsPngPath(f) ? "png" : "nifti", var x => x! };
                 written += Write(vol, pred, outDir, fmt, files);
             }

@@ -22,8 +22,11 @@ internal static class TrainCommand
         var patch = new Option<int>("--patch-size") { Description = "Training size (square), multiple of 16", DefaultValueFactory = _ => 256 };
         var batch = new Option<int>("--batch-size") { Description = "Batch size: labeled + unlabeled", DefaultValueFactory = _ => 24 };
         var labeledBs = new Option<int>("--labeled-bs") { Description = "Labeled images per batch", DefaultValueFactory = _ => 12 };
-        var lr = new Option<double>("--lr") { Description = "Base learning rate (SGD)", DefaultValueFactory = _ => 0.01 };
-        var schedule = new Option<LrSchedule>("--schedule") { Description = "poly: lr·(1−it/max)^0.9 (SSL4MIS); constant (BCP family)", DefaultValueFactory = _ => LrSchedule.Poly };
+        // pre-training follows Peng et al.: RAdam, peak 2e-4 after a warm-up of 1/8 of the run (10 of 80 epochs), cosine decay
+        var lr = new Option<double>("--lr") { Description = "Base (peak) learning rate", DefaultValueFactory = _ => pretrain ? 2e-4 : 0.01 };
+        var schedule = new Option<LrSchedule>("--schedule") { Description = "poly: lr·(1−it/max)^0.9 (SSL4MIS); constant (BCP family); cosine", DefaultValueFactory = _ => pretrain ? LrSchedule.Cosine : LrSchedule.Poly };
+        var optimizer = new Option<OptimizerKind>("--optimizer") { Description = "sgd (momentum 0.9), adam, adamw or radam", DefaultValueFactory = _ => pretrain ? OptimizerKind.Radam : OptimizerKind.Sgd };
+        var warmup = new Option<long?>("--warmup") { Description = "Linear learning-rate warm-up iterations (default: 0 for train, iterations/8 for pretrain)" };
         var valEvery = new Option<int>("--val-every") { Description = "Validate every N iterations", DefaultValueFactory = _ => 200 };
         var saveEvery = new Option<int>("--save-every") { Description = "Write last.ckpt every N iterations", DefaultValueFactory = _ => 200 };
         var logEvery = new Option<int>("--log-every") { Description = "Log every N iterations", DefaultValueFactory = _ => 20 };
@@ -39,7 +42,7 @@ internal static class TrainCommand
         var config = new Option<string?>("--config") { Description = "Configuration file (JSON, e.g. a run's config.json, or YAML) with the same snake_case keys; options given here override it" };
         var contiguous = new Option<bool>("--no-channels-last") { Description = "Keep NCHW memory order (channels_last is faster and numerically the same)" };
         var initEncoder = new Option<string?>("--init-encoder") { Description = "Start the UNet encoder(s) from this checkpoint's network (e.g. best.ckpt of `semiseg pretrain`)" };
-        var options = new List<Option> { output, iterations, patch, batch, labeledBs, lr, schedule, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config };
+        var options = new List<Option> { output, iterations, patch, batch, labeledBs, lr, schedule, optimizer, warmup, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config };
         if (!pretrain) options.AddRange(new Option[] { method, valEvery, initEncoder });
         foreach (var o in options) cmd.Add(o);
         cmd.SetAction(r =>
@@ -58,12 +61,13 @@ internal static class TrainCommand
             {
                 Method = pretrain ? "meta-contrast" : V(method, b.Method), InitEncoder = pretrain ? null : V(initEncoder, b.InitEncoder), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
                 PatchHeight = V(patch, b.PatchHeight), PatchWidth = V(patch, b.PatchWidth), BatchSize = V(batch, b.BatchSize), LabeledBatchSize = V(labeledBs, b.LabeledBatchSize),
-                BaseLr = V(lr, b.BaseLr), Schedule = V(schedule, b.Schedule), ValidateEvery = V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
+                BaseLr = V(lr, b.BaseLr), Schedule = V(schedule, b.Schedule), Optimizer = V(optimizer, b.Optimizer), ValidateEvery = V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
                 LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
                 Augment = Given(noAug) ? !r.GetValue(noAug) : b.Augment, LinearImageResize = V(linear, b.LinearImageResize), Resume = r.GetValue(resume),
                 MethodParams = methodParams, ChannelsLast = Given(contiguous) ? !r.GetValue(contiguous) : b.ChannelsLast,
                 Network = b.Network with { NumClasses = manifest.NumClasses, Up = V(up, b.Network.Up) },
             };
+            o = o with { WarmupIterations = r.GetValue(warmup) ?? (cfgPath is null && pretrain ? o.MaxIterations / 8 : b.WarmupIterations) };
             var result = RunTraining(o, manifest, r.GetValue(quiet));
             if (pretrain) Console.WriteLine($"pre-trained encoder: {result.BestCheckpoint} (use with train --init-encoder); resumable state: {result.LastCheckpoint}");
             else

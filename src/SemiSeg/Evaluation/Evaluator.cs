@@ -9,10 +9,11 @@ public static class Evaluator
 {
     public static EvaluationReport Evaluate(UNet2D net, IReadOnlyList<CaseRef> cases, int patchH, int patchW, bool linearResize,
         IReadOnlyList<string> classNames, MetricMode mode, EmptyPolicy policy, double[]? spacingOverride = null,
-        Action<CaseRef, Volume, byte[]>? onPrediction = null, Func<CaseRef, Volume>? load = null) =>
+        Action<CaseRef, Volume, byte[]>? onPrediction = null, Func<CaseRef, Volume>? load = null, bool largestComponent = false) =>
         Score(cases, net.Config.NumClasses, classNames, mode, policy, spacingOverride, load, (c, vol) =>
         {
             var pred = Inference.PredictVolume(net, vol, patchH, patchW, linearResize);
+            if (largestComponent) pred = Inference.KeepLargestComponent(pred, vol, net.Config.NumClasses);
             onPrediction?.Invoke(c, vol, pred);
             return pred;
         });

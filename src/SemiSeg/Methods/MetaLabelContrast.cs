@@ -23,8 +23,12 @@ namespace SemiSeg.Methods;
 /// `semiseg pretrain` runs it with supervised_weight 0 (the pre-training stage) and writes a checkpoint whose encoder
 /// any later `semiseg train --init-encoder` starts from; fine-tuning may keep the term (supervised_weight 1,
 /// contrast_weight 0.1, the reference's regulariser setting).
-/// Deliberate differences: one optimiser for everything (SGD of the trainer, not RAdam with warm-up); the schedule of γ
-/// follows iterations instead of epochs; the reference's dense (pixel-level) variant is not included.
+/// `semiseg pretrain` defaults to the reference's optimiser recipe (RAdam, peak lr 2e-4 after a linear warm-up of 1/8
+/// of the run, then cosine decay); fine-tuning uses whatever `train` is given (the table's SGD 0.01 poly).
+/// The logged "supcon" term is the plain (unweighted) SupCon loss summed over the kinds: the self-paced terms average
+/// over the admitted pairs only, so they rise while γ admits harder pairs and do not show progress by themselves.
+/// Deliberate differences: the schedule of γ follows iterations instead of epochs; the reference's dense
+/// (pixel-level) variant is not included.
 /// </summary>
 public sealed class MetaLabelContrastMethod : ISegmentationMethod
 {
@@ -136,6 +140,11 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod
             var l = SelfPacedSupCon(z, keys, _temperature, Gamma(b, e, context.Iteration, context.MaxIterations, _power), _mode);
             terms[kind] = l;
             contrast = contrast is null ? l : contrast + l;
+            using (no_grad())
+            {
+                var plain = SelfPacedSupCon(z.detach(), keys, _temperature, double.PositiveInfinity, _mode);
+                terms["supcon"] = terms.TryGetValue("supcon", out var acc) ? acc + plain : plain;
+            }
         }
         var loss = _contrastWeight * contrast!;
         if (_supWeight > 0 && labeledCount > 0)

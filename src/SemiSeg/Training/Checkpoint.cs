@@ -72,16 +72,21 @@ public static class Checkpoint
         }
     }
 
-    /// <summary>SGD momentum buffers are clones of channels_last gradients; make them contiguous so they serialise
-    /// (they are updated in place, so this happens once).</summary>
+    /// <summary>Optimizer state tensors (SGD momentum, Adam-family moments) are created like the channels_last
+    /// parameters; make them contiguous so they serialise (they are updated in place, so this happens once). The
+    /// state classes differ per optimizer, so their tensor fields are found by reflection.</summary>
     static void MakeOptimizerStateContiguous(TorchSharp.Modules.OptimizerHelper optimizer)
     {
         foreach (var st in optimizer.state_dict().State)
-            if (st is TorchSharp.Modules.SGD.State sgd && sgd.momentum_buffer is { } b && !b.is_contiguous())
-            {
-                sgd.momentum_buffer = b.contiguous();
-                b.Dispose();
-            }
+        {
+            if (st is null) continue;
+            foreach (var f in st.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+                if (f.FieldType == typeof(Tensor) && f.GetValue(st) is Tensor t && !t.IsInvalid && !t.is_contiguous())
+                {
+                    f.SetValue(st, t.contiguous());
+                    t.Dispose();
+                }
+        }
     }
 
     public static CheckpointMeta ReadMeta(string path, out long networkOffset)
@@ -136,6 +141,7 @@ public static class Checkpoint
             using var r = new BinaryReader(fs);
             using (var scratch = new UNet2D(meta.Network)) scratch.load(r); // skip the inference copy
             foreach (var m in method.StatefulModules) LoadModule(r, m);
+            MakeOptimizerStateContiguous(optimizer); // Adam-family moments exist (channels_last) before the first step
             optimizer.load_state_dict(r);
         }
         catch (Exception e) when (e is not InvalidDataException)

@@ -11,6 +11,11 @@ namespace SemiSeg.Training;
 /// </summary>
 public static class Inference
 {
+    /// <summary>Post-processing: each foreground class keeps only its largest 26-connected component in the whole
+    /// volume (UA-MT/BCP's getLargestCC, the LA protocol's nms=1; for a single image, 8-connected in 2D).</summary>
+    public static byte[] KeepLargestComponent(byte[] pred, Volume vol, int numClasses) =>
+        Methods.PseudoLabels.LargestComponent(pred, vol.Depth, vol.Height, vol.Width, numClasses, perSlice: false);
+
     public static byte[] PredictVolume(UNet2D net, Volume vol, int patchH, int patchW, bool linearImageResize = false, int sliceBatch = 16)
     {
         var result = new byte[vol.Image.Length];

@@ -4,7 +4,11 @@ using SemiSeg.Models;
 
 namespace SemiSeg.Training;
 
-public enum LrSchedule { Poly, Constant }
+public enum LrSchedule { Poly, Constant, Cosine }
+
+/// <summary>SGD (momentum, L2 weight decay) is the field's default; RAdam is what the meta-label contrastive
+/// pre-training of Peng et al. uses; Adam/AdamW for users' own protocols.</summary>
+public enum OptimizerKind { Sgd, Adam, Adamw, Radam }
 
 /// <summary>Everything a training run depends on. Saved as config.json beside every run.</summary>
 public sealed record TrainOptions
@@ -20,6 +24,10 @@ public sealed record TrainOptions
     public long MaxIterations { get; init; } = 30000;
     public double BaseLr { get; init; } = 0.01;
     public LrSchedule Schedule { get; init; } = LrSchedule.Poly;
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
+    /// <summary>Linear warm-up over the first N iterations: the scheduled rate times (it+1)/N.</summary>
+    public long WarmupIterations { get; init; }
+    /// <summary>SGD momentum (Adam-family optimizers use β1 0.9, β2 0.999).</summary>
     public double Momentum { get; init; } = 0.9;
     public double WeightDecay { get; init; } = 1e-4;
     public int ValidateEvery { get; init; } = 200;
@@ -42,10 +50,26 @@ public sealed record TrainOptions
     public bool ChannelsLast { get; init; } = true;
     public UNetConfig Network { get; init; } = new();
 
-    public double LearningRateAt(long iteration) => Schedule switch
+    public double LearningRateAt(long iteration)
     {
-        LrSchedule.Poly => BaseLr * Math.Pow(1.0 - (double)iteration / MaxIterations, 0.9),
-        _ => BaseLr,
+        double t = (double)iteration / MaxIterations;
+        double lr = Schedule switch
+        {
+            LrSchedule.Poly => BaseLr * Math.Pow(1.0 - t, 0.9),
+            LrSchedule.Cosine => BaseLr * 0.5 * (1 + Math.Cos(Math.PI * t)),
+            _ => BaseLr,
+        };
+        return iteration < WarmupIterations ? lr * (iteration + 1) / WarmupIterations : lr;
+    }
+
+    /// <summary>The optimizer this configuration names, over <paramref name="parameters"/>.</summary>
+    public TorchSharp.Modules.OptimizerHelper CreateOptimizer(IEnumerable<TorchSharp.Modules.Parameter> parameters) => Optimizer switch
+    {
+        OptimizerKind.Sgd => TorchSharp.torch.optim.SGD(parameters, BaseLr, momentum: Momentum, weight_decay: WeightDecay),
+        OptimizerKind.Adam => TorchSharp.torch.optim.Adam(parameters, BaseLr, weight_decay: WeightDecay),
+        OptimizerKind.Adamw => TorchSharp.torch.optim.AdamW(parameters, BaseLr, weight_decay: WeightDecay),
+        OptimizerKind.Radam => TorchSharp.torch.optim.RAdam(parameters, BaseLr, weight_decay: WeightDecay),
+        _ => throw new ArgumentOutOfRangeException(nameof(Optimizer)),
     };
 
     public static readonly JsonSerializerOptions Json = new()
@@ -98,6 +122,7 @@ public sealed record TrainOptions
         if (BatchSize < LabeledBatchSize) throw new ArgumentException($"batch size {BatchSize} is smaller than the labeled batch size {LabeledBatchSize}");
         if (MaxIterations <= 0) throw new ArgumentException($"iterations must be positive (got {MaxIterations})");
         if (BaseLr <= 0) throw new ArgumentException($"learning rate must be positive (got {BaseLr})");
+        if (WarmupIterations < 0) throw new ArgumentException($"warm-up must be zero or more iterations (got {WarmupIterations})");
         if (Network.NumClasses < 2) throw new ArgumentException($"at least 2 classes are needed (got {Network.NumClasses})");
     }
 }

@@ -68,7 +68,7 @@ public sealed class Trainer
         if (_o.InitEncoder is string init) LoadEncoder(init, method);
         if (_o.ChannelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
         var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
-        using var optimizer = optim.SGD(parameters, _o.BaseLr, momentum: _o.Momentum, weight_decay: _o.WeightDecay);
+        using var optimizer = _o.CreateOptimizer(parameters);
 
         long start = 0; double bestDice = double.NegativeInfinity; long bestIt = 0;
         using var log = new StreamWriter(Path.Combine(_o.OutputDir, "train.log"), append: true) { AutoFlush = true };
@@ -85,7 +85,7 @@ public sealed class Trainer
             JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, TrainOptions.Json));
         Log($"method {entry.Name}; {_data.Summary()}");
         Log($"batch {_o.BatchSize} ({_o.LabeledBatchSize} labeled{(unlabeledBs > 0 ? $" + {unlabeledBs} unlabeled" : "")}), patch {_o.PatchHeight}x{_o.PatchWidth}, " +
-            $"{_o.MaxIterations} iterations, SGD lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}), momentum {_o.Momentum}, wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");
+            $"{_o.MaxIterations} iterations, {_o.Optimizer} lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}{(_o.WarmupIterations > 0 ? $", warm-up {_o.WarmupIterations}" : "")}){(_o.Optimizer == OptimizerKind.Sgd ? $", momentum {_o.Momentum}" : "")}, wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");
 
         var cache = new CaseCache(_data.NumClasses);
         var sampler = new TwoStreamBatchSampler(_data.Labeled.Count, _data.Unlabeled.Count, _o.LabeledBatchSize, unlabeledBs, _o.Seed);

@@ -122,6 +122,12 @@ public class CliTests
         var p = Nifti.ReadLabel(preds[0], out var hdr);
         Assert.Equal((3, 32, 32), (hdr.Nz, hdr.Ny, hdr.Nx));
         Assert.Equal(10f, hdr.PixDim[3]); // spacing kept from the input
+        // --largest-component: the plain prediction with each class cut to its largest 26-connected component
+        var (c3b, _, e3b) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["data/imagesTs"], "--output", t["pred-lcc"], "--largest-component");
+        Assert.True(c3b == 0, e3b);
+        var plain = Nifti.ReadLabel(preds[0], out _);
+        var cut = Nifti.ReadLabel(Path.Combine(t["pred-lcc"], Path.GetFileName(preds[0])), out _);
+        Assert.Equal(SemiSeg.Methods.PseudoLabels.LargestComponent(plain, 3, 32, 32, 4, perSlice: false), cut);
         var (c4, _, _) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["data/imagesTs"], "--output", t["png"], "--format", "png");
         Assert.Equal(0, c4);
         Assert.Equal(6, Directory.GetFiles(t["png"], "*.png").Length);

@@ -31,8 +31,11 @@ public class TrainerTests
         Assert.Throws<IOException>(() => new Trainer(Options(run, 8), m).Run());
     }
 
-    [Fact]
-    public void InterruptedRunResumesToTheSameWeights()
+    [Theory]
+    [InlineData(OptimizerKind.Sgd, 0)]
+    [InlineData(OptimizerKind.Radam, 4)] // Adam-family moments are channels_last like the parameters: must still serialise
+    [InlineData(OptimizerKind.Adamw, 0)]
+    public void InterruptedRunResumesToTheSameWeights(OptimizerKind optimizer, long warmup)
     {
         using var t = new TempDir();
         CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 0, val: 0, test: 0, depth: 3, size: 32);
@@ -40,11 +43,11 @@ public class TrainerTests
         // No dropout: every remaining source of randomness (batches, augmentation) is a function of the iteration.
         var net = new UNetConfig { Dropout = new double[5] };
         torch.manual_seed(0);
-        new Trainer(Options(t["straight"], 6, net), m).Run();
+        new Trainer(Options(t["straight"], 6, net) with { Optimizer = optimizer, WarmupIterations = warmup, BaseLr = optimizer == OptimizerKind.Sgd ? 0.01 : 1e-3 }, m).Run();
 
         using (var cts = new CancellationTokenSource())
         {
-            var o = Options(t["resumed"], 6, net);
+            var o = Options(t["resumed"], 6, net) with { Optimizer = optimizer, WarmupIterations = warmup, BaseLr = optimizer == OptimizerKind.Sgd ? 0.01 : 1e-3 };
             var monitor = new StopAfter(3, cts);
             new Trainer(o, m, monitor).Run(cts.Token);
             var meta = Checkpoint.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _);
@@ -59,6 +62,19 @@ public class TrainerTests
             foreach (var (k, v) in pa)
                 Assert.True(v.to_type(torch.ScalarType.Float64).allclose(pb[k].to_type(torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{k} differs after resume");
         }
+    }
+
+    [Fact]
+    public void LearningRateScheduleWithWarmup()
+    {
+        var o = new TrainOptions { BaseLr = 2e-4, MaxIterations = 800, Schedule = LrSchedule.Cosine, WarmupIterations = 100 };
+        Assert.Equal(2e-4 / 100, o.LearningRateAt(0), 12);            // first warm-up step
+        Assert.Equal(2e-4 * 50 / 100 * 0.5 * (1 + Math.Cos(Math.PI * 49 / 800)), o.LearningRateAt(49), 12);
+        Assert.Equal(2e-4 * 0.5 * (1 + Math.Cos(Math.PI * 400 / 800)), o.LearningRateAt(400), 12); // half-way: half the peak
+        Assert.Equal(1e-4, o.LearningRateAt(400), 12);
+        var poly = new TrainOptions { BaseLr = 0.01, MaxIterations = 1000 };
+        Assert.Equal(0.01 * Math.Pow(0.5, 0.9), poly.LearningRateAt(500), 12);
+        Assert.Throws<ArgumentException>(() => (o with { WarmupIterations = -1 }).Validate());
     }
 
     sealed class StopAfter : ITrainingMonitor
