@@ -136,8 +136,48 @@ public static class EllipseFit
         return pts;
     }
 
-    /// <summary>The ellipse fitted to the boundary of class <paramref name="cls"/>'s largest component; null when absent.</summary>
-    public static Ellipse? FromMask(byte[] labels, int height, int width, byte cls = 1) => Fit(BoundaryPoints(labels, height, width, cls));
+    /// <summary>
+    /// The direct fit made robust to contour pieces that are not the ellipse's (a blob the head leaked into, an echo
+    /// that touches it). A contour whose plain fit has every point within <paramref name="tolerance"/> pixels keeps it
+    /// (a rasterised ellipse's edge midpoints are within ~0.7 px). Otherwise RANSAC: <paramref name="samples"/> direct
+    /// fits of 6 contour points (seeded, so deterministic), the one with the most points within tolerance wins, and the
+    /// result is the direct fit of its inliers. Trimming the plain fit's worst points does not work here: a large blob
+    /// bends the whole fit, so the good points on the far side get trimmed too. Where no sample explains at least half
+    /// of the contour the plain fit is returned. Distance: the radial approximation |r − 1|·√(A·B).
+    /// </summary>
+    public static Ellipse? FitRobust(IReadOnlyList<(double X, double Y)> points, double tolerance = 1.5, int samples = 300, int seed = 12345)
+    {
+        var plain = Fit(points);
+        if (plain is null) return null;
+        int n = points.Count;
+        int Inliers(Ellipse e, List<(double X, double Y)>? into)
+        {
+            double scale = Math.Sqrt(e.A * e.B); int count = 0;
+            foreach (var p in points)
+                if (Math.Abs(e.Radius(p.X, p.Y) - 1) * scale <= tolerance) { count++; into?.Add(p); }
+            return count;
+        }
+        if (Inliers(plain, null) == n) return plain;
+        var rng = new Random(seed);
+        var sample = new (double X, double Y)[6];
+        Ellipse? best = null; int bestCount = 0;
+        for (int s = 0; s < samples; s++)
+        {
+            for (int i = 0; i < 6; i++) sample[i] = points[rng.Next(n)];
+            var e = Fit(sample);
+            if (e is null || double.IsNaN(e.A) || e.A <= 0 || e.B <= 0) continue;
+            int c = Inliers(e, null);
+            if (c > bestCount) { best = e; bestCount = c; }
+        }
+        if (best is null || bestCount < n / 2) return plain;
+        var inliers = new List<(double X, double Y)>(bestCount);
+        Inliers(best, inliers);
+        return Fit(inliers) ?? plain;
+    }
+
+    /// <summary>The ellipse fitted (robustly, <see cref="FitRobust"/>) to the boundary of class <paramref name="cls"/>'s
+    /// largest component; null when absent.</summary>
+    public static Ellipse? FromMask(byte[] labels, int height, int width, byte cls = 1) => FitRobust(BoundaryPoints(labels, height, width, cls));
 
     /// <summary>Head circumference in mm: the fitted ellipse's Ramanujan perimeter times the (isotropic) pixel size.</summary>
     public static double? HeadCircumferenceMm(byte[] labels, int height, int width, double pixelSizeMm, byte cls = 1) =>
