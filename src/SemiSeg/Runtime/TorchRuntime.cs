@@ -1,8 +1,9 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 
 namespace SemiSeg.Runtime;
 
-/// <summary>Process-wide engine settings: thread count (default: the core count) and seeds.</summary>
+/// <summary>Process-wide engine settings: thread count (default: the core count), the C allocator, and seeds.</summary>
 public static class TorchRuntime
 {
     static int _configured;
@@ -12,10 +13,39 @@ public static class TorchRuntime
         int n = threads is > 0 ? threads.Value : Environment.ProcessorCount;
         if (Interlocked.Exchange(ref _configured, 1) == 0)
         {
+            KeepFreedMemory();
             try { torch.set_num_interop_threads(1); } catch { /* can only be set once, before parallel work */ }
         }
         torch.set_num_threads(n);
     }
 
     public static void Seed(long seed) => torch.manual_seed(seed);
+
+    /// <summary>Whether <see cref="KeepFreedMemory"/> changed the allocator in this process.</summary>
+    public static bool AllocatorTuned { get; private set; }
+
+    [DllImport("libc", EntryPoint = "mallopt")]
+    static extern int Mallopt(int param, int value);
+    const int M_TRIM_THRESHOLD = -1, M_MMAP_MAX = -4, M_ARENA_MAX = -8;
+
+    /// <summary>
+    /// libtorch's CPU tensors come from glibc malloc. Blocks above the mmap threshold (32 MiB at most, and a 256x256
+    /// batch-24 activation is 100 MiB) are mmapped on every allocation and unmapped on every free, so each training
+    /// iteration faults in and the kernel zeroes its whole working set again: ~12-15% of a Mean-Teacher iteration in
+    /// clear_page/page-fault time under `perf`. Serving every block from one heap (no mmap, one arena) that is not
+    /// trimmed lets the freed blocks be reused, already mapped. Values are unchanged (allocation only); resident
+    /// memory stays at the run's peak instead of breathing. Linux/glibc only; SEMISEG_MALLOC_TUNING=0 turns it off.
+    /// </summary>
+    public static void KeepFreedMemory()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("SEMISEG_MALLOC_TUNING") == "0") return;
+        try
+        {
+            bool ok = Mallopt(M_MMAP_MAX, 0) == 1;
+            ok &= Mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
+            ok &= Mallopt(M_ARENA_MAX, 1) == 1;
+            AllocatorTuned = ok;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { /* not glibc */ }
+    }
 }
