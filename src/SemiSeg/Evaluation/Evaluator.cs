@@ -56,6 +56,7 @@ public static class Evaluator
         var results = new List<CaseMetrics>();
         foreach (var c in cases)
         {
+            Runtime.FinalizerGuard.SafePoint();
             if (c.LabelPath == null) throw new InvalidDataException($"'{c.ImagePath}': evaluation needs a label");
             var vol = load?.Invoke(c) ?? VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
             if (c.PixelSizeMm is double px) vol.Spacing = new[] { 1.0, px, px };
@@ -64,6 +65,7 @@ public static class Evaluator
             results.Add(SegmentationMetrics.Evaluate(c.Name, pred, vol.Label!, vol.Depth, vol.Height, vol.Width, numClasses, mode, policy,
                 spacingOverride ?? vol.Spacing));
         }
+        Runtime.FinalizerGuard.End();
         return new EvaluationReport(classNames, mode, policy, results);
     }
 }

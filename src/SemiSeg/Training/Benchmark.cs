@@ -115,6 +115,7 @@ public static class Benchmark
         double rssFirst = 0, rssLast = 0, waitTimed = 0;
         for (int it = 0; it < warmup + iterations; it++)
         {
+            Runtime.FinalizerGuard.SafePoint();
             var sw = Stopwatch.StartNew();
             double waitBefore = loader?.WaitSeconds ?? 0;
             using (var scope = NewDisposeScope())

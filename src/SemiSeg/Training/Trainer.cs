@@ -106,6 +106,7 @@ public sealed class Trainer
         double itPerSec = 0;
         for (long it = start; it < _o.MaxIterations; it++)
         {
+            FinalizerGuard.SafePoint();
             if (cancel.IsCancellationRequested) { Log($"interrupted at iteration {it}; saving {LastPath}"); break; }
             double lr = _o.LearningRateAt(it);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
@@ -159,6 +160,7 @@ public sealed class Trainer
             }
             if (done % _o.SaveEvery == 0 || last) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
         }
+        FinalizerGuard.End();
         if (done < _o.MaxIterations) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
         if (_data.Val.Count == 0)
         {
