@@ -22,9 +22,19 @@ internal static class BenchCommand
         var plain = new Option<bool>("--plain") { Description = "A plain transcription for comparison: NCHW layout and out-of-place activations (overrides --layout)" };
         var data = new Option<string?>("--data") { Description = "Feed batches from the real loader: an ACDC root, an own-data folder/CSV, or 'phantom' (generated at --size); default: a fixed random batch like peer_mt.py" };
         var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file" };
-        foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, plain, data, json }) cmd.Add(o);
+        var volume = new Option<string?>("--sliding-window") { Description = "Instead: time 3D sliding-window inference of the VNet (LA protocol: patch 80x112x112, strides 4/18/18) over a random volume of D,H,W voxels (e.g. 88,144,144)" };
+        foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, plain, data, json, volume }) cmd.Add(o);
         cmd.SetAction(r =>
         {
+            if (r.GetValue(volume) is string dims)
+            {
+                var d = dims.Split(',').Select(v => int.TryParse(v, out var n) && n > 0 ? n : throw new ArgumentException($"--sliding-window '{dims}': expected D,H,W (positive integers)")).ToArray();
+                if (d.Length != 3) throw new ArgumentException($"--sliding-window '{dims}': expected D,H,W");
+                var sw3 = Benchmark.SlidingWindow3D((d[0], d[1], d[2]), r.GetValue(iters), r.GetValue(threads));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"semiseg VNet sliding window, volume {dims} (D,H,W), patch 80x112x112, strides 4/18/18: {sw3.windows} windows, median {sw3.seconds:F2} s/volume = {1 / sw3.seconds:F3} volumes/s ({sw3.windows / sw3.seconds:F2} windows/s), threads {sw3.threads}; peak RSS {Benchmark.PeakRssMiB():F0} MiB"));
+                return 0;
+            }
             Data.DatasetManifest? manifest = null;
             string? tmp = null;
             if (r.GetValue(data) is string src)

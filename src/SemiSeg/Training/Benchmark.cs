@@ -151,6 +151,28 @@ public static class Benchmark
             rssFirst, rssLast, waitTimed / times.Count, waitTimed / times.Sum(), data?.Name ?? "fixed random batch");
     }
 
+    /// <summary>3D inference throughput: the LA protocol's sliding window (VNet, patch 80x112x112, strides 4/18/18) over
+    /// a random volume; median seconds per volume over <paramref name="reps"/> runs after one warm-up.</summary>
+    public static (double seconds, int windows, int threads) SlidingWindow3D((int d, int h, int w) volume, int reps = 3, int? threads = null)
+    {
+        Runtime.TorchRuntime.Configure(threads);
+        using var net = new VNet(1, 2);
+        var rng = new Random(0);
+        var vol = new float[volume.d * volume.h * volume.w];
+        for (int i = 0; i < vol.Length; i++) vol[i] = (float)(rng.NextDouble() * 2 - 1);
+        var times = new List<double>(); int windows = 0;
+        for (int i = 0; i <= Math.Max(1, reps); i++)
+        {
+            Runtime.FinalizerGuard.SafePoint();
+            var sw = Stopwatch.StartNew();
+            windows = SlidingWindow.Predict(net, vol, volume.d, volume.h, volume.w, 2, (80, 112, 112), (4, 18, 18)).Windows;
+            if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
+        }
+        Runtime.FinalizerGuard.End();
+        times.Sort();
+        return (times[times.Count / 2], windows, torch.get_num_threads());
+    }
+
     static double InferenceThroughput(UNet2D net, int size, bool channelsLast, int slices = 16, int reps = 3)
     {
         net.eval();

@@ -165,6 +165,19 @@ public class CliTests
     }
 
     [Fact]
+    public void BenchTimesThe3DSlidingWindow()
+    {
+        // a volume smaller than the LA patch is padded up to it: exactly one window
+        var (c, o, e) = Run("bench", "--sliding-window", "40,60,60", "--iters", "1");
+        Assert.True(c == 0, e);
+        Assert.Contains("1 windows", o);
+        Assert.Contains("volumes/s", o);
+        var (c2, _, e2) = Run("bench", "--sliding-window", "40,60");
+        Assert.Equal(2, c2);
+        Assert.Contains("expected D,H,W", e2);
+    }
+
+    [Fact]
     public void HelpListsTheCommands()
     {
         var (c, o, _) = Run("--help");
