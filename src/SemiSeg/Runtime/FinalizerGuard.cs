@@ -17,7 +17,7 @@ namespace SemiSeg.Runtime;
 /// </summary>
 public static class FinalizerGuard
 {
-    public const long Budget = 512L << 20;
+    public const long Budget = 128L << 20;
     static long _regionStart;
     static bool _disabled = Environment.GetEnvironmentVariable("SEMISEG_GC_GUARD") == "0";
 

@@ -51,11 +51,17 @@ public class ScalarLifetimeTests
         int Run(bool guarded)
         {
             using var stop = new CancellationTokenSource();
+            using var go = new SemaphoreSlim(0);
+            // like the data loader: a batch worth of arrays (4 MB) allocated while each iteration computes; a fixed
+            // amount per iteration, so the test does not depend on how loaded the machine is
             var loader = Task.Run(() =>
             {
                 long n = 0;
-                while (!stop.IsCancellationRequested) { var a = new float[200_000]; n += a.Length; Thread.Sleep(1); }
-                return n;
+                while (true)
+                {
+                    try { go.Wait(stop.Token); } catch (OperationCanceledException) { return n; }
+                    for (int k = 0; k < 20; k++) { var a = new float[50_000]; n += a.Length; }
+                }
             });
             int inside = 0;
             try
@@ -64,6 +70,7 @@ public class ScalarLifetimeTests
                 {
                     if (guarded) SemiSeg.Runtime.FinalizerGuard.SafePoint();
                     int before = GC.CollectionCount(0);
+                    go.Release();
                     using (var scope = NewDisposeScope())
                     {
                         if (guarded)
