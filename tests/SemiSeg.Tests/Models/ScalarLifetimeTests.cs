@@ -98,7 +98,10 @@ public class ScalarLifetimeTests
             return inside;
         }
         int unguarded = Run(false);
-        int guarded = Run(true);
+        bool was = SemiSeg.Runtime.FinalizerGuard.Enabled;
+        SemiSeg.Runtime.FinalizerGuard.Enabled = true;
+        int guarded;
+        try { guarded = Run(true); } finally { SemiSeg.Runtime.FinalizerGuard.Enabled = was; }
         Assert.True(unguarded > 0, "the loader-like thread caused no collection at all: the test shows nothing");
         Assert.Equal(0, guarded);
     }
