@@ -11,7 +11,7 @@ namespace SemiSeg.Runtime;
 /// own hot paths own their Scalars (<see cref="Models.StableLeakyReLU"/>), but TorchSharp's internals cannot be
 /// changed from here. So the compute loops run inside a no-GC region: <see cref="SafePoint"/>, called where the main
 /// thread is between native calls (each training iteration, each evaluated case), collects there and opens a region
-/// with an allowance sized to the loop's own allocation rate (<see cref="SafePoint"/>). A collection can then only happen at a safe
+/// with an allowance sized to the loop's own allocation rate. A collection can then only happen at a safe
 /// point (or if one iteration allocates more than twice the most seen so far). Costs one blocking collection per
 /// renewal and a few iterations' worth of managed garbage, and more resident memory than that (see <see cref="Enabled"/>).
 /// </summary>
@@ -28,9 +28,6 @@ public static class FinalizerGuard
 
     /// <summary>Whether a no-GC region is open now.</summary>
     public static bool Active => GCSettings.LatencyMode == GCLatencyMode.NoGCRegion;
-
-    /// <summary>The allowance of the current region, bytes.</summary>
-    public static long Budget => _budget;
 
     /// <summary>Renews the no-GC region when it ended or fewer than two of the largest recent steps (the bytes
     /// allocated between consecutive safe points, a maximum that decays 2% per step) are left; the allowance is four such steps plus 16 MiB, so the

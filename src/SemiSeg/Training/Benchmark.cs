@@ -141,6 +141,7 @@ public static class Benchmark
             }
             log?.Invoke($"iteration {it + 1}/{warmup + iterations}: {s:F3} s{(it < warmup ? " (warm-up)" : "")}, RSS {RssMiB():F0} MiB");
         }
+        Runtime.FinalizerGuard.End();
         var sorted = times.OrderBy(t => t).ToArray();
         double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
         double fwd = UNetForwardFlops(cfg, size);
