@@ -10,12 +10,12 @@ internal sealed class DataOptions
 {
     public readonly Option<string> Data = new("--data", "-d")
     {
-        Description = "Dataset: an ACDC root in the SSL4MIS layout (has train_slices.list), an HC18 root (training_set/ + training_set_pixel_size_and_HC.csv), a PSFH root (image_mha/ + label_mha/), a folder in the imagesTr/labelsTr layout, or a CSV (image,label,split)",
+        Description = "Dataset: an ACDC root in the SSL4MIS layout (has train_slices.list), an LA root (train.list + test.list + NAME/mri_norm2.h5; 3D networks only), an HC18 root (training_set/ + training_set_pixel_size_and_HC.csv), a PSFH root (image_mha/ + label_mha/), a folder in the imagesTr/labelsTr layout, or a CSV (image,label,split)",
         Required = true,
     };
     public readonly Option<int?> Labeled = new("--labeled")
     {
-        Description = "ACDC: labeled patients (1, 3, 7, 14, 21, 28, 35, 70; default 7). HC18, PSFH and own data: number of labeled training images/cases to use (default: all with labels)",
+        Description = "ACDC: labeled patients (1, 3, 7, 14, 21, 28, 35, 70; default 7). LA: labeled volumes (4, 8, 16; default 8). HC18, PSFH and own data: number of labeled training images/cases to use (default: all with labels)",
     };
     public readonly Option<int?> LabeledSlices = new("--labeled-slices") { Description = "ACDC: take exactly the first N slices of train_slices.list as labeled" };
     public readonly Option<int> NumClasses = new("--num-classes") { Description = "Own data: number of classes including background", DefaultValueFactory = _ => 4 };
@@ -30,6 +30,16 @@ internal sealed class DataOptions
         if (Hc18Dataset.IsHc18(src)) return Hc18Dataset.Load(src, r.GetValue(Labeled));
         if (PsfhDataset.IsPsfh(src)) return PsfhDataset.Load(src, r.GetValue(Labeled));
         return CustomDataset.Load(src, r.GetValue(NumClasses), r.GetValue(Labeled));
+    }
+
+    /// <summary>The data as volumes for a 3D run: the LA layout (train.list/test.list + NAME/mri_norm2.h5; --labeled
+    /// volumes, default 8), ACDC (--labeled patients' volumes, default 7), or own data's volumes.</summary>
+    public VolumeSplit LoadVolumes(ParseResult r)
+    {
+        var src = r.GetValue(Data)!;
+        if (LeftAtriumDataset.IsLa(src)) return LeftAtriumDataset.Load(src, r.GetValue(Labeled) ?? 8);
+        if (IsAcdc(src)) return AcdcDataset.LoadVolumes(src, r.GetValue(Labeled) ?? 7);
+        return VolumeSplit.FromManifest(Load(r));
     }
 
     public static bool IsAcdc(string src) => Directory.Exists(src) && File.Exists(Path.Combine(src, "train_slices.list"));
@@ -50,6 +60,16 @@ internal static class MetricOptions
     };
 
     public static Option<string?> Spacing() => new("--spacing") { Description = "Voxel spacing z,y,x in mm for --mode spacing when the files carry none (HDF5)" };
+
+    public static Option<string?> Stride() => new("--stride") { Description = "3D networks: sliding-window strides d,h,w in voxels (default: half the patch; the LA lineage tests with 4,18,18)" };
+
+    public static int[]? ParseTriple(string? s, string option)
+    {
+        if (string.IsNullOrWhiteSpace(s)) return null;
+        var parts = s.Split(',').Select(p => int.TryParse(p.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"{option} '{s}': expected three positive integers d,h,w")).ToArray();
+        if (parts.Length != 3) throw new ArgumentException($"{option} '{s}': expected three integers d,h,w");
+        return parts;
+    }
 
     public static double[]? ParseSpacing(string? s)
     {

@@ -22,8 +22,9 @@ internal static class EvaluateCommand
         var savePred = new Option<bool>("--save-predictions") { Description = "Also write each predicted mask as NIfTI into the output folder" };
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
         var mode = MetricOptions.Mode(); var policy = MetricOptions.Policy(); var spacing = MetricOptions.Spacing();
+        var stride = MetricOptions.Stride();
         var lcc = new Option<bool>("--largest-component") { Description = "Post-process the checkpoint's predictions: each class keeps its largest connected component per volume (the LA protocol's nms=1; off in SSL4MIS's ACDC protocol)" };
-        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing, lcc }) cmd.Add(o);
+        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing, lcc, stride }) cmd.Add(o);
         cmd.Validators.Add(r =>
         {
             if ((r.GetValue(ckpt) is null) == (r.GetValue(predictions) is null)) r.AddError("give exactly one of --checkpoint and --predictions");
@@ -31,6 +32,9 @@ internal static class EvaluateCommand
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
+            if (r.GetValue(ckpt) is string ck && Checkpoint.ReadMeta(ck, out long _).Network3D is not null)
+                return Evaluate3D(r, data, ck, r.GetValue(split), r.GetValue(output), r.GetValue(savePred), r.GetValue(mode), r.GetValue(policy),
+                    MetricOptions.ParseSpacing(r.GetValue(spacing)), r.GetValue(lcc), MetricOptions.ParseTriple(r.GetValue(stride), "--stride"));
             var manifest = data.Load(r);
             // ultrasound layouts with a head class and pixel sizes: head circumference beside the overlap metrics
             var headClass = HeadCircumferenceReport.HeadClass(manifest.ClassNames);
@@ -83,6 +87,34 @@ internal static class EvaluateCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>A 3D checkpoint: sliding-window inference over the split's volumes (LA, ACDC or own data).</summary>
+    static int Evaluate3D(ParseResult r, DataOptions data, string ck, Split sp, string? output, bool save, MetricMode mode, EmptyPolicy policy,
+        double[]? spacing, bool lcc, int[]? stride)
+    {
+        var (net, meta) = Checkpoint.LoadAnyNetwork(ck);
+        using var _ = net;
+        var volumes = data.LoadVolumes(r);
+        if (meta.Network.NumClasses != volumes.NumClasses)
+            throw new ArgumentException($"checkpoint '{ck}' predicts {meta.Network.NumClasses} classes, the dataset has {volumes.NumClasses}");
+        var cases = sp == Split.Val ? volumes.Val : sp == Split.Test ? volumes.Test : volumes.Labeled;
+        if (cases.Count == 0) throw new ArgumentException($"the dataset has no {sp.ToString().ToLowerInvariant()} volumes");
+        var patch = (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth);
+        var st = stride is { } s3 ? (s3[0], s3[1], s3[2]) : (Math.Max(1, patch.Item1 / 2), Math.Max(1, patch.Item2 / 2), Math.Max(1, patch.Item3 / 2));
+        var outDir = output ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ck))!, $"eval-{sp.ToString().ToLowerInvariant()}");
+        var report = Evaluator.Evaluate3D(net, volumes.NumClasses, cases, patch, st, volumes.ClassNames, mode, policy, spacing, load: volumes.Reader, largestComponent: lcc,
+            onPrediction: (c, vol, pred) =>
+            {
+                if (!save) return;
+                var path = Path.Combine(outDir, "predictions", c.Name + "_pred.nii.gz");
+                AtomicFile.EnsureNotInput(path, new[] { c.ImagePath, c.LabelPath! });
+                Nifti.Write(path, new Volume(c.Name, vol.Depth, vol.Height, vol.Width, vol.Image, pred) { Spacing = vol.Spacing, Affine = vol.Affine }, asLabel: true);
+            });
+        report.Write(outDir);
+        PrintReport(report, $"{cases.Count} {sp.ToString().ToLowerInvariant()} volumes, 3D checkpoint {ck} (iteration {meta.Iteration}), sliding window {patch} stride {st}");
+        Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.csv")} and metrics.json");
+        return 0;
     }
 
     public static void PrintReport(EvaluationReport report, string title)

@@ -12,6 +12,9 @@ internal static class MethodsCommand
         {
             foreach (var e in MethodRegistry.All)
                 Console.WriteLine($"{e.Name,-14} {e.Summary}\n{"",-14} paper: {e.Paper}{(e.UsesUnlabeled ? "" : " (uses labeled data only)")}");
+            Console.WriteLine("\n3D (train --network vnet|unet3d):");
+            foreach (var e in Methods.Volume.VolumeMethodRegistry.All)
+                Console.WriteLine($"{e.Name,-14} {e.Summary}\n{"",-14} paper: {e.Paper}");
             return 0;
         });
         return cmd;

@@ -23,7 +23,7 @@ internal static class PredictCommand
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
-            var (net, meta) = Checkpoint.LoadNetwork(r.GetValue(ckpt)!);
+            var (net, meta) = Checkpoint.LoadAnyNetwork(r.GetValue(ckpt)!);
             using var _ = net;
             var inPath = r.GetValue(input)!;
             List<string> files;
@@ -37,8 +37,19 @@ internal static class PredictCommand
             foreach (var f in files)
             {
                 var vol = VolumeIO.Read(f, null);
-                var pred = Inference.PredictVolume(net, vol, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize);
-                if (r.GetValue(lcc)) pred = Inference.KeepLargestComponent(pred, vol, meta.Network.NumClasses);
+                byte[] pred;
+                if (meta.Network3D is not null)
+                {
+                    // 3D checkpoint: sliding window over the (D, H, W) volume, half-patch strides
+                    var patch = (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth);
+                    pred = SlidingWindow.Predict(net, vol.Image, vol.Depth, vol.Height, vol.Width, meta.Network.NumClasses, patch,
+                        (Math.Max(1, patch.Item1 / 2), Math.Max(1, patch.Item2 / 2), Math.Max(1, patch.Item3 / 2)), r.GetValue(lcc)).Labels;
+                }
+                else
+                {
+                    pred = Inference.PredictVolume((Models.UNet2D)net, vol, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize);
+                    if (r.GetValue(lcc)) pred = Inference.KeepLargestComponent(pred, vol, meta.Network.NumClasses);
+                }
                 var fmt = r.GetValue(format) switch { "auto" => Png.IsPngPath(f) ? "png" : "nifti", var x => x! };
                 written += Write(vol, pred, outDir, fmt, files);
             }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using SemiSeg.Methods;
 using SemiSeg.Models;
+using SemiSeg.Data;
 using SemiSeg.Training;
 
 namespace SemiSeg.Cli.Commands;
@@ -42,13 +43,21 @@ internal static class TrainCommand
         var config = new Option<string?>("--config") { Description = "Configuration file (JSON, e.g. a run's config.json, or YAML) with the same snake_case keys; options given here override it" };
         var contiguous = new Option<bool>("--no-channels-last") { Description = "Keep NCHW memory order (channels_last is faster and numerically the same)" };
         var initEncoder = new Option<string?>("--init-encoder") { Description = "Start the UNet encoder(s) from this checkpoint's network (e.g. best.ckpt of `semiseg pretrain`)" };
+        var network = new Option<string>("--network") { Description = "unet (2D slices; default), or a 3D network trained on volume patches: vnet (the LA lineage's) or unet3d", DefaultValueFactory = _ => "unet" };
+        network.AcceptOnlyFromAmong("unet", "vnet", "unet3d");
+        var patchDepth = new Option<int>("--patch-depth") { Description = "3D networks: patch depth in slices, multiple of 16 (the LA lineage's 112x112x80 is --patch-size 112 --patch-depth 80)", DefaultValueFactory = _ => 80 };
+        var stride = MetricOptions.Stride();
+        var stepSize = new Option<long>("--step-size") { Description = "--schedule step: lr·0.1^(it // N) (the LA lineage: 2500)", DefaultValueFactory = _ => 2500 };
         var options = new List<Option> { output, iterations, patch, batch, labeledBs, lr, schedule, optimizer, warmup, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config };
-        if (!pretrain) options.AddRange(new Option[] { method, valEvery, initEncoder });
+        if (!pretrain) options.AddRange(new Option[] { method, valEvery, initEncoder, network, patchDepth, stride, stepSize });
         foreach (var o in options) cmd.Add(o);
         cmd.SetAction(r =>
         {
-            var manifest = data.Load(r);
-            if (pretrain) manifest = manifest.WithoutValidation();
+            bool is3D = !pretrain && r.GetValue(network) != "unet";
+            VolumeSplit? volumes = is3D ? data.LoadVolumes(r) : null;
+            var manifest = is3D ? null : data.Load(r);
+            if (pretrain) manifest = manifest!.WithoutValidation();
+            int numClasses = volumes?.NumClasses ?? manifest!.NumClasses;
             // defaults < --config file < options given on the command line
             var cfgPath = r.GetValue(config);
             var b = cfgPath is null ? new TrainOptions() : TrainOptions.FromFile(cfgPath);
@@ -65,14 +74,27 @@ internal static class TrainCommand
                 LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
                 Augment = Given(noAug) ? !r.GetValue(noAug) : b.Augment, LinearImageResize = V(linear, b.LinearImageResize), Resume = r.GetValue(resume),
                 MethodParams = methodParams, ChannelsLast = Given(contiguous) ? !r.GetValue(contiguous) : b.ChannelsLast,
-                Network = b.Network with { NumClasses = manifest.NumClasses, Up = V(up, b.Network.Up) },
+                Network = b.Network with { NumClasses = numClasses, Up = V(up, b.Network.Up) },
             };
+            if (is3D)
+            {
+                var kind = r.GetValue(network) == "vnet" ? Net3DKind.Vnet : Net3DKind.Unet3d;
+                int side = r.GetResult(patch) is { Implicit: false } ? r.GetValue(patch) : b.Network3D is not null ? b.PatchHeight : 112;
+                o = o with
+                {
+                    Network3D = (b.Network3D ?? new Net3DConfig()) with { Kind = kind }, PatchDepth = V(patchDepth, b.PatchDepth == 0 ? 80 : b.PatchDepth),
+                    PatchHeight = side, PatchWidth = side, Stride3D = MetricOptions.ParseTriple(r.GetValue(stride), "--stride") ?? b.Stride3D,
+                    StepSize = V(stepSize, b.StepSize), ChannelsLast = false,
+                };
+            }
             o = o with { WarmupIterations = r.GetValue(warmup) ?? (cfgPath is null && pretrain ? o.MaxIterations / 8 : b.WarmupIterations) };
-            var result = RunTraining(o, manifest, r.GetValue(quiet));
+            var result = is3D ? RunTraining3D(o, volumes!, r.GetValue(quiet)) : RunTraining(o, manifest!, r.GetValue(quiet));
             if (pretrain) Console.WriteLine($"pre-trained encoder: {result.BestCheckpoint} (use with train --init-encoder); resumable state: {result.LastCheckpoint}");
             else
             {
-                Console.WriteLine($"best mean foreground Dice on validation: {result.BestDice:F4} at iteration {result.BestIteration}");
+                Console.WriteLine(double.IsFinite(result.BestDice)
+                    ? $"best mean foreground Dice on validation: {result.BestDice:F4} at iteration {result.BestIteration}"
+                    : "no validation volumes: best.ckpt holds the last weights");
                 Console.WriteLine($"checkpoints: {result.BestCheckpoint} (best), {result.LastCheckpoint} (last, resumable)");
             }
             if (result.Interrupted)
@@ -85,7 +107,13 @@ internal static class TrainCommand
         return cmd;
     }
 
-    public static TrainingResult RunTraining(TrainOptions o, Data.DatasetManifest manifest, bool quiet)
+    public static TrainingResult RunTraining(TrainOptions o, Data.DatasetManifest manifest, bool quiet) =>
+        WithCancellation(o, quiet, (m, token) => new Trainer(o, manifest, m).Run(token));
+
+    public static TrainingResult RunTraining3D(TrainOptions o, Data.VolumeSplit volumes, bool quiet) =>
+        WithCancellation(o, quiet, (m, token) => new VolumeTrainer(o, volumes, m).Run(token));
+
+    static TrainingResult WithCancellation(TrainOptions o, bool quiet, Func<ITrainingMonitor, CancellationToken, TrainingResult> run)
     {
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -98,7 +126,7 @@ internal static class TrainCommand
         Console.CancelKeyPress += onCancel;
         try
         {
-            return ConsoleMonitor.Run(o.MaxIterations, quiet, m => new Trainer(o, manifest, m).Run(cts.Token));
+            return ConsoleMonitor.Run(o.MaxIterations, quiet, m => run(m, cts.Token));
         }
         finally { Console.CancelKeyPress -= onCancel; }
     }

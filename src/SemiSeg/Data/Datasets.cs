@@ -55,6 +55,20 @@ public static class AcdcDataset
         };
     }
 
+    /// <summary>ACDC as volumes for 3D training: the train.list volumes of the same labeled patients as
+    /// <see cref="Load"/> (both phases), the other train.list volumes unlabeled, val.list and test.list as usual.</summary>
+    public static VolumeSplit LoadVolumes(string root, int labeledPatients)
+    {
+        var m = Load(root, labeledPatients);
+        var patients = m.Labeled.Select(s => s.Meta.Patient).ToHashSet();
+        var train = ReadList(Path.Combine(root, "train.list"));
+        CaseRef Case(string n, bool labeled) { var f = Find(root, n, slice: false); return new CaseRef(n, f, labeled ? f : null, Split.Train); }
+        return new VolumeSplit($"ACDC volumes ({labeledPatients} labeled patients)",
+            train.Where(n => patients.Contains(ParseName(n).patient)).Select(n => Case(n, true)).ToList(),
+            train.Where(n => !patients.Contains(ParseName(n).patient)).Select(n => Case(n, false)).ToList(),
+            m.Val, m.Test, ClassNames);
+    }
+
     static (string patient, string phase, int slice) ParseName(string name)
     {
         var m = NameRx.Match(name);

@@ -40,7 +40,7 @@ public static class LeftAtriumDataset
             train.Skip(labeled).Select(n => Case(n, Split.Train, false)).ToList(),
             new List<CaseRef>(),
             test.Select(n => Case(n, Split.Test, true)).ToList(),
-            ClassNames);
+            ClassNames) { Reader = Read };
     }
 
     /// <summary>Reads a case as (D, H, W) = (Z, X, Y) from its (X, Y, Z) HDF5 arrays.</summary>
@@ -81,6 +81,20 @@ public sealed record VolumeSplit(string Name, IReadOnlyList<CaseRef> Labeled, IR
     IReadOnlyList<CaseRef> Val, IReadOnlyList<CaseRef> Test, IReadOnlyList<string> ClassNames)
 {
     public int NumClasses => ClassNames.Count;
+
+    /// <summary>How a case is read as (D, H, W) (the LA files are stored (X, Y, Z)); default <see cref="VolumeIO.Read"/>.</summary>
+    public Func<CaseRef, Volume> Reader { get; init; } = c => VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+
+    /// <summary>The volumes behind a slice-level dataset (ACDC, a folder of NIfTI volumes, a CSV): each case whose slices
+    /// are labeled, each whose slices are unlabeled, and the same validation and test volumes.</summary>
+    public static VolumeSplit FromManifest(DatasetManifest m)
+    {
+        var labeled = m.Labeled.Select(s => s.Case).Distinct().ToList();
+        var unlabeled = m.Unlabeled.Select(s => s.Case).Distinct().Where(c => !labeled.Contains(c)).ToList();
+        return new VolumeSplit(m.Name, labeled, unlabeled, m.Val, m.Test, m.ClassNames);
+    }
+
+    public string Summary() => $"{Name}: {Labeled.Count} labeled volumes, {Unlabeled.Count} unlabeled, {Val.Count} val, {Test.Count} test, {NumClasses} classes";
 }
 
 /// <summary>

@@ -83,3 +83,107 @@ public static class CardiacPhantom
         Put("imagesTs", "labelsTs", test, "heart_t");
     }
 }
+
+/// <summary>
+/// A synthetic 3D left-atrium-like phantom in the LA protocol's layout (train.list, test.list, NAME/mri_norm2.h5 with
+/// (X, Y, Z) <c>image</c>/<c>label</c>), so the whole 3D path — reader, crops, 3D methods, sliding window — runs without a
+/// download. Each volume: a bright atrium (an ellipsoid body, an overlapping appendage lobe and 2–3 pulmonary-vein-like
+/// tubes, label 1) beside an equally bright unlabeled aorta-like tube and two blobs (what makes the task need shape
+/// context), on a smooth background with a bias field and Gaussian noise, normalised to zero mean and unit variance
+/// like mri_norm2.
+/// </summary>
+public static class AtriumPhantom
+{
+    public static Volume Generate(string name, int seed, int depth = 40, int size = 64, double noise = 0.3)
+    {
+        var rng = new Random(seed);
+        int d = depth, h = size, w = size;
+        var img = new float[d * h * w]; var lab = new byte[img.Length];
+        double R(double a, double b) => a + (b - a) * rng.NextDouble();
+        // atrium body and appendage (z, y, x) centres and radii
+        var c = (z: d * R(0.4, 0.6), y: h * R(0.4, 0.6), x: w * R(0.4, 0.6));
+        var r = (z: d * R(0.16, 0.24), y: h * R(0.14, 0.22), x: w * R(0.14, 0.22));
+        var c2 = (z: c.z + r.z * R(-0.5, 0.5), y: c.y + r.y * R(0.6, 1.0) * (rng.Next(2) * 2 - 1), x: c.x + r.x * R(0.4, 0.9));
+        double r2 = Math.Min(r.y, r.x) * R(0.35, 0.55);
+        // veins: tubes from the body's centre outward along random in-plane directions
+        var veins = Enumerable.Range(0, rng.Next(2, 4)).Select(_ =>
+        {
+            double a = R(0, 2 * Math.PI), el = R(-0.4, 0.4);
+            return (dz: Math.Sin(el), dy: Math.Cos(el) * Math.Sin(a), dx: Math.Cos(el) * Math.Cos(a), rad: R(1.6, 2.8), len: R(1.2, 1.7));
+        }).ToArray();
+        // distractors: an aorta-like tube along z and a blob, both bright, unlabeled
+        var ao = (y: h * (rng.NextDouble() < 0.5 ? R(0.12, 0.25) : R(0.75, 0.88)), x: w * R(0.15, 0.85), rad: R(3.0, 5.0));
+        var blobs = Enumerable.Range(0, 2).Select(_ => (z: d * R(0.2, 0.8), y: h * R(0.1, 0.9), x: w * R(0.1, 0.9), rad: R(3.5, 6.0))).ToArray();
+        double bright = R(0.75, 0.95), bgLevel = R(0.2, 0.35);
+        var bias = (z: R(-0.15, 0.15), y: R(-0.15, 0.15), x: R(-0.15, 0.15));
+        for (int z = 0; z < d; z++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    int i = (z * h + y) * w + x;
+                    double ez = (z - c.z) / r.z, ey = (y - c.y) / r.y, ex = (x - c.x) / r.x;
+                    bool inAtrium = ez * ez + ey * ey + ex * ex <= 1
+                                    || Sq(z - c2.z) + Sq(y - c2.y) + Sq(x - c2.x) <= r2 * r2;
+                    if (!inAtrium)
+                        foreach (var v in veins)
+                        {
+                            // distance from the ray centre + t·dir (scaled to the body's radii), t in [0, len]
+                            double pz = (z - c.z) / r.z, py = (y - c.y) / r.y, px = (x - c.x) / r.x;
+                            double t = Math.Clamp(pz * v.dz + py * v.dy + px * v.dx, 0, v.len);
+                            double qz = (pz - t * v.dz) * r.z, qy = (py - t * v.dy) * r.y, qx = (px - t * v.dx) * r.x;
+                            if (qz * qz + qy * qy + qx * qx <= v.rad * v.rad) { inAtrium = true; break; }
+                        }
+                    double val = bgLevel + 0.08 * Math.Sin(0.21 * x + 0.13 * y) * Math.Cos(0.17 * z);
+                    bool distractor = Sq(y - ao.y) + Sq(x - ao.x) <= ao.rad * ao.rad
+                                      || blobs.Any(b => Sq(z - b.z) + Sq(y - b.y) + Sq(x - b.x) <= b.rad * b.rad);
+                    if (distractor) val = bright;
+                    if (inAtrium) { val = bright; lab[i] = 1; }
+                    val *= 1 + bias.z * (z - d / 2.0) / d + bias.y * (y - h / 2.0) / h + bias.x * (x - w / 2.0) / w;
+                    img[i] = (float)(val + noise * Gaussian(rng));
+                }
+        double mean = img.Average(), sd = Math.Sqrt(img.Select(v => (v - mean) * (v - mean)).Average());
+        for (int i = 0; i < img.Length; i++) img[i] = (float)((img[i] - mean) / sd);
+        return new Volume(name, d, h, w, img, lab);
+    }
+
+    static double Sq(double v) => v * v;
+
+    static double Gaussian(Random rng)
+    {
+        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>Writes <paramref name="train"/> + <paramref name="test"/> phantoms in the LA layout (HDF5 arrays stored
+    /// (X, Y, Z) like the challenge's mri_norm2.h5, read back Z-first by <see cref="LeftAtriumDataset"/>).</summary>
+    public static void WriteLa(string root, int train = 20, int test = 6, int depth = 40, int size = 64, int seed = 11)
+    {
+        Directory.CreateDirectory(root);
+        var trainNames = Enumerable.Range(0, train).Select(i => $"LA_phantom_{i:000}").ToList();
+        var testNames = Enumerable.Range(train, test).Select(i => $"LA_phantom_{i:000}").ToList();
+        int k = 0;
+        foreach (var n in trainNames.Concat(testNames))
+        {
+            var v = Generate(n, seed * 1000 + k++, depth, size);
+            Hdf5.Write(Path.Combine(root, n, LeftAtriumDataset.FileName), ToXyz(v));
+        }
+        AtomicFile.WriteAllText(Path.Combine(root, "train.list"), string.Join("\n", trainNames) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(root, "test.list"), string.Join("\n", testNames) + "\n");
+    }
+
+    /// <summary>(D, H, W) = (Z, X, Y) → the file's (X, Y, Z) order (the inverse of <see cref="LeftAtriumDataset.ZFirst"/>).</summary>
+    public static Volume ToXyz(Volume v)
+    {
+        int nz = v.Depth, nx = v.Height, ny = v.Width;
+        var img = new float[v.Image.Length]; var lab = v.Label is null ? null : new byte[img.Length];
+        for (int z = 0; z < nz; z++)
+            for (int x = 0; x < nx; x++)
+                for (int y = 0; y < ny; y++)
+                {
+                    int src = (z * nx + x) * ny + y, dst = (x * ny + y) * nz + z;
+                    img[dst] = v.Image[src];
+                    if (lab != null) lab[dst] = v.Label![src];
+                }
+        return new Volume(v.Name, nx, ny, nz, img, lab);
+    }
+}

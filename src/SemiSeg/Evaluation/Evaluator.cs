@@ -18,6 +18,19 @@ public static class Evaluator
             return pred;
         });
 
+    /// <summary>Scores a 3D network on volumes with sliding-window inference (<see cref="SlidingWindow"/>);
+    /// <paramref name="load"/> reads a case as (D, H, W) (e.g. the LA's Z-first reader).</summary>
+    public static EvaluationReport Evaluate3D(TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> net, int numClasses,
+        IReadOnlyList<CaseRef> cases, (int d, int h, int w) patch, (int d, int h, int w) stride, IReadOnlyList<string> classNames,
+        MetricMode mode, EmptyPolicy policy, double[]? spacingOverride = null, Action<CaseRef, Volume, byte[]>? onPrediction = null,
+        Func<CaseRef, Volume>? load = null, bool largestComponent = false) =>
+        Score(cases, numClasses, classNames, mode, policy, spacingOverride, load, (c, vol) =>
+        {
+            var pred = SlidingWindow.Predict(net, vol.Image, vol.Depth, vol.Height, vol.Width, numClasses, patch, stride, largestComponent).Labels;
+            onPrediction?.Invoke(c, vol, pred);
+            return pred;
+        });
+
     static readonly string[] MaskSuffixes = { "_pred.nii.gz", "_pred.nii", ".nii.gz", ".nii", "_pred.h5", ".h5", "_pred.png", ".png" };
 
     /// <summary>The mask file for a case in <paramref name="directory"/>: NAME_pred.nii.gz, NAME.nii.gz, .nii, .h5 (dataset

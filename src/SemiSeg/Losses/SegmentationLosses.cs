@@ -23,8 +23,8 @@ public static class SegmentationLosses
     /// <summary>
     /// Dice loss with squared denominators over the whole batch (SSL4MIS DiceLoss, BCP mask_DiceLoss), background
     /// included, averaged over classes: 1 − (2Σ p·t·w + 1e-5) / (Σ p²·w + Σ t²·w + 1e-5) per class.
-    /// <paramref name="probs"/> are softmax probabilities (B, C, H, W); <paramref name="target"/> integer labels
-    /// (B, H, W); <paramref name="weight"/> optional (B, H, W) per-pixel weights; pixels whose target equals
+    /// <paramref name="probs"/> are softmax probabilities (B, C, H, W) or (B, C, D, H, W); <paramref name="target"/> integer labels
+    /// (B, H, W) or (B, D, H, W); <paramref name="weight"/> optional (B, H, W) per-pixel weights; pixels whose target equals
     /// <paramref name="ignoreIndex"/> get weight 0.
     /// </summary>
     public static Tensor Dice(Tensor probs, Tensor target, Tensor? weight = null, long ignoreIndex = -100)
@@ -40,8 +40,12 @@ public static class SegmentationLosses
             var k = keep.to_type(probs.dtype);
             w = w is null ? k : w * k;
         }
-        var onehot = functional.one_hot(t, c).permute(0, 3, 1, 2).to_type(probs.dtype);
-        var dims = new long[] { 0, 2, 3 };
+        // (B, [D,] H, W, C) → (B, C, [D,] H, W): the same loss for slices and volumes
+        long nd = probs.dim();
+        var order = new long[nd]; order[0] = 0; order[1] = nd - 1;
+        for (long i = 2; i < nd; i++) order[i] = i - 1;
+        var onehot = functional.one_hot(t, c).permute(order).to_type(probs.dtype);
+        var dims = Enumerable.Range(0, (int)nd).Where(i => i != 1).Select(i => (long)i).ToArray();
         Tensor inter, psum, tsum;
         if (w is null)
         {

@@ -37,6 +37,15 @@ public static class Ema
         return teacher;
     }
 
+    /// <summary>A frozen exact copy of any network, made by <paramref name="create"/> (the same architecture).</summary>
+    public static T FrozenCopy<T>(T student, Func<T> create) where T : nn.Module
+    {
+        var teacher = create();
+        teacher.load_state_dict(student.state_dict());
+        foreach (var p in teacher.parameters()) p.requires_grad_(false);
+        return teacher;
+    }
+
     /// <summary>The mean-teacher warm-up: α = min(1 − 1/(t+1), decay).</summary>
     public static double WarmupAlpha(double decay, long step) => Math.Min(1.0 - 1.0 / (step + 1), decay);
 
@@ -106,6 +115,14 @@ public sealed class MethodSettings
         if (_values.TryGetValue(key, out var s) && !long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out v))
             throw new ArgumentException($"method parameter {key}='{s}' is not an integer");
         _effective[key] = v.ToString(CultureInfo.InvariantCulture);
+        return v;
+    }
+
+    public string String(string key, string fallback)
+    {
+        _read.Add(key);
+        var v = _values.TryGetValue(key, out var s) ? s : fallback;
+        _effective[key] = v;
         return v;
     }
 

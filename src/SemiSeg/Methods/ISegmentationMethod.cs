@@ -21,21 +21,31 @@ public sealed class MethodStep
 }
 
 /// <summary>
-/// A training method: given a batch (labeled images first, then unlabeled) it computes its losses. It may own
-/// several networks, an EMA teacher or a memory; the trainer, data, evaluation and CLI stay method-agnostic.
+/// What the trainers need of any method, 2D or 3D: given a batch (labeled images first, then unlabeled) it computes its
+/// losses. It may own several networks, an EMA teacher or a memory; trainers, data, evaluation and CLI stay
+/// method-agnostic. <see cref="ISegmentationMethod"/> (2D slices) and <see cref="IVolumeMethod"/> (3D patches) refine it.
 /// </summary>
-public interface ISegmentationMethod : IDisposable
+public interface ITrainableMethod : IDisposable
 {
     string Name { get; }
     /// <summary>The network used for validation, checkpoints' best weights and prediction.</summary>
-    UNet2D InferenceNetwork { get; }
+    nn.Module InferenceModule { get; }
     /// <summary>Modules whose parameters the optimizer trains.</summary>
     IReadOnlyList<nn.Module> TrainableModules { get; }
     /// <summary>Every module whose state a resumable checkpoint must hold (trainable ones, EMA teachers, ...).</summary>
     IReadOnlyList<nn.Module> StatefulModules { get; }
-    /// <summary><paramref name="images"/> (B, C, H, W); <paramref name="labels"/> (B_l, H, W) for the first B_l images.</summary>
+    /// <summary><paramref name="images"/> (B, C, H, W) or (B, C, D, H, W); <paramref name="labels"/> (B_l, [D,] H, W)
+    /// for the first B_l images.</summary>
     MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context);
     /// <summary>Called after each optimizer step (EMA updates and the like).</summary>
     void AfterOptimizerStep(TrainingContext context) { }
     void Train(bool on) { foreach (var m in StatefulModules) m.train(on); }
+}
+
+/// <summary>A method trained on 2D slices with the 2D UNet as its inference network.</summary>
+public interface ISegmentationMethod : ITrainableMethod
+{
+    /// <summary>The network used for validation, checkpoints' best weights and prediction.</summary>
+    UNet2D InferenceNetwork { get; }
+    nn.Module ITrainableMethod.InferenceModule => InferenceNetwork;
 }

@@ -87,4 +87,20 @@ public static class PseudoLabels
         var kept = LargestComponent(asBytes.data<byte>().ToArray(), (int)n, (int)h, (int)w, numClasses, perSlice: true);
         return tensor(kept, new[] { n, h, w }).to_type(labels.dtype);
     }
+
+    /// <summary>Each foreground class's largest 3D connected component (26-connectivity) in every volume of a
+    /// (N, D, H, W) integer tensor: the LA lineage's getLargestCC on pseudo-labels.</summary>
+    public static Tensor LargestComponentPerVolume(Tensor labels, int numClasses)
+    {
+        long n = labels.shape[0], d = labels.shape[1], h = labels.shape[2], w = labels.shape[3], size = d * h * w;
+        using var asBytes = labels.to_type(ScalarType.Byte).contiguous();
+        var all = asBytes.data<byte>().ToArray();
+        var kept = new byte[all.Length];
+        for (long i = 0; i < n; i++)
+        {
+            var one = LargestComponent(all.AsSpan((int)(i * size), (int)size).ToArray(), (int)d, (int)h, (int)w, numClasses, perSlice: false);
+            Array.Copy(one, 0, kept, i * size, size);
+        }
+        return tensor(kept, new[] { n, d, h, w }).to_type(labels.dtype);
+    }
 }

@@ -5,6 +5,27 @@ using static TorchSharp.torch.nn;
 
 namespace SemiSeg.Models;
 
+public enum Net3DKind { Vnet, Unet3d }
+
+/// <summary>Which 3D network a volume method trains (the class count and input channels come from the data's
+/// <see cref="UNetConfig"/>): VNet (16 base filters, the LA lineage) or the 3D UNet (16..256).</summary>
+public sealed record Net3DConfig
+{
+    public Net3DKind Kind { get; init; } = Net3DKind.Vnet;
+    public int Filters { get; init; } = 16;
+    /// <summary>VNet's Dropout3d(0.5) at the bottleneck and before the output (the semi-supervised scripts' has_dropout).</summary>
+    public bool Dropout { get; init; } = true;
+
+    public Module<Tensor, Tensor> Create(int inChannels, int numClasses) => Kind switch
+    {
+        Net3DKind.Vnet => new VNet(inChannels, numClasses, Filters, Dropout),
+        Net3DKind.Unet3d => new UNet3D(inChannels, numClasses, Enumerable.Range(0, 5).Select(i => Filters << i).ToArray()),
+        _ => throw new ArgumentOutOfRangeException(nameof(Kind)),
+    };
+
+    public string Describe() => Kind == Net3DKind.Vnet ? $"VNet ({Filters} filters{(Dropout ? ", dropout" : "")})" : $"3D UNet ({Filters}..{Filters << 4})";
+}
+
 /// <summary>n × (conv3x3x3 → BatchNorm3d → ReLU): the VNet lineage's ConvBlock.</summary>
 public sealed class ConvStack3D : Module<Tensor, Tensor>
 {

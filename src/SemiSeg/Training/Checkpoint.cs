@@ -13,7 +13,12 @@ public sealed record CheckpointMeta
 {
     public int FormatVersion { get; init; } = 1;
     public string Method { get; init; } = "supervised";
+    /// <summary>For a 2D checkpoint the UNet; for a 3D one the class count and input channels.</summary>
     public UNetConfig Network { get; init; } = new();
+    /// <summary>The 3D network of a volume method's checkpoint; null for 2D.</summary>
+    public Net3DConfig? Network3D { get; init; }
+    /// <summary>3D checkpoints: the training patch depth (and sliding-window patch with PatchHeight/PatchWidth).</summary>
+    public int PatchDepth { get; init; }
     public int PatchHeight { get; init; }
     public int PatchWidth { get; init; }
     public bool LinearImageResize { get; init; }
@@ -34,7 +39,7 @@ public static class Checkpoint
 {
     static readonly byte[] Magic = Encoding.ASCII.GetBytes("SEMISEG\n");
 
-    public static void Save(string path, CheckpointMeta meta, ISegmentationMethod method, TorchSharp.Modules.OptimizerHelper? optimizer)
+    public static void Save(string path, CheckpointMeta meta, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper? optimizer)
     {
         meta = meta with { HasTrainingState = optimizer != null };
         AtomicFile.Write(path, s =>
@@ -42,7 +47,7 @@ public static class Checkpoint
             using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
             w.Write(Magic);
             w.Write(JsonSerializer.Serialize(meta, TrainOptions.Json));
-            SaveModule(w, method.InferenceNetwork);
+            SaveModule(w, method.InferenceModule);
             if (optimizer != null)
             {
                 foreach (var m in method.StatefulModules) SaveModule(w, m);
@@ -112,8 +117,21 @@ public static class Checkpoint
     /// <summary>Rebuilds the inference network from a checkpoint alone.</summary>
     public static (UNet2D net, CheckpointMeta meta) LoadNetwork(string path)
     {
+        if (ReadMeta(path, out _).Network3D is not null)
+            throw new InvalidDataException($"checkpoint '{path}' holds a 3D network ({ReadMeta(path, out _).Network3D!.Describe()}); it predicts volumes with a sliding window, not slice by slice");
+        var (net, meta) = LoadAnyNetwork(path);
+        return ((UNet2D)net, meta);
+    }
+
+    /// <summary>The inference network a checkpoint's metadata describes, freshly initialised.</summary>
+    public static nn.Module<Tensor, Tensor> CreateNetwork(CheckpointMeta meta) =>
+        meta.Network3D is { } n3 ? n3.Create(meta.Network.InChannels, meta.Network.NumClasses) : new UNet2D(meta.Network);
+
+    /// <summary>Rebuilds the inference network, 2D or 3D, from a checkpoint alone.</summary>
+    public static (nn.Module<Tensor, Tensor> net, CheckpointMeta meta) LoadAnyNetwork(string path)
+    {
         var meta = ReadMeta(path, out long off);
-        var net = new UNet2D(meta.Network);
+        var net = CreateNetwork(meta);
         try
         {
             using var fs = File.OpenRead(path);
@@ -130,7 +148,7 @@ public static class Checkpoint
     }
 
     /// <summary>Restores a method's modules and the optimizer from a resumable checkpoint.</summary>
-    public static CheckpointMeta Restore(string path, ISegmentationMethod method, TorchSharp.Modules.OptimizerHelper optimizer)
+    public static CheckpointMeta Restore(string path, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper optimizer)
     {
         var meta = ReadMeta(path, out long off);
         if (!meta.HasTrainingState) throw new InvalidDataException($"checkpoint '{path}' holds weights only; it cannot resume training");
@@ -139,7 +157,7 @@ public static class Checkpoint
             using var fs = File.OpenRead(path);
             fs.Position = off;
             using var r = new BinaryReader(fs);
-            using (var scratch = new UNet2D(meta.Network)) scratch.load(r); // skip the inference copy
+            using (var scratch = CreateNetwork(meta)) scratch.load(r); // skip the inference copy
             foreach (var m in method.StatefulModules) LoadModule(r, m);
             MakeOptimizerStateContiguous(optimizer); // Adam-family moments exist (channels_last) before the first step
             optimizer.load_state_dict(r);

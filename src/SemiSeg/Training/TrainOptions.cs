@@ -4,7 +4,9 @@ using SemiSeg.Models;
 
 namespace SemiSeg.Training;
 
-public enum LrSchedule { Poly, Constant, Cosine }
+/// <summary>poly (SSL4MIS), constant (BCP family on ACDC), cosine, step: ×0.1 every StepSize iterations (the LA lineage's
+/// 0.01·0.1^(it // 2500)).</summary>
+public enum LrSchedule { Poly, Constant, Cosine, Step }
 
 /// <summary>SGD (momentum, L2 weight decay) is the field's default; RAdam is what the meta-label contrastive
 /// pre-training of Peng et al. uses; Adam/AdamW for users' own protocols.</summary>
@@ -48,7 +50,23 @@ public sealed record TrainOptions
     public Dictionary<string, string> MethodParams { get; init; } = new();
     /// <summary>Run the network in channels_last (NHWC) memory order: same values, faster oneDNN kernels.</summary>
     public bool ChannelsLast { get; init; } = true;
+    /// <summary>2D: the UNet. 3D: the class count and input channels (and, for M&amp;N, the slice-wise 2D UNet).</summary>
     public UNetConfig Network { get; init; } = new();
+    /// <summary>The 3D network; null trains 2D slices. With it the run trains on (PatchDepth, PatchHeight, PatchWidth)
+    /// volume patches and validates with a sliding window.</summary>
+    public Net3DConfig? Network3D { get; init; }
+    /// <summary>3D: patch depth (slices), a multiple of 16 like the in-plane sides.</summary>
+    public int PatchDepth { get; init; }
+    /// <summary>3D: sliding-window strides (d, h, w) for validation; null = half the patch.</summary>
+    public int[]? Stride3D { get; init; }
+    /// <summary>The step schedule's period: lr·0.1^(it // StepSize).</summary>
+    public long StepSize { get; init; } = 2500;
+
+    public bool Is3D => Network3D is not null;
+
+    public (int d, int h, int w) Patch3D => (PatchDepth, PatchHeight, PatchWidth);
+
+    public (int d, int h, int w) Stride => Stride3D is { Length: 3 } s ? (s[0], s[1], s[2]) : (Math.Max(1, PatchDepth / 2), Math.Max(1, PatchHeight / 2), Math.Max(1, PatchWidth / 2));
 
     public double LearningRateAt(long iteration)
     {
@@ -57,6 +75,7 @@ public sealed record TrainOptions
         {
             LrSchedule.Poly => BaseLr * Math.Pow(1.0 - t, 0.9),
             LrSchedule.Cosine => BaseLr * 0.5 * (1 + Math.Cos(Math.PI * t)),
+            LrSchedule.Step => BaseLr * Math.Pow(0.1, iteration / Math.Max(1, StepSize)),
             _ => BaseLr,
         };
         return iteration < WarmupIterations ? lr * (iteration + 1) / WarmupIterations : lr;
@@ -118,6 +137,9 @@ public sealed record TrainOptions
     {
         if (PatchHeight < 16 || PatchWidth < 16 || PatchHeight % 16 != 0 || PatchWidth % 16 != 0)
             throw new ArgumentException($"patch size {PatchHeight}x{PatchWidth}: both sides must be multiples of 16 (four 2x poolings), at least 16");
+        if (Is3D && (PatchDepth < 16 || PatchDepth % 16 != 0))
+            throw new ArgumentException($"patch depth {PatchDepth}: 3D networks need a multiple of 16 (four 2x downsamplings), at least 16");
+        if (Stride3D is { } st && (st.Length != 3 || st.Any(v => v <= 0))) throw new ArgumentException("the sliding-window stride needs three positive numbers d,h,w");
         if (LabeledBatchSize <= 0) throw new ArgumentException($"labeled batch size must be positive (got {LabeledBatchSize})");
         if (BatchSize < LabeledBatchSize) throw new ArgumentException($"batch size {BatchSize} is smaller than the labeled batch size {LabeledBatchSize}");
         if (MaxIterations <= 0) throw new ArgumentException($"iterations must be positive (got {MaxIterations})");

@@ -153,7 +153,7 @@ public sealed class Trainer
                     Checkpoint.Save(BestPath, Meta(done), method, null);
                 }
                 method.Train(true);
-                AppendValidationCsv(done, report);
+                AppendValidationCsv(_o.OutputDir, done, report);
                 _monitor.OnValidation(new ValidationInfo(done, dice, mean.Hd95, isBest, bestDice, bestIt, report));
                 Log($"validation at {done}: mean Dice {Fmt(dice)} HD95 {mean.Hd95:F2} " +
                     string.Join(" ", report.Summary().Select(s => $"{s.Class} {Fmt(s.Dice)}")) + (isBest ? " (best)" : $" (best {Fmt(bestDice)} at {bestIt})"));
@@ -199,7 +199,7 @@ public sealed class Trainer
 
     /// <summary>One optimisation step of a method: its losses, backward, the optimizer step, then the method's
     /// post-step work (EMA). The returned tensors belong to the caller's dispose scope.</summary>
-    public static MethodStep Step(ISegmentationMethod method, TorchSharp.Modules.OptimizerHelper optimizer, Tensor images, Tensor labels, int labeledCount, TrainingContext ctx)
+    public static MethodStep Step(ITrainableMethod method, TorchSharp.Modules.OptimizerHelper optimizer, Tensor images, Tensor labels, int labeledCount, TrainingContext ctx)
     {
         var step = method.Step(images, labels, labeledCount, ctx);
         optimizer.zero_grad();
@@ -209,9 +209,9 @@ public sealed class Trainer
         return step;
     }
 
-    void AppendValidationCsv(long it, EvaluationReport report)
+    internal static void AppendValidationCsv(string outputDir, long it, EvaluationReport report)
     {
-        var path = Path.Combine(_o.OutputDir, "validation.csv");
+        var path = Path.Combine(outputDir, "validation.csv");
         var s = report.Summary();
         bool header = !File.Exists(path);
         using var w = new StreamWriter(path, append: true);
@@ -221,5 +221,5 @@ public sealed class Trainer
             .Concat(s.SelectMany(x => new[] { Fmt(x.Dice), Fmt(x.Hd95) }))));
     }
 
-    static string Fmt(double v) => double.IsNaN(v) || double.IsInfinity(v) ? "NaN" : v.ToString("0.0000", CultureInfo.InvariantCulture);
+    internal static string Fmt(double v) => double.IsNaN(v) || double.IsInfinity(v) ? "NaN" : v.ToString("0.0000", CultureInfo.InvariantCulture);
 }
