@@ -34,10 +34,11 @@ internal sealed class DataOptions
 
     /// <summary>The data as volumes for a 3D run: the LA layout (train.list/test.list + NAME/mri_norm2.h5; --labeled
     /// volumes, default 8), ACDC (--labeled patients' volumes, default 7), or own data's volumes.</summary>
-    public VolumeSplit LoadVolumes(ParseResult r)
+    /// <param name="scoring">evaluation only reads val/test: the labeled count then only has to be valid.</param>
+    public VolumeSplit LoadVolumes(ParseResult r, bool scoring = false)
     {
         var src = r.GetValue(Data)!;
-        if (LeftAtriumDataset.IsLa(src)) return LeftAtriumDataset.Load(src, r.GetValue(Labeled) ?? 8);
+        if (LeftAtriumDataset.IsLa(src)) return LeftAtriumDataset.Load(src, r.GetValue(Labeled) ?? (scoring ? 1 : 8));
         if (IsAcdc(src)) return AcdcDataset.LoadVolumes(src, r.GetValue(Labeled) ?? 7);
         return VolumeSplit.FromManifest(Load(r));
     }

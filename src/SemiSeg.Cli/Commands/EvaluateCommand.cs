@@ -95,7 +95,7 @@ internal static class EvaluateCommand
     {
         var (net, meta) = Checkpoint.LoadAnyNetwork(ck);
         using var _ = net;
-        var volumes = data.LoadVolumes(r);
+        var volumes = data.LoadVolumes(r, scoring: true);
         if (meta.Network.NumClasses != volumes.NumClasses)
             throw new ArgumentException($"checkpoint '{ck}' predicts {meta.Network.NumClasses} classes, the dataset has {volumes.NumClasses}");
         var cases = sp == Split.Val ? volumes.Val : sp == Split.Test ? volumes.Test : volumes.Labeled;

@@ -178,6 +178,34 @@ public class CliTests
     }
 
     [Fact]
+    public void TrainsEvaluatesAndPredictsA3DNetworkOnTheLaLayout()
+    {
+        using var t = new TempDir();
+        var (c0, o0, e0) = Run("phantom", "la", "-o", t["la"], "--count", "3");
+        Assert.True(c0 == 0, e0);
+        Assert.Contains("3 training + 6 test", o0);
+        var (c1, o1, e1) = Run("train", "--network", "vnet", "--data", t["la"], "--labeled", "2", "--method", "bcp", "--output", t["run"],
+            "--iterations", "2", "--patch-size", "32", "--patch-depth", "16", "--batch-size", "4", "--labeled-bs", "2", "--param", "pretrain_iterations=1",
+            "--schedule", "step", "--quiet");
+        Assert.True(c1 == 0, e1);
+        Assert.Contains("best.ckpt holds the last weights", o1);
+        var (c2, o2, e2) = Run("evaluate", "--data", t["la"], "--checkpoint", t["run/best.ckpt"], "--largest-component", "--stride", "16,32,32", "--save-predictions");
+        Assert.True(c2 == 0, e2);
+        Assert.Contains("left atrium", o2);
+        Assert.Equal(6, Directory.GetFiles(t["run/eval-test/predictions"]).Length);
+        var (c3, o3, e3) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["run/eval-test/predictions"], "--output", t["pred"]);
+        Assert.True(c3 == 0, e3);
+        Assert.Contains("wrote 6 mask file(s)", o3);
+        // a method without a 3D version and a patch depth the VNet cannot take are refused by name
+        var (c4, _, e4) = Run("train", "--network", "vnet", "--data", t["la"], "--labeled", "2", "--method", "m3hl", "--output", t["r4"], "--iterations", "1");
+        Assert.Equal(2, c4);
+        Assert.Contains("no 3D version", e4);
+        var (c5, _, e5) = Run("train", "--network", "vnet", "--data", t["la"], "--labeled", "2", "--output", t["r5"], "--iterations", "1", "--patch-depth", "20");
+        Assert.Equal(2, c5);
+        Assert.Contains("multiple of 16", e5);
+    }
+
+    [Fact]
     public void HelpListsTheCommands()
     {
         var (c, o, _) = Run("--help");

@@ -1,0 +1,106 @@
+using SemiSeg.Data;
+using SemiSeg.Methods.Volume;
+using SemiSeg.Models;
+using SemiSeg.Training;
+using TorchSharp;
+
+namespace SemiSeg.Tests.Training;
+
+public class VolumeTrainerTests
+{
+    static TrainOptions Options(string dir, string method, long iterations, bool dropout = true) => new()
+    {
+        OutputDir = dir, Method = method, MaxIterations = iterations, PatchDepth = 16, PatchHeight = 32, PatchWidth = 32,
+        BatchSize = 2, LabeledBatchSize = 1, SaveEvery = 2, LogEvery = 1, ValidateEvery = 4, ChannelsLast = false,
+        Network = new UNetConfig { NumClasses = 2 }, Network3D = new Net3DConfig { Dropout = dropout }, Threads = Environment.ProcessorCount,
+    };
+
+    [Fact]
+    public void PhantomRoundTripsThroughTheLaLayout()
+    {
+        using var t = new TempDir();
+        AtriumPhantom.WriteLa(t["la"], train: 3, test: 1, depth: 16, size: 32);
+        var split = LeftAtriumDataset.Load(t["la"], labeled: 2);
+        Assert.Equal(2, split.Labeled.Count); Assert.Single(split.Unlabeled); Assert.Single(split.Test);
+        var read = split.Reader(split.Labeled[1]);
+        var made = AtriumPhantom.Generate("LA_phantom_001", 11 * 1000 + 1, 16, 32);
+        Assert.Equal((16, 32, 32), (read.Depth, read.Height, read.Width));
+        Assert.Equal(made.Image, read.Image);
+        Assert.Equal(made.Label, read.Label);
+        // an atrium and distractors of the same brightness: a threshold alone cannot separate them
+        int fg = made.Label!.Count(v => v == 1);
+        Assert.InRange(fg, 200, made.Label.Length / 3);
+        double meanFg = made.Image.Where((v, i) => made.Label[i] == 1).Average();
+        Assert.True(made.Image.Where((v, i) => made.Label[i] == 0 && v > meanFg).Count() > fg / 20, "expected bright unlabeled distractors");
+    }
+
+    [Fact]
+    public void TrainsVNetOnVolumesWithValidationAndWritesA3DCheckpoint()
+    {
+        using var t = new TempDir();
+        AtriumPhantom.WriteLa(t["la"], train: 4, test: 1, depth: 16, size: 32);
+        var la = LeftAtriumDataset.Load(t["la"], labeled: 2);
+        // validation on the test case, to exercise the sliding-window validation path (the LA protocol itself has none)
+        var split = la with { Val = la.Test };
+        var r = new VolumeTrainer(Options(t["run"], "mean-teacher", 4), split).Run();
+        Assert.Equal(4, r.Iterations);
+        Assert.True(double.IsFinite(r.BestDice) && r.BestDice >= 0);
+        var (net, meta) = Checkpoint.LoadAnyNetwork(r.BestCheckpoint);
+        using (net)
+        {
+            Assert.IsType<VNet>(net);
+            Assert.Equal((16, 32, 32), (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth));
+            Assert.Equal("mean-teacher", meta.Method);
+        }
+        Assert.True(File.Exists(Path.Combine(t["run"], "validation.csv")));
+        var log = File.ReadAllText(Path.Combine(t["run"], "train.log"));
+        Assert.Contains("batch 1+1", log);
+        // the 2D loader refuses a 3D checkpoint with a clear message
+        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadNetwork(r.BestCheckpoint));
+        Assert.Contains("3D network", e.Message);
+    }
+
+    [Fact]
+    public void InterruptedVolumeRunResumesToTheSameWeights()
+    {
+        using var t = new TempDir();
+        AtriumPhantom.WriteLa(t["la"], train: 4, test: 1, depth: 16, size: 32);
+        var split = LeftAtriumDataset.Load(t["la"], labeled: 2);
+        // CPS: two stateful networks, no dropout, no noise; batches and crops are functions of the iteration
+        torch.manual_seed(0);
+        new VolumeTrainer(Options(t["straight"], "cps", 4, dropout: false), split).Run();
+        using (var cts = new CancellationTokenSource())
+        {
+            var o = Options(t["resumed"], "cps", 4, dropout: false);
+            new VolumeTrainer(o, split, new StopAfter(2, cts)).Run(cts.Token);
+            Assert.Equal(2, Checkpoint.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _).Iteration);
+            new VolumeTrainer(o with { Resume = true }, split).Run();
+        }
+        var (a, _) = Checkpoint.LoadAnyNetwork(Path.Combine(t["straight"], "last.ckpt"));
+        var (b, _) = Checkpoint.LoadAnyNetwork(Path.Combine(t["resumed"], "last.ckpt"));
+        using (a) using (b)
+        {
+            var pb = b.state_dict();
+            foreach (var (k, v) in a.state_dict())
+                Assert.True(v.to_type(torch.ScalarType.Float64).allclose(pb[k].to_type(torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{k} differs after resume");
+        }
+    }
+
+    [Fact]
+    public void StepScheduleAndPatchDepthChecks()
+    {
+        var o = new TrainOptions { BaseLr = 0.01, MaxIterations = 6000, Schedule = LrSchedule.Step, StepSize = 2500 };
+        Assert.Equal(0.01, o.LearningRateAt(2499), 12);
+        Assert.Equal(0.001, o.LearningRateAt(2500), 12);
+        Assert.Equal(0.0001, o.LearningRateAt(5999), 12);
+        var bad = new TrainOptions { Network3D = new Net3DConfig(), PatchDepth = 40, PatchHeight = 112, PatchWidth = 112 };
+        Assert.Contains("multiple of 16", Assert.Throws<ArgumentException>(() => bad.Validate()).Message);
+    }
+
+    sealed class StopAfter : ITrainingMonitor
+    {
+        readonly long _n; readonly CancellationTokenSource _cts;
+        public StopAfter(long n, CancellationTokenSource cts) { _n = n; _cts = cts; }
+        public void OnIteration(IterationInfo info) { if (info.Iteration >= _n) _cts.Cancel(); }
+    }
+}
