@@ -23,9 +23,24 @@ internal static class BenchCommand
         var data = new Option<string?>("--data") { Description = "Feed batches from the real loader: an ACDC root, an own-data folder/CSV, or 'phantom' (generated at --size); default: a fixed random batch like peer_mt.py" };
         var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file" };
         var volume = new Option<string?>("--sliding-window") { Description = "Instead: time 3D sliding-window inference of the VNet (LA protocol: patch 80x112x112, strides 4/18/18) over a random volume of D,H,W voxels (e.g. 88,144,144)" };
-        foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, plain, data, json, volume }) cmd.Add(o);
+        var volumeTrain = new Option<string?>("--volume-method") { Description = "Instead: time one 3D training iteration of this volume method (supervised, mean-teacher, ua-mt, cps, bcp, mn) on VNet with peak memory; --patch and --volume-batch set the shape" };
+        var volumePatch = new Option<string>("--patch") { Description = "3D patch D,H,W for --volume-method (the LA lineage's 112x112x80 is 80,112,112)", DefaultValueFactory = _ => "80,112,112" };
+        var volumeBatch = new Option<string>("--volume-batch") { Description = "labeled,unlabeled patches per batch for --volume-method", DefaultValueFactory = _ => "2,2" };
+        foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, plain, data, json, volume, volumeTrain, volumePatch, volumeBatch }) cmd.Add(o);
         cmd.SetAction(r =>
         {
+            if (r.GetValue(volumeTrain) is string vm)
+            {
+                var p = MetricOptions.ParseTriple(r.GetValue(volumePatch), "--patch")!;
+                var lu = r.GetValue(volumeBatch)!.Split(',').Select(v => int.TryParse(v, out var n) && n >= 0 ? n : throw new ArgumentException($"--volume-batch '{r.GetValue(volumeBatch)}': expected labeled,unlabeled")).ToArray();
+                if (lu.Length != 2 || lu[0] < 1) throw new ArgumentException($"--volume-batch '{r.GetValue(volumeBatch)}': expected labeled,unlabeled with at least 1 labeled");
+                var parameters = new Dictionary<string, string>();
+                if (vm == "bcp") parameters["pretrain_iterations"] = "0";
+                var res3 = Benchmark.VolumeStep(vm, (p[0], p[1], p[2]), lu[0], lu[1], r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), parameters: parameters);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"semiseg 3D {vm} (VNet) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB"));
+                return 0;
+            }
             if (r.GetValue(volume) is string dims)
             {
                 var d = dims.Split(',').Select(v => int.TryParse(v, out var n) && n > 0 ? n : throw new ArgumentException($"--sliding-window '{dims}': expected D,H,W (positive integers)")).ToArray();

@@ -174,6 +174,37 @@ public static class Benchmark
         return (times[times.Count / 2], windows, torch.get_num_threads());
     }
 
+    /// <summary>
+    /// One 3D training iteration of a volume method (VNet by default) on a fixed random batch of
+    /// <paramref name="labeled"/> + <paramref name="unlabeled"/> patches: median seconds over <paramref name="iterations"/>
+    /// after <paramref name="warmup"/>, and the process's peak resident memory (run one method per process to read
+    /// its own peak). The LA setting is patch (80, 112, 112), batch 2 + 2.
+    /// </summary>
+    public static (double seconds, double peakRssMiB, int threads) VolumeStep(string method, (int d, int h, int w) patch, int labeled, int unlabeled,
+        int iterations = 2, int warmup = 1, int? threads = null, Net3DConfig? network = null, IReadOnlyDictionary<string, string>? parameters = null)
+    {
+        Runtime.TorchRuntime.Configure(threads);
+        Runtime.TorchRuntime.Seed(0);
+        var settings = new MethodSettings(parameters ?? new Dictionary<string, string>());
+        using var m = Methods.Volume.VolumeMethodRegistry.Get(method).Create(new Methods.Volume.VolumeMethodContext(network ?? new Net3DConfig(), new UNetConfig { NumClasses = 2 }, settings));
+        settings.EnsureAllUsed(method);
+        using var opt = torch.optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
+        m.Train(true);
+        using var x = randn(new long[] { labeled + unlabeled, 1, patch.d, patch.h, patch.w });
+        using var y = (x.narrow(0, 0, labeled)[.., 0] > 0.5).to_type(ScalarType.Int64);
+        var times = new List<double>();
+        for (int i = 0; i < warmup + iterations; i++)
+        {
+            using var scope = NewDisposeScope();
+            var sw = Stopwatch.StartNew();
+            // a late iteration: consistency weights ramped up, BCP past its pre-training, M&N's unlabeled share in use
+            Trainer.Step(m, opt, x, y, labeled, new Methods.TrainingContext(1_000_000 + i, 1_000_010, 0.01)).Loss.item<float>();
+            if (i >= warmup) times.Add(sw.Elapsed.TotalSeconds);
+        }
+        times.Sort();
+        return (times[times.Count / 2], PeakRssMiB(), torch.get_num_threads());
+    }
+
     static double InferenceThroughput(UNet2D net, int size, bool channelsLast, int slices = 16, int reps = 3)
     {
         net.eval();
