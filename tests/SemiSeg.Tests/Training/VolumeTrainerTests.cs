@@ -61,6 +61,23 @@ public class VolumeTrainerTests
     }
 
     [Fact]
+    public void TrainsA3DUNetOnOwnNiftiVolumesPaddingTheShallowStack()
+    {
+        using var t = new TempDir();
+        // 8-slice NIfTI volumes: shallower than the 16-slice patch, so the crop pads them (UA-MT's padding)
+        CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 2, val: 1, test: 0, depth: 8, size: 32);
+        var split = VolumeSplit.FromManifest(CustomDataset.Load(t["data"], 4));
+        Assert.Equal((2, 2, 1), (split.Labeled.Count, split.Unlabeled.Count, split.Val.Count));
+        var o = Options(t["run"], "mn", 2) with { Network = new UNetConfig { NumClasses = 4 }, Network3D = new Net3DConfig { Kind = Net3DKind.Unet3d, Filters = 8 }, ValidateEvery = 2 };
+        var r = new VolumeTrainer(o, split).Run();
+        Assert.True(double.IsFinite(r.BestDice));
+        var (net, meta) = Checkpoint.LoadAnyNetwork(r.BestCheckpoint);
+        using (net) Assert.IsType<UNet3D>(net);
+        Assert.Equal(Net3DKind.Unet3d, meta.Network3D!.Kind);
+        Assert.Equal(4, meta.Network.NumClasses);
+    }
+
+    [Fact]
     public void InterruptedVolumeRunResumesToTheSameWeights()
     {
         using var t = new TempDir();
