@@ -27,6 +27,8 @@ internal sealed class DataOptions
         var src = r.GetValue(Data)!;
         if (IsAcdc(src))
             return AcdcDataset.Load(src, r.GetValue(Labeled) ?? 7, r.GetValue(LabeledSlices));
+        if (LeftAtriumDataset.IsLa(src))
+            throw new ArgumentException($"'{src}' is in the LA layout (3D volumes stored X,Y,Z): train it with --network vnet or unet3d; evaluate a 3D checkpoint on it");
         if (Hc18Dataset.IsHc18(src)) return Hc18Dataset.Load(src, r.GetValue(Labeled));
         if (PsfhDataset.IsPsfh(src)) return PsfhDataset.Load(src, r.GetValue(Labeled));
         return CustomDataset.Load(src, r.GetValue(NumClasses), r.GetValue(Labeled));

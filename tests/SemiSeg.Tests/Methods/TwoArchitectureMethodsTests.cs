@@ -87,6 +87,16 @@ public class TwoArchitectureMethodsTests
     }
 
     [Fact]
+    public void DiscountIsRelativeSoAClassHardForBothNetworksIsNotSuppressed()
+    {
+        using var r = new ReliabilityMemory(2, 3);
+        using (no_grad()) r.get_buffer("dice")!.copy_(tensor(new float[] { 0.9f, 0.05f, 0.6f, 0.45f, 0.05f, 0.3f }).view(2, 3));
+        Assert.Equal(new[] { 1f, 1f, 1f }, r.Discount(0).data<float>().ToArray());
+        var d1 = r.Discount(1).data<float>().ToArray();
+        Assert.Equal(0.5f, d1[0], 5); Assert.Equal(1f, d1[1], 5); Assert.Equal(0.5f, d1[2], 5);
+    }
+
+    [Fact]
     public void ReliabilityFollowsTheLabeledDiceOfClassesPresent()
     {
         using var r = new ReliabilityMemory(2, 3);
