@@ -38,24 +38,36 @@ public sealed class Trainer
 
     public Trainer(TrainOptions options, DatasetManifest data, ITrainingMonitor? monitor = null)
     {
-        options.Validate();
-        if (data.NumClasses != options.Network.NumClasses)
-            throw new ArgumentException($"dataset has {data.NumClasses} classes but the network is configured for {options.Network.NumClasses}");
-        if (data.Labeled.Count == 0) throw new ArgumentException($"{data.Name}: the labeled set is empty");
+        CheckOptions(options, data.NumClasses, data.Labeled.Count, data.Name);
         _o = options; _data = data; _monitor = monitor ?? new NullMonitor();
     }
 
-    sealed class NullMonitor : ITrainingMonitor { }
+    internal sealed class NullMonitor : ITrainingMonitor { }
+
+    /// <summary>What every training run checks before it starts (2D and 3D).</summary>
+    internal static void CheckOptions(TrainOptions options, int dataClasses, int labeledCount, string dataName)
+    {
+        options.Validate();
+        if (dataClasses != options.Network.NumClasses)
+            throw new ArgumentException($"dataset has {dataClasses} classes but the network is configured for {options.Network.NumClasses}");
+        if (labeledCount == 0) throw new ArgumentException($"{dataName}: the labeled set is empty");
+    }
+
+    /// <summary>Threads, the run folder, and the refusal to overwrite a run that was not asked to resume.</summary>
+    internal static void OpenRunFolder(TrainOptions o)
+    {
+        TorchRuntime.Configure(o.Threads);
+        Directory.CreateDirectory(o.OutputDir);
+        if (File.Exists(Path.Combine(o.OutputDir, "last.ckpt")) && !o.Resume)
+            throw new IOException($"'{o.OutputDir}' already holds a training run (last.ckpt); pass --resume to continue it or choose another --output");
+    }
 
     public string BestPath => Path.Combine(_o.OutputDir, "best.ckpt");
     public string LastPath => Path.Combine(_o.OutputDir, "last.ckpt");
 
     public TrainingResult Run(CancellationToken cancel = default)
     {
-        TorchRuntime.Configure(_o.Threads);
-        Directory.CreateDirectory(_o.OutputDir);
-        if (File.Exists(LastPath) && !_o.Resume)
-            throw new IOException($"'{_o.OutputDir}' already holds a training run (last.ckpt); pass --resume to continue it or choose another --output");
+        OpenRunFolder(_o);
         var entry = MethodRegistry.Get(_o.Method);
         int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
         if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)

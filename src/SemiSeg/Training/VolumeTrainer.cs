@@ -26,24 +26,16 @@ public sealed class VolumeTrainer
     public VolumeTrainer(TrainOptions options, VolumeSplit data, ITrainingMonitor? monitor = null)
     {
         if (options.Network3D is null) throw new ArgumentException("a 3D training run needs a 3D network (Network3D)");
-        options.Validate();
-        if (data.NumClasses != options.Network.NumClasses)
-            throw new ArgumentException($"dataset has {data.NumClasses} classes but the network is configured for {options.Network.NumClasses}");
-        if (data.Labeled.Count == 0) throw new ArgumentException($"{data.Name}: the labeled set is empty");
-        _o = options; _data = data; _monitor = monitor ?? new NullMonitor();
+        Trainer.CheckOptions(options, data.NumClasses, data.Labeled.Count, data.Name);
+        _o = options; _data = data; _monitor = monitor ?? new Trainer.NullMonitor();
     }
-
-    sealed class NullMonitor : ITrainingMonitor { }
 
     public string BestPath => Path.Combine(_o.OutputDir, "best.ckpt");
     public string LastPath => Path.Combine(_o.OutputDir, "last.ckpt");
 
     public TrainingResult Run(CancellationToken cancel = default)
     {
-        TorchRuntime.Configure(_o.Threads);
-        Directory.CreateDirectory(_o.OutputDir);
-        if (File.Exists(LastPath) && !_o.Resume)
-            throw new IOException($"'{_o.OutputDir}' already holds a training run (last.ckpt); pass --resume to continue it or choose another --output");
+        Trainer.OpenRunFolder(_o);
         var entry = VolumeMethodRegistry.Get(_o.Method);
         TorchRuntime.Seed(_o.Seed);
         var settings = new MethodSettings(_o.MethodParams);
