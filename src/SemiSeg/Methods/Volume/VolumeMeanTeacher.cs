@@ -10,10 +10,10 @@ namespace SemiSeg.Methods.Volume;
 /// uncertainty-free twin). The student sees the whole batch; the EMA teacher (decay 0.99 with the 1 − 1/(t+1)
 /// warm-up, parameters only) sees the unlabeled patches plus noise clamp(N(0, 0.1²), ±0.2). Loss = 0.5·(CE + Dice) on
 /// labeled + λ(t)·consistency, λ(t) = 0.1·sigmoid_rampup(t // 150, 40).
-/// Mean Teacher: consistency = mean over unlabeled voxels of Σ_c (softmax_s − softmax_t)².
+/// Mean Teacher: consistency = mean over unlabeled voxels and classes of (softmax_s − softmax_t)².
 /// UA-MT: the teacher also runs <c>passes</c> (8) noisy forward passes; the uncertainty u = −Σ p̄ log(p̄ + 1e-6) of their
 /// mean softmax masks the consistency to voxels with u &lt; (0.75 + 0.25·sigmoid_rampup(t, T))·ln 2 (ln C for C classes),
-/// consistency = Σ mask·mse / (2·Σ mask + 1e-16) as the reference writes it.
+/// consistency = Σ mask·mse / (C·Σ mask + 1e-16) (the reference writes 2·Σ mask for its two classes).
 /// Deliberate differences: Dice over all classes (see <see cref="VolumeSupervisedMethod"/>); the threshold uses ln C,
 /// which is the reference's ln 2 for the LA's two classes.
 /// </summary>
@@ -82,7 +82,9 @@ public sealed class VolumeMeanTeacherMethod : IVolumeMethod
             else mask = ones(1);
         }
         var mse = (functional.softmax(logits.narrow(0, labeledCount, nu), 1) - teacherProbs).pow(2);
-        var cons = _ua ? (mask * mse).sum() / (2 * mask.sum() + 1e-16) : mse.sum(1).mean();
+        // mean over classes and (certain) voxels: the reference's torch.mean(softmax_mse) for MT, and its
+        // Σ mask·mse / (2·Σ mask) for UA-MT, whose 2 is the LA's class count broadcast by the (B, 1, ...) mask
+        var cons = _ua ? (mask * mse).sum() / (_numClasses * mask.sum() + 1e-16) : mse.mean();
         return new MethodStep(sup + w * cons, new Dictionary<string, Tensor> { ["sup"] = sup, ["cons"] = cons });
     }
 
