@@ -59,7 +59,8 @@ public static class Benchmark
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:")) return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+                // "VmHWM:\t  123 kB"; from 10 GB on no space follows the tab, so split on both
+                if (line.StartsWith("VmHWM:")) return double.Parse(line.Split(new[] { ' ', '\t' }, StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
         }
         catch (IOException) { }
         return Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
@@ -78,7 +79,7 @@ public static class Benchmark
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmRSS:")) return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+                if (line.StartsWith("VmRSS:")) return double.Parse(line.Split(new[] { ' ', '\t' }, StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
         }
         catch (IOException) { }
         return Process.GetCurrentProcess().WorkingSet64 / 1048576.0;
