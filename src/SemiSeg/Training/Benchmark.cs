@@ -54,13 +54,17 @@ public static class Benchmark
         return 2.0 * n * n * n / times.Min() / 1e9;
     }
 
+    /// <summary>The value of a /proc/self/status memory line, "VmHWM:\t  123 kB"; from 10 GB on no space follows the
+    /// tab ("VmHWM:\t15450552 kB"), so both separate.</summary>
+    public static double StatusKiB(string line) =>
+        double.Parse(line.Split(new[] { ' ', '\t' }, StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+
     public static double PeakRssMiB()
     {
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
-                // "VmHWM:\t  123 kB"; from 10 GB on no space follows the tab, so split on both
-                if (line.StartsWith("VmHWM:")) return double.Parse(line.Split(new[] { ' ', '\t' }, StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
+                if (line.StartsWith("VmHWM:")) return StatusKiB(line) / 1024.0;
         }
         catch (IOException) { }
         return Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
@@ -79,7 +83,7 @@ public static class Benchmark
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmRSS:")) return double.Parse(line.Split(new[] { ' ', '\t' }, StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
+                if (line.StartsWith("VmRSS:")) return StatusKiB(line) / 1024.0;
         }
         catch (IOException) { }
         return Process.GetCurrentProcess().WorkingSet64 / 1048576.0;

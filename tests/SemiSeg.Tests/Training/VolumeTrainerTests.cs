@@ -114,6 +114,14 @@ public class VolumeTrainerTests
         Assert.Contains("multiple of 16", Assert.Throws<ArgumentException>(() => bad.Validate()).Message);
     }
 
+    [Fact]
+    public void MemoryLinesParseAboveTenGigabytes()
+    {
+        Assert.Equal(15450552, Benchmark.StatusKiB("VmHWM:\t15450552 kB"));
+        Assert.Equal(8889400, Benchmark.StatusKiB("VmHWM:\t 8889400 kB"));
+        Assert.True(Benchmark.PeakRssMiB() > 1);
+    }
+
     sealed class StopAfter : ITrainingMonitor
     {
         readonly long _n; readonly CancellationTokenSource _cts;
