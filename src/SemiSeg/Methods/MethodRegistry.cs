@@ -51,7 +51,7 @@ public static class MethodRegistry
             "UNet and ResNet-encoder UNet on two views; the one with the lower labeled loss teaches the other with sharpened predictions; view cosine consistency; contrast on pixels both call foreground or both background; params alpha, sharpen_temp, consistency, rampup, contrast_temp, contrast_weight, anchors",
             true, (c, s) => new ComplementaryCompetitionMethod(c, s)),
         new Entry("medl", "He et al., Mutual evidential deep learning for semi-supervised medical image segmentation (arXiv 2505.12418)",
-            "UNet and ResNet-encoder UNet with Dirichlet evidence; class-aware Dempster fusion gives pseudo-labels; Fisher-weighted evidential loss moving from reliable to unreliable pixels; uncertainty curriculum on labeled pixels; params consistency, rampup, kl_weight, gamma, reliability_momentum",
+            "UNet and ResNet-encoder UNet with Dirichlet evidence; class-aware Dempster fusion gives pseudo-labels; Fisher-weighted evidential loss moving from reliable to unreliable pixels; uncertainty curriculum on labeled pixels; params consistency, rampup, kl_weight, gamma, reliability_momentum, evidence (exp|softplus)",
             true, (c, s) => new MutualEvidentialMethod(c, s)),
     };
 

@@ -9,8 +9,12 @@ namespace SemiSeg.Methods;
 /// <summary>
 /// MEDL, Mutual Evidential Deep Learning (He et al., arXiv 2505.12418). The paper's code is not public; these are the
 /// equations implemented here. Network A = the UNet, network B = the ResNet-encoder UNet; each output is read as
-/// Dirichlet evidence (Sensoy et al. 2018): e = softplus(z), α = e + 1, S = Σ_k α_k, p̂ = α/S, belief b = e/S,
-/// uncertainty u = C/S (subjective logic, Σb + u = 1).
+/// Dirichlet evidence (Sensoy et al. 2018): e = exp(clamp(z, −10, 10)), α = e + 1, S = Σ_k α_k, p̂ = α/S, belief
+/// b = e/S, uncertainty u = C/S (subjective logic, Σb + u = 1). Sensoy's softplus evidence (<c>evidence=softplus</c>)
+/// needs logits of ~27 for p̂ = 0.9 with 4 classes where exp needs ~3.3 (p̂ then tracks the softmax), and its risk's
+/// gradient decays like 1/α: on ACDC at 3 patients (1000 iterations, the table's setting) the softplus variant never
+/// learned RV or Myo (validation Dice 0.127 at best, test 9.2 % with the absolute reliability discount below), while exp
+/// evidence reached 0.504 on validation by iteration 500.
 /// Labeled pixels: L_lab = mean_p w_l(p)·[Σ_k y_k(ψ(S) − ψ(α_k)) + κ_kl(t)·KL(Dir(α̃) ‖ Dir(1))] + Dice(p̂), with
 ///   α̃ = y + (1 − y)⊙α (only misleading evidence is regularised), κ_kl(t) = 0.2·min(1, t/(T/3)), and the
 ///   uncertainty-driven curriculum w_l(p) = 1 + (t/T)·u(p)/ū: as training proceeds the uncertain (hard) labeled pixels
@@ -30,15 +34,20 @@ namespace SemiSeg.Methods;
 ///   ω(p) = exp(−γ(t)·u(p)), γ(t) = γ₀·(1 − t/T) (γ₀ 10): training moves from the reliable (low fused uncertainty)
 ///   pixels to the unreliable ones, asymptotically weighting all alike.
 /// loss = L_lab(A) + L_lab(B) + λ(t)·(L_unl(A) + L_unl(B)), λ(t) = sigmoid_rampup(t // 150, 200) scaled by <c>consistency</c> 1.
+/// Parameters: consistency, rampup, kl_weight, gamma, reliability_momentum, evidence (exp | softplus).
 /// Inference takes the UNet's argmax, which is the argmax of its evidence.
 /// </summary>
 public sealed class MutualEvidentialMethod : ISegmentationMethod
 {
     readonly double _consistency, _rampup, _klWeight, _gamma0, _reliabilityMomentum;
     readonly int _numClasses;
+    readonly bool _expEvidence;
 
     public MutualEvidentialMethod(UNetConfig config, MethodSettings settings)
     {
+        var evidence = settings.String("evidence", "exp");
+        if (evidence is not ("softplus" or "exp")) throw new ArgumentException($"medl: evidence must be softplus or exp (got '{evidence}')");
+        _expEvidence = evidence == "exp";
         _consistency = settings.Double("consistency", 1.0);
         _rampup = settings.Double("rampup", 200);
         _klWeight = settings.Double("kl_weight", 0.2);
@@ -58,7 +67,9 @@ public sealed class MutualEvidentialMethod : ISegmentationMethod
     public IReadOnlyList<Module> TrainableModules => new Module[] { NetA, NetB };
     public IReadOnlyList<Module> StatefulModules => new Module[] { NetA, NetB, Reliability };
 
-    public static Tensor Alpha(Tensor logits) => functional.softplus(logits) + 1;
+    /// <summary>α = e + 1 with evidence e = softplus(z) (Sensoy et al.), or e = exp(clamp(z, −10, 10)), whose p̂ = α/S
+    /// approaches the softmax once the evidence is large.</summary>
+    public static Tensor Alpha(Tensor logits, bool exp = false) => (exp ? logits.clamp(-10, 10).exp() : functional.softplus(logits)) + 1;
 
     /// <summary>KL(Dir(α) ‖ Dir(1)) per pixel for (B, C, H, W) α.</summary>
     public static Tensor KlToUniform(Tensor alpha)
@@ -102,7 +113,7 @@ public sealed class MutualEvidentialMethod : ISegmentationMethod
     {
         long n = images.shape[0], nl = labeledCount, nu = n - nl;
         double progress = Math.Clamp((double)context.Iteration / Math.Max(1, context.MaxIterations), 0, 1);
-        var alphas = new[] { Alpha(NetA.forward(images)), Alpha(NetB.forward(images)) };
+        var alphas = new[] { Alpha(NetA.forward(images), _expEvidence), Alpha(NetB.forward(images), _expEvidence) };
         var onehotL = functional.one_hot(labels, _numClasses).permute(0, 3, 1, 2).to_type(images.dtype);
         var terms = new Dictionary<string, Tensor>();
         Tensor? loss = null;

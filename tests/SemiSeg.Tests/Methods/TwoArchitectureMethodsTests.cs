@@ -87,6 +87,22 @@ public class TwoArchitectureMethodsTests
     }
 
     [Fact]
+    public void EvidenceIsExpOrSoftplusAndExpTracksTheSoftmax()
+    {
+        var z = tensor(new float[] { 3.3f, 0f, 0f, 0f }).view(1, 4, 1, 1);
+        var exp = MutualEvidentialMethod.Alpha(z, exp: true);
+        Assert.Equal(MathF.Exp(3.3f) + 1, exp[0, 0, 0, 0].item<float>(), 3);
+        Assert.Equal(2f, exp[0, 1, 0, 0].item<float>(), 5);
+        var p = exp / exp.sum(1, keepdim: true);
+        Assert.InRange(p[0, 0, 0, 0].item<float>(), 0.8f, 0.9f); // near the softmax's 0.9 at this logit gap (α's +1 costs a little)
+        var soft = MutualEvidentialMethod.Alpha(z);
+        Assert.Equal(MathF.Log(1 + MathF.Exp(3.3f)) + 1, soft[0, 0, 0, 0].item<float>(), 3);
+        var ps = soft / soft.sum(1, keepdim: true);
+        Assert.True(ps[0, 0, 0, 0].item<float>() < 0.6f); // softplus evidence is far from confident at the same logits
+        Assert.Equal(MathF.Exp(10f) + 1, MutualEvidentialMethod.Alpha(tensor(new float[] { 50f }).view(1, 1, 1, 1), exp: true).item<float>(), 0); // clamped
+    }
+
+    [Fact]
     public void DiscountIsRelativeSoAClassHardForBothNetworksIsNotSuppressed()
     {
         using var r = new ReliabilityMemory(2, 3);
