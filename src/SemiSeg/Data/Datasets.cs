@@ -62,11 +62,51 @@ public static class AcdcDataset
         var m = Load(root, labeledPatients);
         var patients = m.Labeled.Select(s => s.Meta.Patient).ToHashSet();
         var train = ReadList(Path.Combine(root, "train.list"));
-        CaseRef Case(string n, bool labeled) { var f = Find(root, n, slice: false); return new CaseRef(n, f, labeled ? f : null, Split.Train); }
+        // training volumes are rebuilt from their slices where the volume file itself is absent (some copies of the
+        // SSL4MIS data ship the training set as slices only)
+        CaseRef Case(string n, bool labeled)
+        {
+            var f = Path.Combine(root, "data", n + ".h5");
+            if (!File.Exists(f) && SlicePaths(root, n).Count == 0)
+                throw new FileNotFoundException($"ACDC: training volume '{n}' has neither {f} nor slices {n}_slice_N.h5", f);
+            return new CaseRef(n, f, labeled ? f : null, Split.Train);
+        }
         return new VolumeSplit($"ACDC volumes ({labeledPatients} labeled patients)",
             train.Where(n => patients.Contains(ParseName(n).patient)).Select(n => Case(n, true)).ToList(),
             train.Where(n => !patients.Contains(ParseName(n).patient)).Select(n => Case(n, false)).ToList(),
-            m.Val, m.Test, ClassNames);
+            m.Val, m.Test, ClassNames) { Reader = c => ReadVolume(root, c) };
+    }
+
+    /// <summary>An ACDC volume from its file, or stacked from its slice files (slice_1, slice_2, ... in order).</summary>
+    public static Volume ReadVolume(string root, CaseRef c)
+    {
+        if (File.Exists(c.ImagePath)) return VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+        var slices = SlicePaths(root, c.Name).Select(p => Hdf5.Read(p, c.LabelPath != null, c.Name)).ToList();
+        if (slices.Count == 0) throw new FileNotFoundException($"ACDC: '{c.Name}' has no volume file and no slices", c.ImagePath);
+        var first = slices[0];
+        var img = new float[slices.Count * first.SliceSize];
+        var lab = c.LabelPath != null ? new byte[img.Length] : null;
+        for (int z = 0; z < slices.Count; z++)
+        {
+            var sl = slices[z];
+            if (sl.Height != first.Height || sl.Width != first.Width)
+                throw new InvalidDataException($"ACDC: slices of '{c.Name}' differ in size ({first.Height}x{first.Width} vs {sl.Height}x{sl.Width})");
+            Array.Copy(sl.Image, 0, img, z * first.SliceSize, first.SliceSize);
+            if (lab != null) Array.Copy(sl.Label!, 0, lab, z * first.SliceSize, first.SliceSize);
+        }
+        return new Volume(c.Name, slices.Count, first.Height, first.Width, img, lab);
+    }
+
+    static List<string> SlicePaths(string root, string volume)
+    {
+        var paths = new List<string>();
+        for (int i = 1; ; i++)
+        {
+            var name = $"{volume}_slice_{i}.h5";
+            var p = new[] { Path.Combine(root, "data", "slices", name), Path.Combine(root, "data", name) }.FirstOrDefault(File.Exists);
+            if (p == null) return paths;
+            paths.Add(p);
+        }
     }
 
     static (string patient, string phase, int slice) ParseName(string name)

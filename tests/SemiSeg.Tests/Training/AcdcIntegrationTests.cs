@@ -27,6 +27,32 @@ public class AcdcIntegrationTests
     }
 
     [SkippableFact]
+    public void VolumesOfTheLabeledPatientsTrainA3DNetwork()
+    {
+        var root = SharedData.AcdcRoot();
+        Skip.If(root == null, SharedData.MissingMessage);
+        var v = AcdcDataset.LoadVolumes(root!, 3);
+        // both phases of the 3 labeled patients, the other 67 patients' 134 volumes unlabeled
+        Assert.Equal(6, v.Labeled.Count);
+        Assert.Equal(140 - 6, v.Unlabeled.Count);
+        Assert.All(v.Labeled, c => Assert.Matches("^patient(099|038|050)_frame", c.Name));
+        Assert.Equal((20, 40), (v.Val.Count, v.Test.Count));
+        var vol = v.Reader(v.Labeled[0]);
+        Assert.True(vol.Depth >= 6 && vol.Label is not null);
+        // this copy ships training volumes as slices: the stack holds slice_2 at z = 1
+        var slice2 = Path.Combine(root!, "data", v.Labeled[0].Name + "_slice_2.h5");
+        if (File.Exists(slice2)) Assert.Equal(Hdf5.Read(slice2, true).Image, vol.SliceImage(1));
+        using var t = new TempDir();
+        var o = new TrainOptions
+        {
+            OutputDir = t["run"], Method = "supervised", MaxIterations = 2, PatchDepth = 16, PatchHeight = 64, PatchWidth = 64, BatchSize = 2,
+            LabeledBatchSize = 2, ChannelsLast = false, Network3D = new Net3DConfig { Kind = Net3DKind.Unet3d, Filters = 8 }, SaveEvery = 2,
+        };
+        var r = new VolumeTrainer(o, v with { Val = Array.Empty<CaseRef>() }).Run();
+        Assert.Equal(2, r.Iterations);
+    }
+
+    [SkippableFact]
     public void TrainsAFewIterationsOnRealSlicesAndEvaluatesOneVolume()
     {
         var root = SharedData.AcdcRoot();
