@@ -117,8 +117,8 @@ public static class Checkpoint
     /// <summary>Rebuilds the inference network from a checkpoint alone.</summary>
     public static (UNet2D net, CheckpointMeta meta) LoadNetwork(string path)
     {
-        if (ReadMeta(path, out _).Network3D is not null)
-            throw new InvalidDataException($"checkpoint '{path}' holds a 3D network ({ReadMeta(path, out _).Network3D!.Describe()}); it predicts volumes with a sliding window, not slice by slice");
+        if (ReadMeta(path, out _).Network3D is { } n3)
+            throw new InvalidDataException($"checkpoint '{path}' holds a 3D network ({n3.Describe()}); it predicts volumes with a sliding window, not slice by slice");
         var (net, meta) = LoadAnyNetwork(path);
         return ((UNet2D)net, meta);
     }

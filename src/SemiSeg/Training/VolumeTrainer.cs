@@ -27,6 +27,8 @@ public sealed class VolumeTrainer
     {
         if (options.Network3D is null) throw new ArgumentException("a 3D training run needs a 3D network (Network3D)");
         Trainer.CheckOptions(options, data.NumClasses, data.Labeled.Count, data.Name);
+        if (options.InitEncoder is not null)
+            throw new ArgumentException("--init-encoder starts a 2D UNet; a 3D run's 2D branch (M&N) takes a checkpoint as --param init_2d=PATH");
         _o = options; _data = data; _monitor = monitor ?? new Trainer.NullMonitor();
     }
 
