@@ -101,7 +101,7 @@ internal static class EvaluateCommand
         var cases = sp == Split.Val ? volumes.Val : sp == Split.Test ? volumes.Test : volumes.Labeled;
         if (cases.Count == 0) throw new ArgumentException($"the dataset has no {sp.ToString().ToLowerInvariant()} volumes");
         var patch = (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth);
-        var st = stride is { } s3 ? (s3[0], s3[1], s3[2]) : (Math.Max(1, patch.Item1 / 2), Math.Max(1, patch.Item2 / 2), Math.Max(1, patch.Item3 / 2));
+        var st = stride is { } s3 ? (s3[0], s3[1], s3[2]) : SlidingWindow.HalfPatch(patch);
         var outDir = output ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ck))!, $"eval-{sp.ToString().ToLowerInvariant()}");
         var report = Evaluator.Evaluate3D(net, volumes.NumClasses, cases, patch, st, volumes.ClassNames, mode, policy, spacing, load: volumes.Reader, largestComponent: lcc,
             onPrediction: (c, vol, pred) =>

@@ -43,7 +43,7 @@ internal static class PredictCommand
                     // 3D checkpoint: sliding window over the (D, H, W) volume, half-patch strides
                     var patch = (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth);
                     pred = SlidingWindow.Predict(net, vol.Image, vol.Depth, vol.Height, vol.Width, meta.Network.NumClasses, patch,
-                        (Math.Max(1, patch.Item1 / 2), Math.Max(1, patch.Item2 / 2), Math.Max(1, patch.Item3 / 2)), r.GetValue(lcc)).Labels;
+                        SlidingWindow.HalfPatch(patch), r.GetValue(lcc)).Labels;
                 }
                 else
                 {

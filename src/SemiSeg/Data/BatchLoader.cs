@@ -5,6 +5,30 @@ using SemiSeg.Runtime;
 namespace SemiSeg.Data;
 
 /// <summary>
+/// An endless chain of seeded permutations of 0..n−1 (one per epoch, seeded by (seed, stream, epoch)): position p of
+/// the chain is element p mod n of permutation p div n. A pure function of the position, so samplers built on it
+/// resume exactly.
+/// </summary>
+public sealed class PermutationChain
+{
+    readonly int _n, _seed, _stream;
+    readonly ConcurrentDictionary<long, int[]> _epochs = new();
+
+    public PermutationChain(int n, int seed, int stream) { _n = n; _seed = seed; _stream = stream; }
+
+    /// <summary>The permutation of epoch <paramref name="epoch"/>.</summary>
+    public int[] Epoch(long epoch) => _epochs.GetOrAdd(epoch, e =>
+    {
+        var p = Enumerable.Range(0, _n).ToArray();
+        new Random(Seeds.Mix(_seed, _stream, e)).Shuffle(p);
+        if (_epochs.Count > 64) _epochs.Clear();
+        return p;
+    });
+
+    public int At(long position) => Epoch(position / _n)[(int)(position % _n)];
+}
+
+/// <summary>
 /// The SSL4MIS TwoStreamBatchSampler as a pure function of the batch index (so an interrupted run resumes on exactly
 /// the batches it would have seen): the labeled part walks seeded permutations of the labeled items, one per epoch,
 /// dropping an epoch's incomplete tail like the reference's grouper (when there are fewer labeled items than
@@ -13,8 +37,8 @@ namespace SemiSeg.Data;
 /// </summary>
 public sealed class TwoStreamBatchSampler
 {
-    readonly int _nLabeled, _nUnlabeled, _seed;
-    readonly ConcurrentDictionary<(int stream, long epoch), int[]> _perms = new();
+    readonly int _nLabeled;
+    readonly PermutationChain _labeledChain, _unlabeledChain;
 
     public TwoStreamBatchSampler(int nLabeled, int nUnlabeled, int labeledBatch, int unlabeledBatch, int seed)
     {
@@ -22,23 +46,13 @@ public sealed class TwoStreamBatchSampler
         if (labeledBatch <= 0) throw new ArgumentException($"labeled batch size must be positive (got {labeledBatch})");
         if (unlabeledBatch < 0) throw new ArgumentException($"unlabeled batch size must be >= 0 (got {unlabeledBatch})");
         if (unlabeledBatch > 0 && nUnlabeled <= 0) throw new ArgumentException("the unlabeled set is empty but the batch asks for unlabeled items");
-        _nLabeled = nLabeled; _nUnlabeled = nUnlabeled; LabeledBatch = labeledBatch; UnlabeledBatch = unlabeledBatch; _seed = seed;
+        _nLabeled = nLabeled; LabeledBatch = labeledBatch; UnlabeledBatch = unlabeledBatch;
+        _labeledChain = new PermutationChain(nLabeled, seed, 0);
+        _unlabeledChain = new PermutationChain(nUnlabeled, seed, 1);
     }
 
     public int LabeledBatch { get; }
     public int UnlabeledBatch { get; }
-
-    int[] Perm(int stream, long epoch, int n)
-    {
-        return _perms.GetOrAdd((stream, epoch), key =>
-        {
-            var rng = new Random(Seeds.Mix(_seed, key.stream, key.epoch));
-            var p = Enumerable.Range(0, n).ToArray();
-            rng.Shuffle(p);
-            if (_perms.Count > 64) _perms.Clear();
-            return p;
-        });
-    }
 
     /// <summary>Indices of batch <paramref name="b"/>: labeled indices, then unlabeled indices.</summary>
     public (int[] labeled, int[] unlabeled) Batch(long b)
@@ -48,22 +62,13 @@ public sealed class TwoStreamBatchSampler
         {
             long perEpoch = _nLabeled / LabeledBatch;
             long epoch = b / perEpoch; int off = (int)(b % perEpoch) * LabeledBatch;
-            var p = Perm(0, epoch, _nLabeled);
+            var p = _labeledChain.Epoch(epoch);
             Array.Copy(p, off, l, 0, LabeledBatch);
         }
-        else Fill(l, 0, b * LabeledBatch, _nLabeled);
+        else for (int i = 0; i < l.Length; i++) l[i] = _labeledChain.At(b * LabeledBatch + i);
         var u = new int[UnlabeledBatch];
-        if (UnlabeledBatch > 0) Fill(u, 1, b * UnlabeledBatch, _nUnlabeled);
+        for (int i = 0; i < u.Length; i++) u[i] = _unlabeledChain.At(b * UnlabeledBatch + i);
         return (l, u);
-    }
-
-    void Fill(int[] dst, int stream, long start, int n)
-    {
-        for (int i = 0; i < dst.Length; i++)
-        {
-            long pos = start + i;
-            dst[i] = Perm(stream, pos / n, n)[(int)(pos % n)];
-        }
     }
 }
 
@@ -84,15 +89,69 @@ public sealed class CaseCache
 {
     readonly ConcurrentDictionary<string, Lazy<Volume>> _cache = new();
     readonly int _numClasses;
+    readonly Func<CaseRef, Volume> _read;
 
-    public CaseCache(int numClasses) => _numClasses = numClasses;
+    /// <param name="read">How a case is read as (D, H, W); default <see cref="VolumeIO.Read"/>.</param>
+    public CaseCache(int numClasses, Func<CaseRef, Volume>? read = null)
+    {
+        _numClasses = numClasses;
+        _read = read ?? (c => VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name));
+    }
 
     public Volume Get(CaseRef c) => _cache.GetOrAdd(c.Name + "|" + c.ImagePath + "|" + (c.LabelPath ?? ""), _ => new Lazy<Volume>(() =>
     {
-        var v = VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+        var v = _read(c);
         v.ValidateLabel(_numClasses, c.LabelPath ?? c.ImagePath);
         return v;
     })).Value;
+}
+
+/// <summary>
+/// Builds items 0, 1, 2, ... (from a start index) on background threads, a fixed number ahead and at most
+/// <c>workers</c> at a time, and hands them out in order; <see cref="WaitSeconds"/> accumulates the time the consumer
+/// waited. The 2D and 3D batch loaders both run on it.
+/// </summary>
+public sealed class Prefetcher<T> : IDisposable
+{
+    readonly Func<long, T> _make;
+    readonly Queue<Task<T>> _inflight = new();
+    readonly SemaphoreSlim _workers;
+    long _next;
+
+    public Prefetcher(Func<long, T> make, long start, int prefetch, int workers)
+    {
+        _make = make; _next = start;
+        _workers = new SemaphoreSlim(Math.Max(1, workers));
+        for (int i = 0; i < Math.Max(1, prefetch); i++) Enqueue();
+    }
+
+    public double WaitSeconds { get; private set; }
+
+    void Enqueue()
+    {
+        long idx = _next++;
+        _inflight.Enqueue(Task.Run(async () =>
+        {
+            await _workers.WaitAsync().ConfigureAwait(false);
+            try { return _make(idx); } finally { _workers.Release(); }
+        }));
+    }
+
+    public T Next()
+    {
+        var sw = Stopwatch.StartNew();
+        var item = _inflight.Dequeue().GetAwaiter().GetResult();
+        WaitSeconds += sw.Elapsed.TotalSeconds;
+        Enqueue();
+        return item;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _inflight) { try { t.Wait(); } catch { /* errors already surfaced or irrelevant at shutdown */ } }
+        _inflight.Clear();
+        _workers.Dispose();
+    }
 }
 
 /// <summary>
@@ -107,41 +166,20 @@ public sealed class BatchLoader : IDisposable
     readonly SliceAugmenter _aug;
     readonly CaseCache _cache;
     readonly int _seed;
-    readonly Queue<(long index, Task<Batch> task)> _inflight = new();
-    long _next;
-    readonly SemaphoreSlim _workers;
+    readonly Prefetcher<Batch> _prefetcher;
 
     public BatchLoader(IReadOnlyList<SliceRef> labeled, IReadOnlyList<SliceRef> unlabeled, TwoStreamBatchSampler sampler,
         SliceAugmenter aug, CaseCache cache, int seed, long startBatch = 0, int prefetch = 4, int workers = 2)
     {
         _labeled = labeled; _unlabeled = unlabeled; _sampler = sampler; _aug = aug; _cache = cache; _seed = seed;
-        _next = startBatch; Prefetch = Math.Max(1, prefetch);
-        _workers = new SemaphoreSlim(Math.Max(1, workers));
-        for (int i = 0; i < Prefetch; i++) Enqueue();
+        Prefetch = Math.Max(1, prefetch);
+        _prefetcher = new Prefetcher<Batch>(Make, startBatch, Prefetch, workers);
     }
 
     public int Prefetch { get; }
-    public double WaitSeconds { get; private set; }
+    public double WaitSeconds => _prefetcher.WaitSeconds;
 
-    void Enqueue()
-    {
-        long idx = _next++;
-        _inflight.Enqueue((idx, Task.Run(async () =>
-        {
-            await _workers.WaitAsync().ConfigureAwait(false);
-            try { return Make(idx); } finally { _workers.Release(); }
-        })));
-    }
-
-    public Batch Next()
-    {
-        var (_, task) = _inflight.Dequeue();
-        var sw = Stopwatch.StartNew();
-        var batch = task.GetAwaiter().GetResult();
-        WaitSeconds += sw.Elapsed.TotalSeconds;
-        Enqueue();
-        return batch;
-    }
+    public Batch Next() => _prefetcher.Next();
 
     /// <summary>Builds batch <paramref name="index"/> synchronously (also used by tests).</summary>
     public Batch Make(long index)
@@ -167,10 +205,5 @@ public sealed class BatchLoader : IDisposable
         return new Batch { Images = images, Labels = labels, LabeledCount = li.Length, Count = n, Height = H, Width = W, Items = items };
     }
 
-    public void Dispose()
-    {
-        foreach (var (_, t) in _inflight) { try { t.Wait(); } catch { /* errors already surfaced or irrelevant at shutdown */ } }
-        _inflight.Clear();
-        _workers.Dispose();
-    }
+    public void Dispose() => _prefetcher.Dispose();
 }

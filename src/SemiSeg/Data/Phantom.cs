@@ -53,7 +53,8 @@ public static class CardiacPhantom
         return new Volume(name, depth, size, size, img, lab) { Spacing = new[] { 10.0, 1.5, 1.5 } };
     }
 
-    static double Gaussian(Random rng)
+    /// <summary>A standard normal draw (Box–Muller), shared by the phantoms.</summary>
+    internal static double Gaussian(Random rng)
     {
         double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
         return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
@@ -139,7 +140,7 @@ public static class AtriumPhantom
                     if (distractor) val = bright;
                     if (inAtrium) { val = bright; lab[i] = 1; }
                     val *= 1 + bias.z * (z - d / 2.0) / d + bias.y * (y - h / 2.0) / h + bias.x * (x - w / 2.0) / w;
-                    img[i] = (float)(val + noise * Gaussian(rng));
+                    img[i] = (float)(val + noise * CardiacPhantom.Gaussian(rng));
                 }
         double mean = img.Average(), sd = Math.Sqrt(img.Select(v => (v - mean) * (v - mean)).Average());
         for (int i = 0; i < img.Length; i++) img[i] = (float)((img[i] - mean) / sd);
@@ -147,12 +148,6 @@ public static class AtriumPhantom
     }
 
     static double Sq(double v) => v * v;
-
-    static double Gaussian(Random rng)
-    {
-        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
-    }
 
     /// <summary>Writes <paramref name="train"/> + <paramref name="test"/> phantoms in the LA layout (HDF5 arrays stored
     /// (X, Y, Z) like the challenge's mri_norm2.h5, read back Z-first by <see cref="LeftAtriumDataset"/>).</summary>

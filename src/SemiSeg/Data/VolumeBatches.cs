@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using SemiSeg.Runtime;
 
 namespace SemiSeg.Data;
@@ -12,15 +10,17 @@ namespace SemiSeg.Data;
 /// </summary>
 public sealed class VolumeBatchSampler
 {
-    readonly int _nLabeled, _nUnlabeled, _seed;
+    readonly int _nUnlabeled;
     readonly Func<long, (int labeled, int unlabeled)> _composition;
-    readonly ConcurrentDictionary<(int stream, long epoch), int[]> _perms = new();
+    readonly PermutationChain _labeled, _unlabeled;
 
     public VolumeBatchSampler(int nLabeled, int nUnlabeled, int slots, Func<long, (int labeled, int unlabeled)> composition, int seed)
     {
         if (nLabeled <= 0) throw new ArgumentException("the labeled set is empty: at least one labeled volume is needed");
         if (slots <= 0) throw new ArgumentException($"batch size must be positive (got {slots})");
-        _nLabeled = nLabeled; _nUnlabeled = nUnlabeled; Slots = slots; _composition = composition; _seed = seed;
+        _nUnlabeled = nUnlabeled; Slots = slots; _composition = composition;
+        _labeled = new PermutationChain(nLabeled, seed, 10);
+        _unlabeled = new PermutationChain(nUnlabeled, seed, 11);
     }
 
     public int Slots { get; }
@@ -32,25 +32,9 @@ public sealed class VolumeBatchSampler
         if (nl < 0 || nu < 0 || nl + nu > Slots || nl + nu == 0)
             throw new InvalidOperationException($"batch {b}: composition {nl} labeled + {nu} unlabeled does not fit a batch of {Slots}");
         if (nu > 0 && _nUnlabeled == 0) throw new ArgumentException("the batch asks for unlabeled volumes but the unlabeled set is empty");
-        return (Take(0, b, nl, _nLabeled), Take(1, b, nu, _nUnlabeled));
-    }
-
-    int[] Take(int stream, long b, int count, int n)
-    {
-        var r = new int[count];
-        for (int i = 0; i < count; i++)
-        {
-            long pos = b * Slots + i;
-            var perm = _perms.GetOrAdd((stream, pos / n), key =>
-            {
-                var p = Enumerable.Range(0, n).ToArray();
-                new Random(Seeds.Mix(_seed, key.stream + 10, key.epoch)).Shuffle(p);
-                if (_perms.Count > 64) _perms.Clear();
-                return p;
-            });
-            r[i] = perm[(int)(pos % n)];
-        }
-        return r;
+        // batch b owns positions b·Slots .. b·Slots + Slots − 1 of each chain
+        return (Enumerable.Range(0, nl).Select(i => _labeled.At(b * Slots + i)).ToArray(),
+                Enumerable.Range(0, nu).Select(i => _unlabeled.At(b * Slots + i)).ToArray());
     }
 }
 
@@ -77,47 +61,23 @@ public sealed class VolumeBatchLoader : IDisposable
     readonly (int d, int h, int w) _patch;
     readonly bool _augment;
     readonly int _seed;
-    readonly ConcurrentDictionary<CaseRef, Lazy<Volume>> _cache = new();
-    readonly Queue<Task<VolumeBatch>> _inflight = new();
-    readonly SemaphoreSlim _workers;
-    long _next;
+    readonly CaseCache _cache;
+    readonly Prefetcher<VolumeBatch> _prefetcher;
 
     public VolumeBatchLoader(VolumeSplit split, VolumeBatchSampler sampler, (int d, int h, int w) patch, bool augment, int seed,
         long startBatch = 0, int prefetch = 2, int workers = 1)
     {
-        _split = split; _sampler = sampler; _patch = patch; _augment = augment; _seed = seed; _next = startBatch;
-        _workers = new SemaphoreSlim(Math.Max(1, workers));
-        for (int i = 0; i < Math.Max(1, prefetch); i++) Enqueue();
+        _split = split; _sampler = sampler; _patch = patch; _augment = augment; _seed = seed;
+        _cache = new CaseCache(split.NumClasses, split.Reader);
+        _prefetcher = new Prefetcher<VolumeBatch>(Make, startBatch, prefetch, workers);
     }
 
-    public double WaitSeconds { get; private set; }
+    public double WaitSeconds => _prefetcher.WaitSeconds;
 
-    /// <summary>A case as (D, H, W), read once; a labeled case without a label is an error naming the file.</summary>
-    public Volume Get(CaseRef c) => _cache.GetOrAdd(c, k => new Lazy<Volume>(() =>
-    {
-        var v = _split.Reader(k);
-        v.ValidateLabel(_split.NumClasses, k.LabelPath ?? k.ImagePath);
-        return v;
-    })).Value;
+    /// <summary>A case as (D, H, W), read once and its labels checked.</summary>
+    public Volume Get(CaseRef c) => _cache.Get(c);
 
-    void Enqueue()
-    {
-        long idx = _next++;
-        _inflight.Enqueue(Task.Run(async () =>
-        {
-            await _workers.WaitAsync().ConfigureAwait(false);
-            try { return Make(idx); } finally { _workers.Release(); }
-        }));
-    }
-
-    public VolumeBatch Next()
-    {
-        var sw = Stopwatch.StartNew();
-        var batch = _inflight.Dequeue().GetAwaiter().GetResult();
-        WaitSeconds += sw.Elapsed.TotalSeconds;
-        Enqueue();
-        return batch;
-    }
+    public VolumeBatch Next() => _prefetcher.Next();
 
     /// <summary>Builds batch <paramref name="index"/> synchronously.</summary>
     public VolumeBatch Make(long index)
@@ -141,10 +101,5 @@ public sealed class VolumeBatchLoader : IDisposable
         return new VolumeBatch { Images = images, Labels = labels, LabeledCount = li.Length, Count = n, Patch = _patch, Cases = cases };
     }
 
-    public void Dispose()
-    {
-        foreach (var t in _inflight) { try { t.Wait(); } catch { /* surfaced by Next, or irrelevant at shutdown */ } }
-        _inflight.Clear();
-        _workers.Dispose();
-    }
+    public void Dispose() => _prefetcher.Dispose();
 }

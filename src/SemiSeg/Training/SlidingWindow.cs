@@ -15,6 +15,9 @@ public static class SlidingWindow
 {
     public sealed record Result(float[] Probabilities, byte[] Labels, int Windows);
 
+    /// <summary>The default strides: half the patch along each axis (at least 1).</summary>
+    public static (int d, int h, int w) HalfPatch((int d, int h, int w) patch) => (Math.Max(1, patch.d / 2), Math.Max(1, patch.h / 2), Math.Max(1, patch.w / 2));
+
     /// <summary>Window starts along one axis of length <paramref name="size"/> (≥ patch).</summary>
     public static int[] Starts(int size, int patch, int stride)
     {

@@ -66,7 +66,7 @@ public sealed record TrainOptions
 
     public (int d, int h, int w) Patch3D => (PatchDepth, PatchHeight, PatchWidth);
 
-    public (int d, int h, int w) Stride => Stride3D is { Length: 3 } s ? (s[0], s[1], s[2]) : (Math.Max(1, PatchDepth / 2), Math.Max(1, PatchHeight / 2), Math.Max(1, PatchWidth / 2));
+    public (int d, int h, int w) Stride => Stride3D is { Length: 3 } s ? (s[0], s[1], s[2]) : SlidingWindow.HalfPatch(Patch3D);
 
     public double LearningRateAt(long iteration)
     {

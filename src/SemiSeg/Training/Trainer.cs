@@ -156,19 +156,7 @@ public sealed class Trainer
             {
                 var report = Evaluator.Evaluate(method.InferenceNetwork, _data.Val, _o.PatchHeight, _o.PatchWidth, _o.LinearImageResize, _data.ClassNames,
                     MetricMode.Medpy, EmptyPolicy.Exclude, load: cache.Get);
-                var mean = report.Mean();
-                double dice = double.IsNaN(mean.Dice) ? 0 : mean.Dice;
-                bool isBest = dice > bestDice;
-                if (isBest)
-                {
-                    bestDice = dice; bestIt = done;
-                    Checkpoint.Save(BestPath, Meta(done), method, null);
-                }
-                method.Train(true);
-                AppendValidationCsv(_o.OutputDir, done, report);
-                _monitor.OnValidation(new ValidationInfo(done, dice, mean.Hd95, isBest, bestDice, bestIt, report));
-                Log($"validation at {done}: mean Dice {Fmt(dice)} HD95 {mean.Hd95:F2} " +
-                    string.Join(" ", report.Summary().Select(s => $"{s.Class} {Fmt(s.Dice)}")) + (isBest ? " (best)" : $" (best {Fmt(bestDice)} at {bestIt})"));
+                RecordValidation(report, done, ref bestDice, ref bestIt, () => Checkpoint.Save(BestPath, Meta(done), method, null), method, _o.OutputDir, _monitor, Log);
             }
             if (done % _o.SaveEvery == 0 || last) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
         }
@@ -221,7 +209,27 @@ public sealed class Trainer
         return step;
     }
 
-    internal static void AppendValidationCsv(string outputDir, long it, EvaluationReport report)
+    /// <summary>After a validation pass (2D or 3D): best-so-far bookkeeping and the best checkpoint (by mean foreground
+    /// Dice, NaN counted as 0), the method back in training mode, validation.csv, the monitor and the log line.</summary>
+    internal static void RecordValidation(EvaluationReport report, long done, ref double bestDice, ref long bestIt, Action saveBest,
+        ITrainableMethod method, string outputDir, ITrainingMonitor monitor, Action<string> log)
+    {
+        var mean = report.Mean();
+        double dice = double.IsNaN(mean.Dice) ? 0 : mean.Dice;
+        bool isBest = dice > bestDice;
+        if (isBest)
+        {
+            bestDice = dice; bestIt = done;
+            saveBest();
+        }
+        method.Train(true);
+        AppendValidationCsv(outputDir, done, report);
+        monitor.OnValidation(new ValidationInfo(done, dice, mean.Hd95, isBest, bestDice, bestIt, report));
+        log($"validation at {done}: mean Dice {Fmt(dice)} HD95 {mean.Hd95:F2} " +
+            string.Join(" ", report.Summary().Select(s => $"{s.Class} {Fmt(s.Dice)}")) + (isBest ? " (best)" : $" (best {Fmt(bestDice)} at {bestIt})"));
+    }
+
+    static void AppendValidationCsv(string outputDir, long it, EvaluationReport report)
     {
         var path = Path.Combine(outputDir, "validation.csv");
         var s = report.Summary();

@@ -117,15 +117,7 @@ public sealed class VolumeTrainer
             {
                 var report = Evaluator.Evaluate3D(method.InferenceNetwork, _data.NumClasses, _data.Val, _o.Patch3D, _o.Stride, _data.ClassNames,
                     MetricMode.Medpy, EmptyPolicy.Exclude, load: loader.Get);
-                var mean = report.Mean();
-                double dice = double.IsNaN(mean.Dice) ? 0 : mean.Dice;
-                bool isBest = dice > bestDice;
-                if (isBest) { bestDice = dice; bestIt = done; Checkpoint.Save(BestPath, Meta(done), method, null); }
-                method.Train(true);
-                Trainer.AppendValidationCsv(_o.OutputDir, done, report);
-                _monitor.OnValidation(new ValidationInfo(done, dice, mean.Hd95, isBest, bestDice, bestIt, report));
-                Log($"validation at {done}: mean Dice {Trainer.Fmt(dice)} HD95 {mean.Hd95:F2} " +
-                    string.Join(" ", report.Summary().Select(s => $"{s.Class} {Trainer.Fmt(s.Dice)}")) + (isBest ? " (best)" : $" (best {Trainer.Fmt(bestDice)} at {bestIt})"));
+                Trainer.RecordValidation(report, done, ref bestDice, ref bestIt, () => Checkpoint.Save(BestPath, Meta(done), method, null), method, _o.OutputDir, _monitor, Log);
             }
             if (done % _o.SaveEvery == 0 || last) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
         }
