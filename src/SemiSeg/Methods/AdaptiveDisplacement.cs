@@ -33,7 +33,8 @@ namespace SemiSeg.Methods;
 ///   ¼ of the image to 1/16 (one ABD patch): early the unreliable regions are large and repairing them needs room;
 ///   late most of the image is reliable and large replacements would mostly erase context.
 /// Deliberate differences: ABD pairs a UNet with an ImageNet-pretrained Swin-UNet; nothing can be downloaded here, so
-/// both networks are UNets, differently initialised (Kaiming / Xavier, as CPS). The displaced images of a network go
+/// both networks are UNets, differently initialised (Kaiming / Xavier, as CPS; <c>reference_init=false</c> keeps
+/// libtorch's default draws, see CrossPseudoSupervisionMethod). The displaced images of a network go
 /// through it in one pass with its ABD-I images (BN statistics over both).
 /// </summary>
 public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
@@ -61,11 +62,7 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
         }
         Net1 = new UNet2D(config);
         Net2 = new UNet2D(config);
-        using (no_grad())
-        {
-            foreach (var (_, p) in Net1.named_parameters()) if (p.dim() == 4) init.kaiming_normal_(p);
-            foreach (var (_, p) in Net2.named_parameters()) if (p.dim() == 4) init.xavier_normal_(p);
-        }
+        if (settings.Bool("reference_init", true)) CrossPseudoSupervisionMethod.ReferenceInit(Net1, Net2);
     }
 
     public string Name => _cad ? "cad" : "abd";

@@ -27,12 +27,16 @@ public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
         bool referenceInit = settings.Bool("reference_init", true);
         Net1 = new UNet2D(config);
         Net2 = new UNet2D(config);
-        if (referenceInit)
-            using (no_grad())
-            {
-                foreach (var (name, p) in Net1.named_parameters()) if (p.dim() == 4) init.kaiming_normal_(p);
-                foreach (var (name, p) in Net2.named_parameters()) if (p.dim() == 4) init.xavier_normal_(p);
-            }
+        if (referenceInit) ReferenceInit(Net1, Net2);
+    }
+
+    /// <summary>The CPS reference's initialisation, which ABD/CAD's cross teaching inherits: Kaiming-normal conv weights
+    /// for the first network, Xavier-normal for the second.</summary>
+    public static void ReferenceInit(UNet2D kaiming, UNet2D xavier)
+    {
+        using var _ = no_grad();
+        foreach (var (_, p) in kaiming.named_parameters()) if (p.dim() == 4) init.kaiming_normal_(p);
+        foreach (var (_, p) in xavier.named_parameters()) if (p.dim() == 4) init.xavier_normal_(p);
     }
 
     public string Name => "cps";
