@@ -16,6 +16,7 @@ public static class Cli
         root.Add(PredictCommand.Create());
         root.Add(DemoCommand.Create());
         root.Add(BenchCommand.Create());
+        root.Add(ReportCommand.Create());
         root.Add(MethodsCommand.Create());
         root.Add(PhantomCommand.Create());
         return root;

@@ -136,6 +136,52 @@ public class CliTests
     }
 
     [Fact]
+    public void ReportComparesEvaluatedRunsWithTheSupervisedBaselineOnTheSameData()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 2, val: 1, test: 3, depth: 3, size: 32);
+        string[] common = { "--data", t["data"], "--iterations", "4", "--patch-size", "32", "--batch-size", "4", "--labeled-bs", "2", "--val-every", "2", "--quiet" };
+        foreach (var m in new[] { "supervised", "mean-teacher", "cps" })
+        {
+            var (c, _, e) = Run(new[] { "train", "--method", m, "--output", t[$"runs/{m}-2"] }.Concat(common).ToArray());
+            Assert.True(c == 0, e);
+            if (m == "cps") continue; // trained, not evaluated
+            var (ce, _, ee) = Run("evaluate", "--data", t["data"], "--checkpoint", t[$"runs/{m}-2/best.ckpt"]);
+            Assert.True(ce == 0, ee);
+        }
+        var (cr, or, er) = Run("report", t["runs"], "-o", t["table.md"]);
+        Assert.True(cr == 0, er);
+        Assert.Contains("labeled slices (2 patients/cases)", or.Split('\n').Single(l => l.StartsWith("### ")));
+        Assert.Contains("| supervised-2 | supervised |", or);
+        Assert.Contains("(baseline)", or);
+        Assert.Contains("| cps-2 | cps |", or);
+        Assert.Contains("not evaluated", or);
+        Assert.Equal(File.ReadAllText(t["table.md"]), or[..or.IndexOf("wrote ", StringComparison.Ordinal)]);
+        // the CSV's difference is the mean per-case difference of the two metrics.json files
+        var csv = new List<string[]>();
+        using (var parser = new Microsoft.VisualBasic.FileIO.TextFieldParser(t["table.csv"]) { Delimiters = new[] { "," }, HasFieldsEnclosedInQuotes = true })
+            while (!parser.EndOfData) csv.Add(parser.ReadFields()!);
+        Assert.Equal(4, csv.Count);
+        var head = csv[0];
+        Assert.All(csv, row => Assert.Equal(head.Length, row.Length));
+        var mt = csv.Single(l => l[0] == "mean-teacher-2");
+        Assert.Equal("supervised-2", mt[Array.IndexOf(head, "baseline")]);
+        Assert.Equal("3", mt[Array.IndexOf(head, "paired_cases")]);
+        double CaseMean(string run, int i)
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(t[$"runs/{run}/eval-test/metrics.json"]));
+            var v = doc.RootElement.GetProperty("per_case")[i].GetProperty("classes").EnumerateArray()
+                .Where(k => k.GetProperty("dice").ValueKind == System.Text.Json.JsonValueKind.Number).Select(k => k.GetProperty("dice").GetDouble()).ToArray();
+            return v.Average();
+        }
+        double expected = Enumerable.Range(0, 3).Average(i => CaseMean("mean-teacher-2", i) - CaseMean("supervised-2", i));
+        Assert.Equal(expected, double.Parse(mt[Array.IndexOf(head, "delta_dice")], System.Globalization.CultureInfo.InvariantCulture), 5);
+        var (cm, _, em) = Run("report", t["nowhere"]);
+        Assert.Equal(2, cm);
+        Assert.Contains("nowhere", em);
+    }
+
+    [Fact]
     public void ConfigFileCommandLineOverridesAndTheSavedConfigRoundTrips()
     {
         using var t = new TempDir();

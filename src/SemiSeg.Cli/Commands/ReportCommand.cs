@@ -1,0 +1,33 @@
+using System.CommandLine;
+using SemiSeg.Data;
+using SemiSeg.Reporting;
+
+namespace SemiSeg.Cli.Commands;
+
+internal static class ReportCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("report", "Compare training runs: one table per dataset of test Dice/Jaccard/HD95/ASD, per-class Dice, best validation Dice and speed, with each run's per-case Dice difference to a baseline and its Wilcoxon signed-rank p-value.");
+        var runs = new Argument<string[]>("runs") { Description = "Run folders, or folders of runs (e.g. runs/table-96-1000)", Arity = ArgumentArity.OneOrMore };
+        var evaluation = new Option<string>("--eval") { Description = "The evaluation folder inside each run", DefaultValueFactory = _ => "eval-test" };
+        var baseline = new Option<string>("--baseline") { Description = "Baseline: a run name, or a method (per dataset, its run with the shortest name)", DefaultValueFactory = _ => "supervised" };
+        var output = new Option<string?>("--output", "-o") { Description = "Also write the table to FILE.md and one row per run to FILE.csv" };
+        cmd.Add(runs); cmd.Add(evaluation); cmd.Add(baseline); cmd.Add(output);
+        cmd.SetAction(r =>
+        {
+            var rows = RunComparison.Compare(RunComparison.Load(r.GetValue(runs)!, r.GetValue(evaluation)!), r.GetValue(baseline)!);
+            var md = RunComparison.ToMarkdown(rows);
+            Console.Write(md);
+            if (r.GetValue(output) is string o)
+            {
+                var stem = o.EndsWith(".md", StringComparison.OrdinalIgnoreCase) ? o[..^3] : o;
+                AtomicFile.WriteAllText(stem + ".md", md);
+                AtomicFile.WriteAllText(stem + ".csv", RunComparison.ToCsv(rows));
+                Console.WriteLine($"wrote {stem}.md and {stem}.csv");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}
