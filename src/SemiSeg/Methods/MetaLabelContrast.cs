@@ -27,6 +27,13 @@ namespace SemiSeg.Methods;
 /// of the run, then cosine decay); fine-tuning uses whatever `train` is given (the table's SGD 0.01 poly).
 /// The logged "supcon" term is the plain (unweighted) SupCon loss summed over the kinds: the self-paced terms average
 /// over the admitted pairs only, so they rise while γ admits harder pairs and do not show progress by themselves.
+/// The network is SemiSeg's UNet (the SSL4MIS layout, so the encoder transfers to every method) without its dropout
+/// (<c>dropout=true</c> keeps it), as the reference's UNet (conv-BN-ReLU twice, no dropout): with the SSL4MIS rates
+/// (0.05…0.5, 0.5 on the bottleneck that is pooled and projected) even plain SimCLR on 8 fixed images stayed near
+/// chance after 60 Adam steps (3.14 → 2.27, chance ln 15 = 2.71), and on ACDC the meta-label SupCon loss never left
+/// chance in 1000 iterations; without dropout the same 60 steps go below half of chance (test
+/// ContrastivePretrainingLearnsToTellSlicesApart). Fine-tuning copies the encoder's weights into whatever network the
+/// later run builds (dropout included, it has no weights).
 /// Deliberate differences: the schedule of γ follows iterations instead of epochs; the reference's dense
 /// (pixel-level) variant is not included.
 /// </summary>
@@ -55,7 +62,9 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod
         }
         if (kinds.Count == 0) throw new ArgumentException("meta-contrast: every meta-label kind is switched off (partition, patient, cycle, self)");
         _kinds = kinds.ToArray();
-        Network = new UNet2D(config);
+        // the reference's UNet has no dropout; with the SSL4MIS rates (0.5 on the bottleneck) the pooled bottleneck
+        // embedding is noise the contrastive objective has to fight (see the header)
+        Network = new UNet2D(settings.Bool("dropout", false) ? config : config with { Dropout = new double[config.Dropout.Length] });
         Projector = new ProjectionHead(config.Features[^1], 256);
     }
 
