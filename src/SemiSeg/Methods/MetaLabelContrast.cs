@@ -12,7 +12,9 @@ namespace SemiSeg.Methods;
 /// Self-paced contrastive learning with meta-labels (Peng, Wang, Desrosiers &amp; Pedersoli, NeurIPS 2021), after
 /// jizongFox/Self-paced-Contrastive-Learning. Meta-labels come free with the scan: the slice's position bucket in its
 /// volume ("partition", 3 buckets on ACDC), the patient, the cardiac phase ("cycle"), and "self" (the other view of the
-/// same slice, SimCLR). The UNet bottleneck is average-pooled and projected (MLP 256→256, L2-normalised); every slice of
+/// same slice, SimCLR). The UNet bottleneck is average-pooled and projected, by one head per meta-label kind as in the
+/// reference (MLP 256→256, L2-normalised: the kinds' positive sets conflict — same patient, different position — and
+/// one shared embedding would have to satisfy all of them at once); every slice of
 /// the batch (labeled and unlabeled) gives two views (the loader's, and a random flip/rot90 plus colour jitter and
 /// blur of it). Per meta-label kind m, over the 2N embeddings with cosine similarities s and T = 0.07:
 ///   l_ij = −[ s_ij/T − log Σ_{k≠i} exp(s_ik/T) ] for j in P_m(i) = { j ≠ i : same meta-label },
@@ -65,15 +67,17 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod
         // the reference's UNet has no dropout; with the SSL4MIS rates (0.5 on the bottleneck) the pooled bottleneck
         // embedding is noise the contrastive objective has to fight (see the header)
         Network = new UNet2D(settings.Bool("dropout", false) ? config : config with { Dropout = new double[config.Dropout.Length] });
-        Projector = new ProjectionHead(config.Features[^1], 256);
+        // one projection head per meta-label kind, as the reference's hooks (each SelfPacedINFONCEHook builds its own)
+        Projectors = _kinds.Select(_ => new ProjectionHead(config.Features[^1], 256)).ToArray();
     }
 
     public string Name => "meta-contrast";
     public UNet2D Network { get; }
-    public ProjectionHead Projector { get; }
+    /// <summary>The projection heads, one per enabled meta-label kind (in the order partition, patient, cycle, self).</summary>
+    public IReadOnlyList<ProjectionHead> Projectors { get; }
     public UNet2D InferenceNetwork => Network;
-    public IReadOnlyList<Module> TrainableModules => new Module[] { Network, Projector };
-    public IReadOnlyList<Module> StatefulModules => new Module[] { Network, Projector };
+    public IReadOnlyList<Module> TrainableModules => new Module[] { Network }.Concat(Projectors).ToArray();
+    public IReadOnlyList<Module> StatefulModules => TrainableModules;
 
     /// <summary>γ(t) = γ_begin + (γ_end − γ_begin)·(t/T)^p.</summary>
     public static double Gamma(double begin, double end, long iteration, long maxIterations, double power = 0.5) =>
@@ -139,12 +143,14 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod
         }
         var both = cat(new[] { images, view2 }, 0);
         var enc = Network.Encode(both);
-        var z = functional.normalize(Projector.forward(functional.adaptive_avg_pool2d(enc.Bottleneck, 1).flatten(1)), dim: 1);
+        var pooled = functional.adaptive_avg_pool2d(enc.Bottleneck, 1).flatten(1);
         var terms = new Dictionary<string, Tensor>();
         Tensor? contrast = null;
         var meta2 = meta.Concat(meta).ToList();
-        foreach (var (kind, b, e) in _kinds)
+        for (int k = 0; k < _kinds.Length; k++)
         {
+            var (kind, b, e) = _kinds[k];
+            var z = functional.normalize(Projectors[k].forward(pooled), dim: 1);
             var keys = kind == "self" ? Enumerable.Range(0, (int)n).Concat(Enumerable.Range(0, (int)n)).Select(i => (long)i).ToArray() : Keys(kind, meta2);
             var l = SelfPacedSupCon(z, keys, _temperature, Gamma(b, e, context.Iteration, context.MaxIterations, _power), _mode);
             terms[kind] = l;
@@ -166,7 +172,7 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod
         return new MethodStep(loss, terms);
     }
 
-    public void Dispose() { Network.Dispose(); Projector.Dispose(); }
+    public void Dispose() { Network.Dispose(); foreach (var p in Projectors) p.Dispose(); }
 }
 
 /// <summary>A two-layer MLP projection head (Linear, ReLU, Linear).</summary>

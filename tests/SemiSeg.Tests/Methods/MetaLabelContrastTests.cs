@@ -59,7 +59,8 @@ public class MetaLabelContrastTests
         var step = m.Step(rand(3, 1, 32, 32), randint(0, 4, new long[] { 1, 32, 32 }).to_type(ScalarType.Int64), 1, new TrainingContext(0, 10, 0.01) { Meta = meta });
         Assert.True(step.Terms.ContainsKey("partition") && step.Terms.ContainsKey("sup"));
         step.Loss.backward();
-        Assert.True(m.Projector.parameters().First().grad!.abs().sum().item<float>() > 0);
+        Assert.Equal(3, m.Projectors.Count); // one head per kind
+        Assert.True(m.Projectors[0].parameters().First().grad!.abs().sum().item<float>() > 0);
         Assert.Throws<InvalidOperationException>(() => m.Step(rand(3, 1, 32, 32), randint(0, 4, new long[] { 1, 32, 32 }).to_type(ScalarType.Int64), 1, new TrainingContext(0, 10, 0.01)));
     }
 
