@@ -183,7 +183,7 @@ public static class RunComparison
             sb.Append(string.Join(',', Q(x.Name), Q(x.Method), Q(x.Data), F(x.Dice), F(x.Jaccard), F(x.Hd95), F(x.Asd),
                 Q(string.Join(' ', x.ClassDice.Select(c => $"{c.Class}={F(c.Dice)}"))), F(x.BestValDice), x.BestValIteration.ToString(CultureInfo.InvariantCulture),
                 F(x.SecondsPerIteration), Q(r.Baseline?.Name ?? ""), F(r.DeltaDice), r.PairedCases.ToString(CultureInfo.InvariantCulture),
-                r.Test is null ? "" : F(r.Test.P), Q(Path.GetFullPath(x.Folder)))).Append('\n');
+                r.Test is null ? "" : r.Test.P.ToString("G6", CultureInfo.InvariantCulture), Q(Path.GetFullPath(x.Folder)))).Append('\n');
         }
         return sb.ToString();
     }
