@@ -30,8 +30,8 @@ public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
         if (referenceInit) ReferenceInit(Net1, Net2);
     }
 
-    /// <summary>The CPS reference's initialisation, which ABD/CAD's cross teaching inherits: Kaiming-normal conv weights
-    /// for the first network, Xavier-normal for the second.</summary>
+    /// <summary>The CPS reference's initialisation (also ABD/CAD's with reference_init=true): Kaiming-normal conv
+    /// weights for the first network, Xavier-normal for the second.</summary>
     public static void ReferenceInit(UNet2D kaiming, UNet2D xavier)
     {
         using var _ = no_grad();

@@ -32,9 +32,9 @@ namespace SemiSeg.Methods;
 /// The network is SemiSeg's UNet (the SSL4MIS layout, so the encoder transfers to every method) without its dropout
 /// (<c>dropout=true</c> keeps it), as the reference's UNet (conv-BN-ReLU twice, no dropout): with the SSL4MIS rates
 /// (0.05…0.5, 0.5 on the bottleneck that is pooled and projected) even plain SimCLR on 8 fixed images stayed near
-/// chance after 60 Adam steps (3.14 → 2.27, chance ln 15 = 2.71), and on ACDC the meta-label SupCon loss never left
-/// chance in 1000 iterations; without dropout the same 60 steps go below half of chance (test
-/// ContrastivePretrainingLearnsToTellSlicesApart). Fine-tuning copies the encoder's weights into whatever network the
+/// chance after 60 Adam steps (3.14 → 2.27, chance ln 15 = 2.71); without dropout the same 60 steps go below half of
+/// chance (test ContrastivePretrainingLearnsToTellSlicesApart). On ACDC the summed meta-label SupCon loss still stays
+/// near its starting value over 1000 iterations either way (the reference pre-trains 16 000). Fine-tuning copies the encoder's weights into whatever network the
 /// later run builds (dropout included, it has no weights).
 /// Deliberate differences: the schedule of γ follows iterations instead of epochs; the reference's dense
 /// (pixel-level) variant is not included.
