@@ -122,9 +122,10 @@ public static class RunComparison
         foreach (var r in runs)
         {
             var b = BaselineFor(r);
-            if (b is null || ReferenceEquals(b, r) || !r.Evaluated) { list.Add(new ComparedRun(r, b is null || ReferenceEquals(b, r) ? null : b, double.NaN, null, 0)); continue; }
-            var diffs = r.CaseDice.Where(kv => b.CaseDice.TryGetValue(kv.Key, out var bd) && !double.IsNaN(bd) && !double.IsNaN(kv.Value))
-                .Select(kv => kv.Value - b.CaseDice[kv.Key]).ToList();
+            if (ReferenceEquals(b, r)) b = null;                   // the baseline itself
+            if (b is null || !r.Evaluated) { list.Add(new ComparedRun(r, b, double.NaN, null, 0)); continue; }
+            var diffs = r.CaseDice.Select(kv => b.CaseDice.TryGetValue(kv.Key, out var bd) ? kv.Value - bd : double.NaN)
+                .Where(d => !double.IsNaN(d)).ToList();
             list.Add(diffs.Count == 0 ? new ComparedRun(r, b, double.NaN, null, 0)
                 : new ComparedRun(r, b, diffs.Average(), WilcoxonSignedRank.Test(diffs), diffs.Count));
         }
