@@ -67,6 +67,7 @@ public static class Evaluator
         double[]? spacingOverride, Func<CaseRef, Volume>? load, Func<CaseRef, Volume, byte[]> predict)
     {
         var results = new List<CaseMetrics>();
+        using var gate = Runtime.FinalizerGuard.Enter();
         foreach (var c in cases)
         {
             Runtime.FinalizerGuard.SafePoint();
@@ -78,7 +79,6 @@ public static class Evaluator
             results.Add(SegmentationMetrics.Evaluate(c.Name, pred, vol.Label!, vol.Depth, vol.Height, vol.Width, numClasses, mode, policy,
                 spacingOverride ?? vol.Spacing));
         }
-        Runtime.FinalizerGuard.End();
         return new EvaluationReport(classNames, mode, policy, results);
     }
 }

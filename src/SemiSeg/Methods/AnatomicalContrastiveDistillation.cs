@@ -249,7 +249,7 @@ public sealed class ActionHeads : Module
     public ActionHeads(long bottleneckChannels, long decoderChannels) : base(nameof(ActionHeads))
     {
         global = Sequential(Linear(bottleneckChannels, GlobalDim), ReLU(), Linear(GlobalDim, GlobalDim));
-        representation = Sequential(Conv2d(decoderChannels, 64, 1), BatchNorm2d(64), ReLU(), Conv2d(64, RepresentationDim, 1));
+        representation = Sequential(Conv2d(decoderChannels, 64, 1), Norms.BatchNorm2d(64), ReLU(), Conv2d(64, RepresentationDim, 1));
         RegisterComponents();
     }
 

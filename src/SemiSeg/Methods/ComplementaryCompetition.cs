@@ -45,7 +45,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
         ProjB = PixelProjector(config.Features[0]);
     }
 
-    static TorchSharp.Modules.Sequential PixelProjector(long c) => Sequential(Conv2d(c, 32, 1), BatchNorm2d(32), ReLU(), Conv2d(32, 32, 1));
+    static TorchSharp.Modules.Sequential PixelProjector(long c) => Sequential(Conv2d(c, 32, 1), Norms.BatchNorm2d(32), ReLU(), Conv2d(32, 32, 1));
 
     public string Name => "c3s3";
     public UNet2D NetA { get; }

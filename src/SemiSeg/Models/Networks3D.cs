@@ -37,7 +37,7 @@ public sealed class ConvStack3D : Module<Tensor, Tensor>
         for (int i = 0; i < stages; i++)
         {
             layers.Add(($"conv{i}", Conv3d(i == 0 ? cin : cout, cout, 3, padding: 1)));
-            layers.Add(($"bn{i}", BatchNorm3d(cout)));
+            layers.Add(($"bn{i}", Norms.BatchNorm3d(cout)));
             layers.Add(($"relu{i}", ReLU()));
         }
         body = Sequential(layers);
@@ -70,11 +70,11 @@ public sealed class VNet : Module<Tensor, Tensor>
         for (int i = 0; i < 5; i++)
         {
             enc.Add(new ConvStack3D(encStages[i], i == 0 ? inChannels : f[i], f[i]));
-            if (i < 4) down.Add(Sequential(Conv3d(f[i], f[i + 1], 2, stride: 2), BatchNorm3d(f[i + 1]), ReLU()));
+            if (i < 4) down.Add(Sequential(Conv3d(f[i], f[i + 1], 2, stride: 2), Norms.BatchNorm3d(f[i + 1]), ReLU()));
         }
         for (int i = 4; i >= 1; i--)
         {
-            up.Add(Sequential(ConvTranspose3d(f[i], f[i - 1], 2, stride: 2), BatchNorm3d(f[i - 1]), ReLU()));
+            up.Add(Sequential(ConvTranspose3d(f[i], f[i - 1], 2, stride: 2), Norms.BatchNorm3d(f[i - 1]), ReLU()));
             dec.Add(new ConvStack3D(decStages[4 - i], f[i - 1], f[i - 1]));
         }
         outConv = Conv3d(f[0], numClasses, 1);
@@ -111,8 +111,8 @@ public sealed class UNet3D : Module<Tensor, Tensor>
     readonly ModuleList<ConvTranspose3d> up;
     readonly Conv3d outConv;
 
-    static Sequential Block(long cin, long cout) => Sequential(Conv3d(cin, cout, 3, padding: 1), BatchNorm3d(cout), new StableLeakyReLU(0.01),
-                                                             Conv3d(cout, cout, 3, padding: 1), BatchNorm3d(cout), new StableLeakyReLU(0.01));
+    static Sequential Block(long cin, long cout) => Sequential(Conv3d(cin, cout, 3, padding: 1), Norms.BatchNorm3d(cout), new StableLeakyReLU(0.01),
+                                                             Conv3d(cout, cout, 3, padding: 1), Norms.BatchNorm3d(cout), new StableLeakyReLU(0.01));
 
     public UNet3D(int inChannels = 1, int numClasses = 2, int[]? features = null) : base(nameof(UNet3D))
     {

@@ -19,9 +19,9 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
 
     public BasicBlock(long cin, long cout, long stride = 1) : base(nameof(BasicBlock))
     {
-        body = Sequential(Conv2d(cin, cout, 3, stride: stride, padding: 1, bias: false), BatchNorm2d(cout), ReLU(),
-                          Conv2d(cout, cout, 3, padding: 1, bias: false), BatchNorm2d(cout));
-        shortcut = stride == 1 && cin == cout ? Identity() : Sequential(Conv2d(cin, cout, 1, stride: stride, bias: false), BatchNorm2d(cout));
+        body = Sequential(Conv2d(cin, cout, 3, stride: stride, padding: 1, bias: false), Norms.BatchNorm2d(cout), ReLU(),
+                          Conv2d(cout, cout, 3, padding: 1, bias: false), Norms.BatchNorm2d(cout));
+        shortcut = stride == 1 && cin == cout ? Identity() : Sequential(Conv2d(cin, cout, 1, stride: stride, bias: false), Norms.BatchNorm2d(cout));
         RegisterComponents();
     }
 
@@ -47,7 +47,7 @@ public sealed class ResUNet2D : Module<Tensor, Tensor>, IFeatureSegmenter
         Config = config;
         var f = config.Features;
         stages = new ModuleList<Sequential>();
-        stages.Add(Sequential(Conv2d(config.InChannels, f[0], 3, padding: 1, bias: false), BatchNorm2d(f[0]), ReLU(), new BasicBlock(f[0], f[0])));
+        stages.Add(Sequential(Conv2d(config.InChannels, f[0], 3, padding: 1, bias: false), Norms.BatchNorm2d(f[0]), ReLU(), new BasicBlock(f[0], f[0])));
         for (int i = 1; i < 5; i++) stages.Add(Sequential(new BasicBlock(f[i - 1], f[i], 2), new BasicBlock(f[i], f[i])));
         ups = new ModuleList<UpBlock>();
         for (int i = 4; i >= 1; i--) ups.Add(new UpBlock(f[i], f[i - 1], f[i - 1], config.Up));

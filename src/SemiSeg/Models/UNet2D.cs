@@ -34,10 +34,10 @@ public sealed class ConvBlock : Module<Tensor, Tensor>
     {
         var layers = new List<(string, Module<Tensor, Tensor>)>
         {
-            ("0", Conv2d(cin, cout, 3, padding: 1)), ("1", BatchNorm2d(cout)), ("2", new StableLeakyReLU(0.01, inplace)),
+            ("0", Conv2d(cin, cout, 3, padding: 1)), ("1", Norms.BatchNorm2d(cout)), ("2", new StableLeakyReLU(0.01, inplace)),
         };
         layers.Add(("3", p > 0 ? new ParallelDropout(p) : Identity()));
-        layers.AddRange(new (string, Module<Tensor, Tensor>)[] { ("4", Conv2d(cout, cout, 3, padding: 1)), ("5", BatchNorm2d(cout)), ("6", new StableLeakyReLU(0.01, inplace)) });
+        layers.AddRange(new (string, Module<Tensor, Tensor>)[] { ("4", Conv2d(cout, cout, 3, padding: 1)), ("5", Norms.BatchNorm2d(cout)), ("6", new StableLeakyReLU(0.01, inplace)) });
         conv = Sequential(layers);
         RegisterComponents();
     }

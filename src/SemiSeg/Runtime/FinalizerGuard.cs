@@ -1,61 +1,106 @@
-using System.Runtime;
-
 namespace SemiSeg.Runtime;
 
 /// <summary>
-/// Keeps garbage collections, and so finalizers, out of the middle of native libtorch calls.
-/// TorchSharp 0.107 turns numbers into temporary native Scalars in many of its own methods (the alpha of every
-/// <c>a + b</c>, a slope, a clamp bound) and nothing keeps the managed wrapper alive during the native call: when
-/// another thread (the data loader) allocates and a collection runs meanwhile, the wrapper's finalizer frees the Scalar
-/// under libtorch, which then fails with "Expected false to be true ... toFloat" (dotnet/TorchSharp#1434, #1496). Our
-/// own hot paths own their Scalars (<see cref="Models.StableLeakyReLU"/>), but TorchSharp's internals cannot be
-/// changed from here. So the compute loops run inside a no-GC region: <see cref="SafePoint"/>, called where the main
-/// thread is between native calls (each training iteration, each evaluated case), collects there and opens a region
-/// with an allowance sized to the loop's own allocation rate. A collection can then only happen at a safe
-/// point (or if one iteration allocates more than twice the most seen so far). Costs one blocking collection per
-/// renewal and a few iterations' worth of managed garbage, and more resident memory than that (see <see cref="Enabled"/>).
+/// Keeps finalizers from freeing native objects while libtorch may still be using them.
+/// <para>The cause: TorchSharp 0.107 turns numbers into temporary native Scalars inside its own methods (the alpha of
+/// every <c>a + b</c> and <c>sub</c>, BatchNorm's <c>num_batches_tracked.add_(1)</c>, every step of its SGD and Adam,
+/// a slope, a clamp bound) and passes only their handles to the native call, so nothing keeps the managed wrapper alive
+/// during that call. When another thread allocates (the data loader does all the time) and a collection runs meanwhile,
+/// the wrapper is found unreachable and the finalizer thread frees the native Scalar under libtorch, which then reads
+/// freed memory: "argument alpha must not be a floating point number" / "Unknown scalar type" crashes in BatchNorm, or,
+/// for a float tensor, a silently wrong alpha (dotnet/TorchSharp#1434, #1496). Those temporaries live inside
+/// TorchSharp and cannot be owned from here; our own hot paths own theirs (<see cref="Models.StableLeakyReLU"/>,
+/// <see cref="Models.StableBatchNorm"/>).</para>
+/// <para>The fix: collections still run whenever they like (memory is managed as usual), but the finalizer thread is
+/// parked while a compute loop runs and only runs finalizers at safe points, where the calling thread is between native
+/// calls. <see cref="SafePoint"/> (each training iteration, each evaluated case) releases the parked finalizer thread,
+/// waits until every finalizer queued so far has run, and parks it again behind a gate object; leaving the loop's
+/// <see cref="Enter"/> scope releases it for good. A Scalar found unreachable during a native call is therefore freed at the next safe point, after the call
+/// returned. Cost: one gen-0 collection and the pending finalizers per safe point (well under a millisecond when the
+/// loop disposes its tensors), no reserved memory. Only the thread that calls <see cref="SafePoint"/> is protected: the
+/// data loaders make no native calls. SEMISEG_FINALIZER_GATE=0 turns it off.</para>
 /// </summary>
 public static class FinalizerGuard
 {
-    const long MinBudget = 16L << 20, MaxBudget = 1L << 30;
-    static long _regionStart, _budget, _lastPoint, _maxStep;
+    static readonly object Sync = new();
+    static Gate? _gate;
     static bool _failed;
+    static int _depth;
 
-    /// <summary>Off by default (SEMISEG_GC_GUARD=1 turns it on): measured at 96x96 batch 8 with the ACDC loader over
-    /// 450-950 iterations, the regions raised resident memory by 0.4-0.7 GiB and kept it creeping up (no guard: flat at
-    /// ~1.05 GiB from iteration 300 on), while the crash it prevents is rare and a run resumes from last.ckpt.</summary>
-    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("SEMISEG_GC_GUARD") == "1";
+    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("SEMISEG_FINALIZER_GATE") != "0";
 
-    /// <summary>Whether a no-GC region is open now.</summary>
-    public static bool Active => GCSettings.LatencyMode == GCLatencyMode.NoGCRegion;
+    /// <summary>Whether the finalizer thread is parked now.</summary>
+    public static bool Active { get { lock (Sync) return _gate != null; } }
 
-    /// <summary>Renews the no-GC region when it ended or fewer than two of the largest recent steps (the bytes
-    /// allocated between consecutive safe points, a maximum that decays 2% per step) are left; the allowance is four such steps plus 16 MiB, so the
-    /// garbage a region holds stays a few iterations' worth. Call only from the thread that makes the native calls,
-    /// between them.</summary>
+    /// <summary>Opens a compute loop (nested loops, e.g. validation inside training, share the outer one's gate); the
+    /// finalizer thread is released when the outermost scope is disposed.</summary>
+    public static Scope Enter()
+    {
+        lock (Sync) _depth++;
+        return new Scope();
+    }
+
+    public readonly struct Scope : IDisposable
+    {
+        public void Dispose() { lock (Sync) if (--_depth == 0) Release(); }
+    }
+
+    /// <summary>Runs every finalizer queued so far, then parks the finalizer thread until the next safe point. Call
+    /// only inside <see cref="Enter"/>'s scope, between native calls, from the thread that makes them.</summary>
     public static void SafePoint()
     {
         if (!Enabled || _failed) return;
-        long now = GC.GetTotalAllocatedBytes(false);
-        if (_lastPoint > 0) _maxStep = Math.Max(now - _lastPoint, (long)(_maxStep * 0.98)); // a slowly forgetting maximum
-        _lastPoint = now;
-        if (Active && _budget - (now - _regionStart) > 2 * _maxStep + (4L << 20)) return;
-        try
+        lock (Sync)
         {
-            if (Active) GC.EndNoGCRegion();
-            long budget = Math.Clamp(4 * _maxStep + MinBudget, MinBudget, MaxBudget);
-            if (GC.TryStartNoGCRegion(budget)) { _budget = budget; _regionStart = _lastPoint = GC.GetTotalAllocatedBytes(false); }
-        }
-        catch (Exception e) when (e is InvalidOperationException or ArgumentOutOfRangeException)
-        {
-            _failed = true; // a GC configuration without room for the region: run unguarded
+            if (_depth == 0) return;
+            Release();
+            GC.WaitForPendingFinalizers();
+            var gate = new Gate();
+            if (!gate.Park()) { _failed = true; gate.Open(); return; } // a finalizer thread that never came: run unguarded
+            _gate = gate;
         }
     }
 
-    /// <summary>Closes the region (end of a compute loop), so the rest of the program collects normally.</summary>
-    public static void End()
+    static void Release()
     {
-        try { if (Active) GC.EndNoGCRegion(); }
-        catch (InvalidOperationException) { /* ended by an allocation over the allowance meanwhile */ }
+        _gate?.Open();
+        _gate = null;
+    }
+
+    /// <summary>An object whose finalizer blocks the (single) finalizer thread until <see cref="Open"/>.</summary>
+    sealed class Gate
+    {
+        readonly ManualResetEventSlim _entered = new(false), _open = new(false);
+
+        /// <summary>Makes a finalizable object that is unreachable at once and collects it, so the finalizer thread
+        /// picks it up; waits until it is parked inside (5 s at most).</summary>
+        public bool Park()
+        {
+            Enqueue(_entered, _open);
+            for (int i = 0; i < 50 && !_entered.IsSet; i++)
+            {
+                GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+                _entered.Wait(100);
+            }
+            return _entered.IsSet;
+        }
+
+        public void Open() => _open.Set();
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        static void Enqueue(ManualResetEventSlim entered, ManualResetEventSlim open) => _ = new Blocker(entered, open);
+    }
+
+    sealed class Blocker
+    {
+        readonly ManualResetEventSlim _entered, _open;
+        public Blocker(ManualResetEventSlim entered, ManualResetEventSlim open) { _entered = entered; _open = open; }
+        ~Blocker()
+        {
+            _entered.Set();
+            // bounded, so that code which waits for pending finalizers inside a loop (TorchSharp does after a failed
+            // native allocation in rand_like / fftfreq) is delayed, not deadlocked
+            _open.Wait(TimeSpan.FromMinutes(5));
+        }
     }
 }

@@ -118,6 +118,7 @@ public static class Benchmark
         using var __ = loader;
         var times = new List<double>();
         double rssFirst = 0, rssLast = 0, waitTimed = 0;
+        using var gate = Runtime.FinalizerGuard.Enter();
         for (int it = 0; it < warmup + iterations; it++)
         {
             Runtime.FinalizerGuard.SafePoint();
@@ -146,7 +147,6 @@ public static class Benchmark
             }
             log?.Invoke($"iteration {it + 1}/{warmup + iterations}: {s:F3} s{(it < warmup ? " (warm-up)" : "")}, RSS {RssMiB():F0} MiB");
         }
-        Runtime.FinalizerGuard.End();
         var sorted = times.OrderBy(t => t).ToArray();
         double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
         double fwd = UNetForwardFlops(cfg, size);
@@ -167,6 +167,7 @@ public static class Benchmark
         var vol = new float[volume.d * volume.h * volume.w];
         for (int i = 0; i < vol.Length; i++) vol[i] = (float)(rng.NextDouble() * 2 - 1);
         var times = new List<double>(); int windows = 0;
+        using (Runtime.FinalizerGuard.Enter())
         for (int i = 0; i <= Math.Max(1, reps); i++)
         {
             Runtime.FinalizerGuard.SafePoint();
@@ -174,7 +175,6 @@ public static class Benchmark
             windows = SlidingWindow.Predict(net, vol, volume.d, volume.h, volume.w, 2, (80, 112, 112), (4, 18, 18)).Windows;
             if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
         }
-        Runtime.FinalizerGuard.End();
         times.Sort();
         return (times[times.Count / 2], windows, torch.get_num_threads());
     }

@@ -116,6 +116,7 @@ public sealed class Trainer
         double lastLoss = double.NaN;
         var windowClock = Stopwatch.StartNew(); long windowStart = start; double windowWait = loader.WaitSeconds;
         double itPerSec = 0;
+        using var gate = FinalizerGuard.Enter();
         for (long it = start; it < _o.MaxIterations; it++)
         {
             FinalizerGuard.SafePoint();
@@ -160,7 +161,6 @@ public sealed class Trainer
             }
             if (done % _o.SaveEvery == 0 || last) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
         }
-        FinalizerGuard.End();
         if (done < _o.MaxIterations) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
         if (_data.Val.Count == 0)
         {

@@ -80,8 +80,10 @@ public sealed class VolumeTrainer
         var clock = Stopwatch.StartNew();
         var windowClock = Stopwatch.StartNew(); long windowStart = start; double windowWait = 0;
         long done = start;
+        using var gate = FinalizerGuard.Enter();
         for (long it = start; it < _o.MaxIterations; it++)
         {
+            FinalizerGuard.SafePoint();
             if (cancel.IsCancellationRequested) { Log($"interrupted at iteration {it}; saving {LastPath}"); break; }
             double lr = _o.LearningRateAt(it);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;

@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using SemiSeg.Models;
+using SemiSeg.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -41,68 +43,76 @@ public class ScalarLifetimeTests
         });
     }
 
-    /// <summary>TorchSharp's own temporaries (the alpha of a + b, the Scalar of x * 0.5) cannot be owned by us; the
-    /// FinalizerGuard keeps collections out of the native calls instead. Measured directly: with a loader-like thread
-    /// allocating throughout, collections land inside iterations without the guard and never with it.</summary>
-    [Fact]
-    public void FinalizerGuardKeepsCollectionsAtSafePoints()
+    sealed class Sentinel
     {
-        var x = randn(2, 16, 64, 64); var y = randn(2, 16, 64, 64);
-        int Run(bool guarded)
+        readonly StrongBox<bool> _finalized;
+        public Sentinel(StrongBox<bool> finalized) => _finalized = finalized;
+        ~Sentinel() => _finalized.Value = true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static void Drop(StrongBox<bool> finalized) => _ = new Sentinel(finalized);
+
+    /// <summary>The mechanism itself: inside a compute loop, an object that a collection finds unreachable in the middle
+    /// of an iteration (where a native call may still use it) is finalized at the next safe point, not before.</summary>
+    [Fact]
+    public void FinalizersRunOnlyAtSafePoints()
+    {
+        using (FinalizerGuard.Enter())
         {
-            using var stop = new CancellationTokenSource();
-            using var go = new SemaphoreSlim(0);
-            // like the data loader: a batch worth of arrays (4 MB) allocated while each iteration computes; a fixed
-            // amount per iteration, so the test does not depend on how loaded the machine is
-            var loader = Task.Run(() =>
-            {
-                long n = 0;
-                while (true)
-                {
-                    try { go.Wait(stop.Token); } catch (OperationCanceledException) { return n; }
-                    for (int k = 0; k < 20; k++) { var a = new float[50_000]; n += a.Length; }
-                }
-            });
-            int inside = 0;
-            try
-            {
-                for (int i = 0; i < 150; i++)
-                {
-                    if (guarded) SemiSeg.Runtime.FinalizerGuard.SafePoint();
-                    int before = GC.CollectionCount(0);
-                    go.Release();
-                    using (var scope = NewDisposeScope())
-                    {
-                        if (guarded)
-                        {
-                            // the vulnerable calls: implicit alpha, implicit multiplier, implicit clamp bounds
-                            var z = x + y;
-                            for (int k = 0; k < 20; k++) z = (z * 0.5 + y).clamp(-3, 3);
-                        }
-                        else
-                        {
-                            // the control measures where collections land with calls that create no Scalar
-                            // (unguarded, the calls above do fail here: "Unknown scalar type" / toFloat)
-                            var z = x.mul(y);
-                            for (int k = 0; k < 20; k++) z = z.mul(y).sigmoid();
-                        }
-                    }
-                    if (GC.CollectionCount(0) != before) inside++;
-                }
-            }
-            finally
-            {
-                if (guarded) SemiSeg.Runtime.FinalizerGuard.End();
-                stop.Cancel(); loader.Wait();
-            }
-            return inside;
+            FinalizerGuard.SafePoint();
+            Assert.True(FinalizerGuard.Active);
+            var finalized = new StrongBox<bool>();
+            Drop(finalized);
+            for (int i = 0; i < 3; i++) { GC.Collect(); Thread.Sleep(50); } // a loader's collection during the "native call"
+            Assert.False(finalized.Value, "finalized in the middle of an iteration");
+            FinalizerGuard.SafePoint();
+            Assert.True(finalized.Value, "not finalized at the safe point");
         }
-        int unguarded = Run(false);
-        bool was = SemiSeg.Runtime.FinalizerGuard.Enabled;
-        SemiSeg.Runtime.FinalizerGuard.Enabled = true;
-        int guarded;
-        try { guarded = Run(true); } finally { SemiSeg.Runtime.FinalizerGuard.Enabled = was; }
-        Assert.True(unguarded > 0, "the loader-like thread caused no collection at all: the test shows nothing");
-        Assert.Equal(0, guarded);
+        Assert.False(FinalizerGuard.Active);
+        // outside a loop, finalizers run as usual
+        var after = new StrongBox<bool>();
+        Drop(after);
+        GC.Collect(); GC.WaitForPendingFinalizers();
+        Assert.True(after.Value);
+    }
+
+    /// <summary>TorchSharp's own temporaries, which we cannot own: the alpha of a + b, the Scalar of x * 0.5, clamp's
+    /// bounds, TorchSharp's BatchNorm (num_batches_tracked.add_(1), the crash of issue 15) and its SGD step. Two threads
+    /// force collections throughout; every result must equal the one computed before. Without the finalizer gate this
+    /// fails within seconds ("Unknown scalar type", "argument alpha must not be a floating point number", or wrong
+    /// values).</summary>
+    [Fact]
+    public void TorchSharpTemporariesSurviveCollectionsInsideAComputeLoop()
+    {
+        torch.manual_seed(3);
+        var x = randn(4, 8, 16, 16); var y = randn(4, 8, 16, 16);
+        Tensor Compute()
+        {
+            var z = x + y;
+            for (int k = 0; k < 10; k++) z = (z * 0.5 - y).clamp(-3, 3);
+            return z;
+        }
+        var expected = Compute();
+        using var bn = nn.BatchNorm2d(8);
+        var w = nn.Parameter(randn(8));
+        using var sgd = optim.SGD(new[] { w }, 0.01, momentum: 0.9, weight_decay: 1e-4);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int iterations = 0;
+        UnderGcPressure(() =>
+        {
+            using var gate = FinalizerGuard.Enter();
+            for (; iterations < 400 && clock.Elapsed.TotalSeconds < 8; iterations++)
+            {
+                FinalizerGuard.SafePoint();
+                using var scope = NewDisposeScope();
+                Assert.True(Compute().eq(expected).all().item<bool>(), $"iteration {iterations}: wrong values");
+                bn.train(); bn.forward(x);
+                w.grad = ones(8);
+                sgd.step();
+            }
+        });
+        Assert.Equal(iterations, bn.num_batches_tracked!.item<long>());
+        Assert.True(iterations >= 20, $"only {iterations} iterations ran");
     }
 }
