@@ -43,7 +43,8 @@ public static class Cli
         if (e is System.Reflection.TargetInvocationException { InnerException: { } inner }) e = inner;
         return e switch
         {
-            FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException => e.Message,
+            FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException
+                or SemiSeg.Training.TrainingDivergedException => e.Message,
             _ => null,
         };
     }

@@ -96,8 +96,8 @@ public sealed class MethodSettings
     {
         _read.Add(key);
         double v = fallback;
-        if (_values.TryGetValue(key, out var s) && !double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out v))
-            throw new ArgumentException($"method parameter {key}='{s}' is not a number");
+        if (_values.TryGetValue(key, out var s) && (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out v) || !double.IsFinite(v)))
+            throw new ArgumentException($"method parameter {key}='{s}' is not a finite number");
         _effective[key] = v.ToString(CultureInfo.InvariantCulture);
         return v;
     }

@@ -42,6 +42,7 @@ public static class Checkpoint
     public static void Save(string path, CheckpointMeta meta, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper? optimizer)
     {
         meta = meta with { HasTrainingState = optimizer != null };
+        foreach (var m in optimizer != null ? method.StatefulModules : new[] { method.InferenceModule }) NumericGuard.EnsureFiniteWeights(m, path);
         AtomicFile.Write(path, s =>
         {
             using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
@@ -144,6 +145,8 @@ public static class Checkpoint
             net.Dispose();
             throw new InvalidDataException($"checkpoint '{path}': network weights cannot be read ({e.Message})", e);
         }
+        try { NumericGuard.EnsureFiniteCheckpoint(net, path); }
+        catch { net.Dispose(); throw; }
         return (net, meta);
     }
 

