@@ -19,8 +19,12 @@ public sealed class StableLeakyReLU : Module<Tensor, Tensor>
     public StableLeakyReLU(double negativeSlope = 0.01, bool inplace = false) : base(nameof(StableLeakyReLU))
     {
         _slope = negativeSlope.ToScalar();
+        NegativeSlope = negativeSlope;
         _inplace = inplace;
     }
+
+    public double NegativeSlope { get; }
+    public bool Inplace => _inplace;
 
     public override Tensor forward(Tensor x) => _inplace ? x.leaky_relu_(_slope).alias() : x.leaky_relu(_slope);
 

@@ -97,7 +97,7 @@ public sealed class VNet : Module<Tensor, Tensor>
         if (dropout) h = functional.dropout3d(h, 0.5, training);
         for (int i = 0; i < 4; i++) h = dec[i].forward(up[i].forward(h) + skips[3 - i]);
         if (dropout) h = functional.dropout3d(h, 0.5, training);
-        return outConv.forward(h).MoveToOuterDisposeScope();
+        return NarrowOutputs.Forward(outConv, h, padding: 0).MoveToOuterDisposeScope();
     }
 }
 
@@ -139,6 +139,6 @@ public sealed class UNet3D : Module<Tensor, Tensor>
         for (int i = 1; i < 5; i++) skips[i] = enc[i].forward(functional.max_pool3d(skips[i - 1], new long[] { 2, 2, 2 }));
         var h = skips[4];
         for (int i = 0; i < 4; i++) h = dec[i].forward(cat(new[] { skips[3 - i], up[i].forward(h) }, 1));
-        return outConv.forward(h).MoveToOuterDisposeScope();
+        return NarrowOutputs.Forward(outConv, h, padding: 0).MoveToOuterDisposeScope();
     }
 }

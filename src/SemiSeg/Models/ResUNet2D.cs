@@ -64,7 +64,7 @@ public sealed class ResUNet2D : Module<Tensor, Tensor>, IFeatureSegmenter
         for (int i = 1; i < 5; i++) s[i] = stages[i].forward(s[i - 1]);
         var d = ups[0].forward(s[4], s[3]);
         for (int i = 1; i < 4; i++) d = ups[i].forward(d, s[3 - i]);
-        return (outConv.forward(d), s[4], d);
+        return (NarrowOutputs.Forward(outConv, d, padding: 1), s[4], d);
     }
 
     public override Tensor forward(Tensor x) => ForwardWithFeatures(x).logits;

@@ -128,7 +128,7 @@ public sealed class UNet2D : Module<Tensor, Tensor>, IFeatureSegmenter
             x.Dispose();
             x = nx;
         }
-        var logits = outConv.forward(x);
+        var logits = NarrowOutputs.Forward(outConv, x, padding: 1);
         if (keepDecoderFeatures) decoderFeatures = x;
         else { x.Dispose(); decoderFeatures = null; }
         return logits;

@@ -21,6 +21,27 @@ public static class TorchRuntime
 
     public static void Seed(long seed) => torch.manual_seed(seed);
 
+    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at13globalContextEv")] static extern IntPtr GlobalContext();
+    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")] static extern void SetUserEnabledMkldnn(IntPtr ctx, [MarshalAs(UnmanagedType.I1)] bool on);
+    [DllImport("libtorch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")] [return: MarshalAs(UnmanagedType.I1)] static extern bool UserEnabledMkldnn(IntPtr ctx);
+
+    /// <summary>
+    /// Whether libtorch runs dense CPU convolutions on oneDNN (the default, and PyTorch's
+    /// <c>torch.backends.mkldnn.enabled</c>); off, they run on libtorch's reference kernels (im2col + GEMM), which are
+    /// slower. TorchSharp does not expose the switch, so it is reached through libtorch's C++ context
+    /// (<c>at::globalContext().setUserEnabledMkldnn</c>); null where this libtorch build does not export it.
+    /// </summary>
+    public static bool? OneDnn
+    {
+        get { try { return UserEnabledMkldnn(GlobalContext()); } catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { return null; } }
+        set
+        {
+            if (value is not bool on) return;
+            try { SetUserEnabledMkldnn(GlobalContext(), on); }
+            catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { throw new PlatformNotSupportedException("this libtorch does not export at::Context::setUserEnabledMkldnn", e); }
+        }
+    }
+
     /// <summary>Whether <see cref="KeepFreedMemory"/> changed the allocator in this process.</summary>
     public static bool AllocatorTuned { get; private set; }
 

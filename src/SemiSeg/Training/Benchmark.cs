@@ -98,6 +98,7 @@ public static class Benchmark
         Action<string>? log = null, Data.DatasetManifest? data = null, bool inplaceActivations = true)
     {
         Runtime.TorchRuntime.Configure(threads);
+        log?.Invoke(KernelSelfCheck.Ensure(volume: false));
         Runtime.TorchRuntime.Seed(0);
         var cfg = new UNetConfig { InplaceActivations = inplaceActivations };
         ISegmentationMethod method = mode == "mt" ? new MeanTeacherMethod(cfg, PeerMeanTeacherSettings()) : new SupervisedMethod(cfg);
@@ -189,6 +190,7 @@ public static class Benchmark
         int iterations = 2, int warmup = 1, int? threads = null, Net3DConfig? network = null, IReadOnlyDictionary<string, string>? parameters = null)
     {
         Runtime.TorchRuntime.Configure(threads);
+        KernelSelfCheck.Ensure(volume: true);
         Runtime.TorchRuntime.Seed(0);
         var settings = new MethodSettings(parameters ?? new Dictionary<string, string>());
         using var m = Methods.Volume.VolumeMethodRegistry.Get(method).Create(new Methods.Volume.VolumeMethodContext(network ?? new Net3DConfig(), new UNetConfig { NumClasses = 2 }, settings));

@@ -73,6 +73,7 @@ public sealed class Trainer
         if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)
             throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_data.Name} has none");
 
+        string selfCheck = KernelSelfCheck.Ensure(volume: false); // before seeding: it draws its own numbers
         TorchRuntime.Seed(_o.Seed);
         var settings = new MethodSettings(_o.MethodParams);
         using var method = entry.Create(_o.Network, settings);
@@ -95,6 +96,7 @@ public sealed class Trainer
         }
         AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"),
             JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, TrainOptions.Json));
+        Log(selfCheck);
         Log($"method {entry.Name}; {_data.Summary()}");
         Log($"batch {_o.BatchSize} ({_o.LabeledBatchSize} labeled{(unlabeledBs > 0 ? $" + {unlabeledBs} unlabeled" : "")}), patch {_o.PatchHeight}x{_o.PatchWidth}, " +
             $"{_o.MaxIterations} iterations, {_o.Optimizer} lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}{(_o.WarmupIterations > 0 ? $", warm-up {_o.WarmupIterations}" : "")}){(_o.Optimizer == OptimizerKind.Sgd ? $", momentum {_o.Momentum}" : "")}, wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");

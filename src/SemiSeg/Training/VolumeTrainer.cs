@@ -39,6 +39,7 @@ public sealed class VolumeTrainer
     {
         Trainer.OpenRunFolder(_o);
         var entry = VolumeMethodRegistry.Get(_o.Method);
+        string selfCheck = KernelSelfCheck.Ensure(volume: true); // before seeding: it draws its own numbers
         TorchRuntime.Seed(_o.Seed);
         var settings = new MethodSettings(_o.MethodParams);
         using var method = entry.Create(new VolumeMethodContext(_o.Network3D!, _o.Network, settings));
@@ -64,6 +65,7 @@ public sealed class VolumeTrainer
         AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"),
             JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, TrainOptions.Json));
         var (d, h, w) = _o.Patch3D;
+        Log(selfCheck);
         Log($"method {entry.Name} (3D, {_o.Network3D!.Describe()}); {_data.Summary()}");
         Log($"batch {_o.BatchSize} (composition at start {composition(start).labeled}+{composition(start).unlabeled}), patch {d}x{h}x{w}, {_o.MaxIterations} iterations, " +
             $"{_o.Optimizer} lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}), wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");
