@@ -67,6 +67,10 @@ public sealed class Trainer
 
     public TrainingResult Run(CancellationToken cancel = default)
     {
+        // finalizers run only at safe points from here on (TorchSharp's temporaries, see FinalizerGuard): method
+        // creation, the self-check, resuming and the final saves call libtorch while the loaders allocate, too
+        using var gate = FinalizerGuard.Enter();
+        FinalizerGuard.SafePoint();
         OpenRunFolder(_o);
         var entry = MethodRegistry.Get(_o.Method);
         int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
@@ -118,7 +122,6 @@ public sealed class Trainer
         double lastLoss = double.NaN;
         var windowClock = Stopwatch.StartNew(); long windowStart = start; double windowWait = loader.WaitSeconds;
         double itPerSec = 0;
-        using var gate = FinalizerGuard.Enter();
         for (long it = start; it < _o.MaxIterations; it++)
         {
             FinalizerGuard.SafePoint();

@@ -37,6 +37,10 @@ public sealed class VolumeTrainer
 
     public TrainingResult Run(CancellationToken cancel = default)
     {
+        // finalizers run only at safe points from here on (TorchSharp's temporaries, see FinalizerGuard): method
+        // creation, the self-check, resuming and the final saves call libtorch while the loaders allocate, too
+        using var gate = FinalizerGuard.Enter();
+        FinalizerGuard.SafePoint();
         Trainer.OpenRunFolder(_o);
         var entry = VolumeMethodRegistry.Get(_o.Method);
         string selfCheck = KernelSelfCheck.Ensure(volume: true); // before seeding: it draws its own numbers
@@ -82,7 +86,6 @@ public sealed class VolumeTrainer
         var clock = Stopwatch.StartNew();
         var windowClock = Stopwatch.StartNew(); long windowStart = start; double windowWait = 0;
         long done = start;
-        using var gate = FinalizerGuard.Enter();
         for (long it = start; it < _o.MaxIterations; it++)
         {
             FinalizerGuard.SafePoint();

@@ -31,6 +31,7 @@ public class GradientCorrectnessTests
         torch.set_num_threads(threads);
         try
         {
+            KernelSelfCheck.Ensure(volume: false); // the kernels a run at this thread count would train with
             using var gen = new Generator(4);
             using var net = new UNet2D(Plain);
             Reinitialise(net, 4);
@@ -54,6 +55,7 @@ public class GradientCorrectnessTests
         torch.set_num_threads(threads);
         try
         {
+            KernelSelfCheck.Ensure(volume: true);
             using var gen = new Generator(5);
             using var net = new VNet(1, 2, dropout: false);
             Reinitialise(net, 5);
@@ -77,6 +79,7 @@ public class GradientCorrectnessTests
         torch.set_num_threads(2);
         try
         {
+            KernelSelfCheck.Ensure(volume: false);
             using var gen = new Generator(4);
             using var net = new UNet2D(Plain);
             Reinitialise(net, 4);
