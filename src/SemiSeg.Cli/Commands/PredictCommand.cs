@@ -23,6 +23,8 @@ internal static class PredictCommand
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
+            using var gate = FinalizerGuard.Enter(); // finalizers only between native calls (see FinalizerGuard)
+            FinalizerGuard.SafePoint();
             var (net, meta) = Checkpoint.LoadAnyNetwork(r.GetValue(ckpt)!);
             using var _ = net;
             var inPath = r.GetValue(input)!;
@@ -36,6 +38,7 @@ internal static class PredictCommand
             int written = 0;
             foreach (var f in files)
             {
+                FinalizerGuard.SafePoint();
                 var vol = VolumeIO.Read(f, null);
                 byte[] pred;
                 if (meta.Network3D is not null)
