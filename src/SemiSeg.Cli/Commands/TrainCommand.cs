@@ -100,7 +100,7 @@ internal static class TrainCommand
             if (result.Interrupted)
             {
                 Console.Error.WriteLine($"interrupted at iteration {result.Iterations}: continue with the same command plus --resume");
-                return 130;
+                return _terminated ? 143 : 130; // 128 + SIGTERM / SIGINT, as a shell reports a process those signals ended
             }
             return 0;
         });
@@ -113,6 +113,10 @@ internal static class TrainCommand
     public static TrainingResult RunTraining3D(TrainOptions o, Data.VolumeSplit volumes, bool quiet) =>
         WithCancellation(o, quiet, (m, token) => new VolumeTrainer(o, volumes, m).Run(token));
 
+    static bool _terminated;
+
+    /// <summary>Ctrl+C (SIGINT) and SIGTERM (what Slurm, Kubernetes and `kill` send before they end a job) both finish
+    /// the current iteration, write last.ckpt and return; a second Ctrl+C ends the process at once.</summary>
     static TrainingResult WithCancellation(TrainOptions o, bool quiet, Func<ITrainingMonitor, CancellationToken, TrainingResult> run)
     {
         using var cts = new CancellationTokenSource();
@@ -124,6 +128,14 @@ internal static class TrainCommand
             Console.Error.WriteLine("interrupt: finishing the current iteration and saving last.ckpt (resume with --resume)...");
         };
         Console.CancelKeyPress += onCancel;
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true; // not the default (immediate exit): stop at the end of the iteration
+            if (cts.IsCancellationRequested) return;
+            _terminated = true;
+            cts.Cancel();
+            Console.Error.WriteLine("SIGTERM: finishing the current iteration and saving last.ckpt (resume with --resume)...");
+        });
         try
         {
             return ConsoleMonitor.Run(o.MaxIterations, quiet, m => run(m, cts.Token));
