@@ -94,6 +94,35 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>Metadata is read strictly: a field this version does not know means a corrupt or foreign file.</summary>
+    static readonly JsonSerializerOptions StrictJson = new(TrainOptions.Json) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow };
+
+    /// <summary>What the metadata must satisfy before a network is built from it (sizes that would crash or exhaust
+    /// memory natively); null when it does.</summary>
+    internal static string? CheckMeta(CheckpointMeta m)
+    {
+        static bool Patch(int v) => v >= 16 && v % 16 == 0 && v <= 8192;
+        var n = m.Network;
+        if (m.FormatVersion != 1) return $"format version {m.FormatVersion} is not supported (this version reads 1)";
+        if (n is null) return "no network description";
+        if (n.NumClasses < 2 || n.NumClasses > 256) return $"{n.NumClasses} classes (expected 2..256)";
+        if (n.InChannels < 1 || n.InChannels > 64) return $"{n.InChannels} input channels (expected 1..64)";
+        if (m.Network3D is { } n3)
+        {
+            if (n3.Filters < 1 || n3.Filters > 1024) return $"3D network with {n3.Filters} filters (expected 1..1024)";
+            if (!Patch(m.PatchDepth) || !Patch(m.PatchHeight) || !Patch(m.PatchWidth))
+                return $"patch {m.PatchDepth}x{m.PatchHeight}x{m.PatchWidth} (each side must be a multiple of 16, 16..8192)";
+        }
+        else
+        {
+            if (n.Features is null || n.Features.Length != 5 || n.Features.Any(f => f < 1 || f > 4096)) return $"UNet feature widths [{string.Join(",", n.Features ?? [])}] (expected 5 values in 1..4096)";
+            if (n.Dropout is null || n.Dropout.Length != 5 || n.Dropout.Any(p => !(p >= 0 && p <= 1))) return "UNet dropout rates (expected 5 values in [0, 1])";
+            if (!Patch(m.PatchHeight) || !Patch(m.PatchWidth)) return $"patch {m.PatchHeight}x{m.PatchWidth} (each side must be a multiple of 16, 16..8192)";
+        }
+        if (m.Iteration < 0) return $"iteration {m.Iteration}";
+        return null;
+    }
+
     public static CheckpointMeta ReadMeta(string path, out long networkOffset)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist", path);
@@ -103,9 +132,10 @@ public static class Checkpoint
         if (!head.AsSpan().SequenceEqual(Magic)) throw new InvalidDataException($"checkpoint '{path}': not a SemiSeg checkpoint (bad magic)");
         try
         {
-            var meta = JsonSerializer.Deserialize<CheckpointMeta>(r.ReadString(), TrainOptions.Json)
+            var meta = JsonSerializer.Deserialize<CheckpointMeta>(r.ReadString(), StrictJson)
                        ?? throw new InvalidDataException("empty metadata");
             networkOffset = fs.Position;
+            if (CheckMeta(meta) is string problem) throw new InvalidDataException($"checkpoint '{path}': invalid metadata: {problem}");
             return meta;
         }
         catch (Exception e) when (e is JsonException or EndOfStreamException)

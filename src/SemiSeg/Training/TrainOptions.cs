@@ -146,6 +146,8 @@ public sealed record TrainOptions
         if (BaseLr <= 0) throw new ArgumentException($"learning rate must be positive (got {BaseLr})");
         if (WarmupIterations < 0) throw new ArgumentException($"warm-up must be zero or more iterations (got {WarmupIterations})");
         if (Network.NumClasses < 2) throw new ArgumentException($"at least 2 classes are needed (got {Network.NumClasses})");
+        foreach (var (name, every) in new[] { ("validation interval (--val-every / validate_every)", ValidateEvery), ("checkpoint interval (--save-every / save_every)", SaveEvery), ("log interval (--log-every / log_every)", LogEvery) })
+            if (every <= 0) throw new ArgumentException($"the {name} must be at least 1 iteration (got {every})");
     }
 }
 
