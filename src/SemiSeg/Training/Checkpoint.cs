@@ -28,12 +28,16 @@ public sealed record CheckpointMeta
     public double BestMetric { get; init; } = double.NaN;
     public long BestIteration { get; init; }
     public bool HasTrainingState { get; init; }
+    /// <summary>"sha256": the file ends with "SSSHA256" and the SHA-256 of every byte before it, verified on every
+    /// load. Null in checkpoints written before checksums existed; those still load, unverified.</summary>
+    public string? Checksum { get; init; }
     public string Created { get; init; } = DateTime.UtcNow.ToString("O");
 }
 
 /// <summary>
 /// Checkpoint file: "SEMISEG\n", JSON metadata, the inference network's weights, then (for a resumable checkpoint)
-/// every stateful module of the method and the optimizer state. Always written to a temporary file and renamed.
+/// every stateful module of the method and the optimizer state, then a SHA-256 trailer over all of it (so bit flips
+/// and partial copies are found on load). Always written to a temporary file and renamed.
 /// </summary>
 public static class Checkpoint
 {
@@ -41,7 +45,7 @@ public static class Checkpoint
 
     public static void Save(string path, CheckpointMeta meta, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper? optimizer)
     {
-        meta = meta with { HasTrainingState = optimizer != null };
+        meta = meta with { HasTrainingState = optimizer != null, Checksum = "sha256" };
         AtomicFile.Write(path, s =>
         {
             using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
@@ -54,7 +58,39 @@ public static class Checkpoint
                 MakeOptimizerStateContiguous(optimizer);
                 optimizer.save_state_dict(w);
             }
+            w.Flush();
+            s.Position = 0;
+            var hash = System.Security.Cryptography.SHA256.HashData(s);
+            s.Write(TrailerMagic);
+            s.Write(hash);
         });
+    }
+
+    static readonly byte[] TrailerMagic = Encoding.ASCII.GetBytes("SSSHA256");
+    const int TrailerLength = 8 + 32;
+
+    /// <summary>Checks the SHA-256 trailer of a checkpoint whose metadata declares one.</summary>
+    static void VerifyChecksum(string path, FileStream fs, long payloadStart)
+    {
+        long payload = fs.Length - TrailerLength;
+        if (payload < payloadStart) throw new InvalidDataException($"checkpoint '{path}': truncated (no room for its checksum)");
+        var trailer = new byte[TrailerLength];
+        fs.Position = payload;
+        fs.ReadExactly(trailer);
+        if (!trailer.AsSpan(0, 8).SequenceEqual(TrailerMagic))
+            throw new InvalidDataException($"checkpoint '{path}': its checksum trailer is missing (truncated or corrupt file)");
+        fs.Position = 0;
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var buf = new byte[1 << 20];
+        for (long left = payload; left > 0;)
+        {
+            int n = fs.Read(buf, 0, (int)Math.Min(buf.Length, left));
+            if (n == 0) break;
+            sha.AppendData(buf, 0, n);
+            left -= n;
+        }
+        if (!sha.GetHashAndReset().AsSpan().SequenceEqual(trailer.AsSpan(8)))
+            throw new InvalidDataException($"checkpoint '{path}': checksum mismatch: the file is corrupt (changed bytes or a partial copy)");
     }
 
     /// <summary>TorchSharp (de)serialises raw bytes, which needs contiguous tensors; channels_last weights are made
@@ -120,6 +156,7 @@ public static class Checkpoint
             if (!Patch(m.PatchHeight) || !Patch(m.PatchWidth)) return $"patch {m.PatchHeight}x{m.PatchWidth} (each side must be a multiple of 16, 16..8192)";
         }
         if (m.Iteration < 0) return $"iteration {m.Iteration}";
+        if (m.Checksum is not (null or "sha256")) return $"checksum kind '{m.Checksum}' (expected sha256)";
         return null;
     }
 
@@ -136,6 +173,7 @@ public static class Checkpoint
                        ?? throw new InvalidDataException("empty metadata");
             networkOffset = fs.Position;
             if (CheckMeta(meta) is string problem) throw new InvalidDataException($"checkpoint '{path}': invalid metadata: {problem}");
+            if (meta.Checksum == "sha256") VerifyChecksum(path, fs, networkOffset);
             return meta;
         }
         catch (Exception e) when (e is JsonException or EndOfStreamException)
@@ -178,10 +216,12 @@ public static class Checkpoint
     }
 
     /// <summary>Restores a method's modules and the optimizer from a resumable checkpoint.</summary>
-    public static CheckpointMeta Restore(string path, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper optimizer)
+    public static CheckpointMeta Restore(string path, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper optimizer, string? expectedMethod = null)
     {
         var meta = ReadMeta(path, out long off);
         if (!meta.HasTrainingState) throw new InvalidDataException($"checkpoint '{path}' holds weights only; it cannot resume training");
+        if (expectedMethod != null && meta.Method != expectedMethod)
+            throw new InvalidDataException($"checkpoint '{path}' was trained with method '{meta.Method}'; it cannot resume as '{expectedMethod}' (resume with --method {meta.Method})");
         try
         {
             using var fs = File.OpenRead(path);

@@ -54,12 +54,10 @@ public sealed class Trainer
     }
 
     /// <summary>Threads, the run folder, and the refusal to overwrite a run that was not asked to resume.</summary>
-    internal static void OpenRunFolder(TrainOptions o)
+    internal static RunFolder OpenRunFolder(TrainOptions o)
     {
         TorchRuntime.Configure(o.Threads);
-        Directory.CreateDirectory(o.OutputDir);
-        if (File.Exists(Path.Combine(o.OutputDir, "last.ckpt")) && !o.Resume)
-            throw new IOException($"'{o.OutputDir}' already holds a training run (last.ckpt); pass --resume to continue it or choose another --output");
+        return RunFolder.Open(o.OutputDir, o.Resume);
     }
 
     public string BestPath => Path.Combine(_o.OutputDir, "best.ckpt");
@@ -67,7 +65,7 @@ public sealed class Trainer
 
     public TrainingResult Run(CancellationToken cancel = default)
     {
-        OpenRunFolder(_o);
+        using var runFolder = OpenRunFolder(_o);
         var entry = MethodRegistry.Get(_o.Method);
         int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
         if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)
@@ -88,8 +86,9 @@ public sealed class Trainer
 
         if (_o.Resume && File.Exists(LastPath))
         {
-            var meta = Checkpoint.Restore(LastPath, method, optimizer);
+            var meta = Checkpoint.Restore(LastPath, method, optimizer, entry.Name);
             start = meta.Iteration; bestDice = double.IsNaN(meta.BestMetric) ? double.NegativeInfinity : meta.BestMetric; bestIt = meta.BestIteration;
+            (bestDice, bestIt) = runFolder.PrepareResume(start, bestDice, bestIt);
             TorchRuntime.Seed(Seeds.Mix(_o.Seed, start));
             Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Fmt(bestDice)} at {bestIt})");
         }

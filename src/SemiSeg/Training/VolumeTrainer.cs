@@ -37,7 +37,7 @@ public sealed class VolumeTrainer
 
     public TrainingResult Run(CancellationToken cancel = default)
     {
-        Trainer.OpenRunFolder(_o);
+        using var runFolder = Trainer.OpenRunFolder(_o);
         var entry = VolumeMethodRegistry.Get(_o.Method);
         TorchRuntime.Seed(_o.Seed);
         var settings = new MethodSettings(_o.MethodParams);
@@ -55,9 +55,10 @@ public sealed class VolumeTrainer
         void Log(string line) { log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] {line}"); _monitor.OnMessage(line); }
         if (_o.Resume && File.Exists(LastPath))
         {
-            var meta = Checkpoint.Restore(LastPath, method, optimizer);
+            var meta = Checkpoint.Restore(LastPath, method, optimizer, entry.Name);
             if (meta.Network3D is null) throw new InvalidDataException($"checkpoint '{LastPath}' is a 2D run; it cannot resume a 3D training");
             start = meta.Iteration; bestDice = double.IsNaN(meta.BestMetric) ? double.NegativeInfinity : meta.BestMetric; bestIt = meta.BestIteration;
+            (bestDice, bestIt) = runFolder.PrepareResume(start, bestDice, bestIt);
             TorchRuntime.Seed(Seeds.Mix(_o.Seed, start));
             Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Trainer.Fmt(bestDice)} at {bestIt})");
         }
