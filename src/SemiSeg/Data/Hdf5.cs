@@ -21,6 +21,20 @@ public static class Hdf5
         });
     }
 
+    /// <summary>Opens the file and checks every dataset the SemiSeg layout reads (image, and label where present)
+    /// against the file's length, without reading voxels.</summary>
+    public static void CheckSizes(string path)
+    {
+        Guard(path, () =>
+        {
+            using var f = H5File.OpenRead(path);
+            ShapeOf(f, "image", path);
+            CheckSize(f.Dataset("image"), path, "image");
+            if (f.LinkExists("label")) { ShapeOf(f, "label", path); CheckSize(f.Dataset("label"), path, "label"); }
+            return 0;
+        });
+    }
+
     static (int, int, int) ShapeOf(IH5Group f, string key, string path)
     {
         if (!f.LinkExists(key)) throw new InvalidDataException($"HDF5 file '{path}': no dataset '{key}' (found: {string.Join(", ", f.Children().Select(c => c.Name))})");

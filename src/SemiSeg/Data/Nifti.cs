@@ -44,6 +44,14 @@ public static class Nifti
 
     public static Header ReadHeader(string path) => ParseHeader(ReadHeaderBytes(path), path);
 
+    /// <summary>The header, checked to be readable and to declare no more voxel data than the file can hold.</summary>
+    public static Header CheckHeader(string path)
+    {
+        var h = ReadHeader(path);
+        CheckDeclaredSize(path, h);
+        return h;
+    }
+
     static byte[] ReadHeaderBytes(string path)
     {
         using var s = OpenRead(path);

@@ -66,6 +66,7 @@ public sealed class Trainer
     public TrainingResult Run(CancellationToken cancel = default)
     {
         using var runFolder = OpenRunFolder(_o);
+        DataCheck.Run(VolumeSplit.FromManifest(_data));
         var entry = MethodRegistry.Get(_o.Method);
         int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
         if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)

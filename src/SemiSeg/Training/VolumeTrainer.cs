@@ -38,6 +38,7 @@ public sealed class VolumeTrainer
     public TrainingResult Run(CancellationToken cancel = default)
     {
         using var runFolder = Trainer.OpenRunFolder(_o);
+        DataCheck.Run(_data);
         var entry = VolumeMethodRegistry.Get(_o.Method);
         TorchRuntime.Seed(_o.Seed);
         var settings = new MethodSettings(_o.MethodParams);
