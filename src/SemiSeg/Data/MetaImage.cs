@@ -93,6 +93,8 @@ public static class MetaImage
         try
         {
             while (read < raw.Length) { int n = src.Read(raw, read, raw.Length - read); if (n == 0) break; read += n; }
+            // zlib checks its Adler-32 only at the stream's end: read to it, so flipped bits are found
+            if (h.Compressed && read == raw.Length) { var rest = new byte[4096]; while (src.Read(rest) > 0) { } }
         }
         catch (InvalidDataException e) { throw new InvalidDataException($"MetaImage file '{path}': compressed data is corrupt ({e.Message})", e); }
         if (read < raw.Length) throw new InvalidDataException($"MetaImage file '{path}': data ends after {read} of {raw.Length} bytes");

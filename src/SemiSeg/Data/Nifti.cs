@@ -172,6 +172,8 @@ public static class Nifti
             fill -= whole;
         }
         if (voxel < n) throw new InvalidDataException($"NIfTI file '{path}': truncated: {Need()}, file has {pos}");
+        // read gzip to its end: only there does it check its CRC-32 and length, which finds flipped bits
+        if (s is GZipStream) while (Read(0, buf.Length) > 0) { }
     }
 
     static double Decode(ReadOnlySpan<byte> p, short dataType, bool be) => dataType switch

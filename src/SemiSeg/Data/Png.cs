@@ -37,8 +37,26 @@ public static class Png
         b.Length >= 33 && b.AsSpan(0, 8).SequenceEqual(Signature) && b[12] == 'I' && b[13] == 'H' && b[14] == 'D' && b[15] == 'R'
             ? (b[24], b[25]) : (0, -1);
 
+    /// <summary>Walks the chunks and checks each one's CRC-32 (stb skips them, so a flipped bit in the compressed
+    /// pixels would decode to other pixels silently). Returns nothing; the layout errors are stb's to report.</summary>
+    static void CheckChunkCrcs(string path, byte[] b)
+    {
+        if (Ihdr(b).ColorType < 0) return;
+        for (long pos = 8; pos + 12 <= b.Length;)
+        {
+            long len = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan((int)pos));
+            if (pos + 12 + len > b.Length) return; // cut inside a chunk: stb says "truncated" or similar
+            uint stored = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan((int)(pos + 8 + len)));
+            if (System.IO.Hashing.Crc32.HashToUInt32(b.AsSpan((int)pos + 4, (int)len + 4)) != stored)
+                throw new InvalidDataException($"PNG file '{path}': chunk '{System.Text.Encoding.Latin1.GetString(b, (int)pos + 4, 4).Replace('\0', '?')}' at byte {pos} fails its CRC check (corrupt file)");
+            if (b.AsSpan((int)pos + 4, 4).SequenceEqual("IEND"u8)) return;
+            pos += 12 + len;
+        }
+    }
+
     static Decoded Decode(string path, byte[] bytes, bool keepPaletteIndices)
     {
+        CheckChunkCrcs(path, bytes);
         var (depth, colorType) = Ihdr(bytes);
         try
         {

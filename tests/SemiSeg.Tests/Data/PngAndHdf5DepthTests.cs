@@ -10,13 +10,6 @@ namespace SemiSeg.Tests.Data;
 /// tested on what real tools save.</summary>
 public static class TestPng
 {
-    static readonly uint[] CrcTable = Enumerable.Range(0, 256).Select(n =>
-    {
-        uint c = (uint)n;
-        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        return c;
-    }).ToArray();
-
     static void Chunk(Stream s, string type, byte[] data)
     {
         var head = new byte[8];
@@ -24,10 +17,8 @@ public static class TestPng
         Encoding.ASCII.GetBytes(type).CopyTo(head, 4);
         s.Write(head);
         s.Write(data);
-        uint crc = 0xFFFFFFFFu;
-        foreach (var b in head.Skip(4).Concat(data)) crc = CrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
         var c = new byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(c, crc ^ 0xFFFFFFFFu);
+        BinaryPrimitives.WriteUInt32BigEndian(c, System.IO.Hashing.Crc32.HashToUInt32(head.AsSpan(4).ToArray().Concat(data).ToArray()));
         s.Write(c);
     }
 
