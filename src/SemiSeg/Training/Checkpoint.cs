@@ -151,12 +151,20 @@ public static class Checkpoint
         }
         else
         {
-            if (n.Features is null || n.Features.Length != 5 || n.Features.Any(f => f < 1 || f > 4096)) return $"UNet feature widths [{string.Join(",", n.Features ?? [])}] (expected 5 values in 1..4096)";
-            if (n.Dropout is null || n.Dropout.Length != 5 || n.Dropout.Any(p => !(p >= 0 && p <= 1))) return "UNet dropout rates (expected 5 values in [0, 1])";
+            if (CheckUNet(n) is string problem) return problem;
             if (!Patch(m.PatchHeight) || !Patch(m.PatchWidth)) return $"patch {m.PatchHeight}x{m.PatchWidth} (each side must be a multiple of 16, 16..8192)";
         }
         if (m.Iteration < 0) return $"iteration {m.Iteration}";
         if (m.Checksum is not (null or "sha256")) return $"checksum kind '{m.Checksum}' (expected sha256)";
+        return null;
+    }
+
+    /// <summary>UNet widths and dropout rates a network can be built from (a width of 100000 asks libtorch for
+    /// hundreds of GB and aborts natively); null when they are fine.</summary>
+    public static string? CheckUNet(UNetConfig n)
+    {
+        if (n.Features is null || n.Features.Length != 5 || n.Features.Any(f => f < 1 || f > 4096)) return $"UNet feature widths [{string.Join(",", n.Features ?? [])}] (expected 5 values in 1..4096)";
+        if (n.Dropout is null || n.Dropout.Length != 5 || n.Dropout.Any(p => !(p >= 0 && p <= 1))) return "UNet dropout rates (expected 5 values in [0, 1])";
         return null;
     }
 

@@ -148,6 +148,7 @@ public sealed record TrainOptions
         if (Network.NumClasses < 2) throw new ArgumentException($"at least 2 classes are needed (got {Network.NumClasses})");
         foreach (var (name, every) in new[] { ("validation interval (--val-every / validate_every)", ValidateEvery), ("checkpoint interval (--save-every / save_every)", SaveEvery), ("log interval (--log-every / log_every)", LogEvery) })
             if (every <= 0) throw new ArgumentException($"the {name} must be at least 1 iteration (got {every})");
+        if (!Is3D && Checkpoint.CheckUNet(Network) is string network) throw new ArgumentException($"network: {network}");
     }
 }
 

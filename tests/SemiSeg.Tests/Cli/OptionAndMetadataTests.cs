@@ -30,6 +30,16 @@ public class OptionAndMetadataTests
         Assert.False(File.Exists(t["run/last.ckpt"]));
     }
 
+    [Fact]
+    public void AConfigAskingForAHugeNetworkIsRefused()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["d"], labeled: 2, unlabeled: 0, val: 0, test: 0, depth: 2, size: 32);
+        File.WriteAllText(t["huge.yaml"], "network:\n  features: [100000, 100000, 100000, 100000, 100000]\n");
+        var (c, _, e) = Run("train", "--config", t["huge.yaml"], "--data", t["d"], "-o", t["run"], "--iterations", "2", "--patch-size", "32", "--batch-size", "2", "--labeled-bs", "2");
+        AssertOneLineError(c, e, "feature widths");
+    }
+
     [Theory]
     [InlineData("--size", "0")]
     [InlineData("--size", "33")]

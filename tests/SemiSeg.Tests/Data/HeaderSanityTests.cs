@@ -98,6 +98,7 @@ public class HeaderSanityTests
     [InlineData("ndims", "NDims = two\nDimSize = 4 4\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", "NDims")]
     [InlineData("overflow", "NDims = 2\nDimSize = 256 99999999999\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", "DimSize")]
     [InlineData("huge", "NDims = 2\nDimSize = 100000 100000\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n", "100000x100000")]
+    [InlineData("short", "NDims = 2\nDimSize = 46000 46000\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", "data ends after 16 of 2116000000 bytes")]
     [InlineData("chneg", "NDims = 2\nDimSize = 4 4\nElementNumberOfChannels = -1\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", "ElementNumberOfChannels")]
     [InlineData("chzero", "NDims = 2\nDimSize = 4 4\nElementNumberOfChannels = 0\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", "ElementNumberOfChannels")]
     [InlineData("comma", "NDims = 2\nDimSize = 4 4\nElementSpacing = 1,0 1,0\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", "spacing")]
