@@ -8,13 +8,17 @@ namespace SemiSeg.Data;
 /// </summary>
 public static class DataCheck
 {
-    public static void Run(VolumeSplit split, Func<CaseRef, Volume>? reader = null)
+    public static void Run(VolumeSplit split)
     {
-        reader ??= split.Reader;
+        var reader = split.Reader;
         var headerOnly = split.Labeled.Concat(split.Unlabeled).Concat(split.Test).ToList();
         var files = headerOnly.SelectMany(c => c.LabelPath is string l && l != c.ImagePath ? new[] { c.ImagePath, l } : new[] { c.ImagePath })
             .Distinct().ToList();
-        foreach (var f in files) VolumeIO.CheckHeader(f);
+        // a layout with its own reader may assemble a case from other files (ACDC volumes from their slices):
+        // there only the files that exist are checked, the rest is the reader's to find
+        bool casesAreFiles = ReferenceEquals(split.Reader, VolumeSplit.ReadFiles);
+        foreach (var f in files)
+            if (casesAreFiles || File.Exists(f)) VolumeIO.CheckHeader(f);
         foreach (var c in split.Val)
             reader(c).ValidateLabel(split.NumClasses, c.LabelPath ?? c.ImagePath);
     }

@@ -45,12 +45,12 @@ public static class Checkpoint
 
     public static void Save(string path, CheckpointMeta meta, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper? optimizer)
     {
-        meta = meta with { HasTrainingState = optimizer != null, Checksum = "sha256" };
+        meta = meta with { HasTrainingState = optimizer != null };
         AtomicFile.Write(path, s =>
         {
             using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
             w.Write(Magic);
-            w.Write(JsonSerializer.Serialize(meta, TrainOptions.Json));
+            w.Write(JsonSerializer.Serialize(meta with { Checksum = "sha256" }, TrainOptions.Json));
             SaveModule(w, method.InferenceModule);
             if (optimizer != null)
             {
