@@ -53,21 +53,19 @@ public sealed class Trainer
         if (labeledCount == 0) throw new ArgumentException($"{dataName}: the labeled set is empty");
     }
 
-    /// <summary>Threads, the run folder, and the refusal to overwrite a run that was not asked to resume.</summary>
-    internal static RunFolder OpenRunFolder(TrainOptions o)
-    {
-        TorchRuntime.Configure(o.Threads);
-        return RunFolder.Open(o.OutputDir, o.Resume);
-    }
+    /// <summary>Threads. The run folder itself (its lock, the refusal to overwrite a run that was not asked to resume)
+    /// is <see cref="RunFolder.Open"/>, held for the whole run.</summary>
+    internal static void OpenRunFolder(TrainOptions o) => TorchRuntime.Configure(o.Threads);
 
     public string BestPath => Path.Combine(_o.OutputDir, "best.ckpt");
     public string LastPath => Path.Combine(_o.OutputDir, "last.ckpt");
 
     public TrainingResult Run(CancellationToken cancel = default)
     {
-        using var runFolder = OpenRunFolder(_o);
-        DataCheck.Run(VolumeSplit.FromManifest(_data));
+        OpenRunFolder(_o);
         var entry = MethodRegistry.Get(_o.Method);
+        using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
+        DataCheck.Run(VolumeSplit.FromManifest(_data));
         int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
         if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)
             throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_data.Name} has none");

@@ -37,10 +37,11 @@ public sealed class VolumeTrainer
 
     public TrainingResult Run(CancellationToken cancel = default)
     {
-        using var runFolder = Trainer.OpenRunFolder(_o);
-        DataCheck.Run(_data);
+        Trainer.OpenRunFolder(_o);
         var entry = VolumeMethodRegistry.Get(_o.Method);
         TorchRuntime.Seed(_o.Seed);
+        using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
+        DataCheck.Run(_data);
         var settings = new MethodSettings(_o.MethodParams);
         using var method = entry.Create(new VolumeMethodContext(_o.Network3D!, _o.Network, settings));
         settings.EnsureAllUsed(entry.Name);
