@@ -55,6 +55,9 @@ public class FuzzTests(ITestOutputHelper output)
         Nifti.Write(t["f.nii"], vol, asLabel: false);
         Nifti.Write(t["f.nii.gz"], vol, asLabel: false);
         var h5 = Real("acdc", "data", "patient094_frame01_slice_10.h5");
+        // SemiSeg's own HDF5 writer stores uncompressed data under metadata without checksums: a flip anywhere
+        // may faithfully change what is read, so on that stand-in only crashes, hangs and unclear errors count
+        bool h5Checked = h5 != null;
         if (h5 == null) Hdf5.Write(h5 = t["f.h5"], vol);
         var png = Real("hc18-subset", "training_set", "000_HC.png");
         if (png == null) Png.WriteImage(png = t["f.png"], vol.Image.Take(48 * 48).Select(x => Math.Clamp(x / 4 + 0.5f, 0, 1)).ToArray(), 48, 48);
@@ -73,7 +76,7 @@ public class FuzzTests(ITestOutputHelper output)
         {
             new("nifti", t["f.nii"], p => Values(Nifti.ReadImage(p)), NiftiDefines),
             new("nifti-gz", t["f.nii.gz"], p => Values(Nifti.ReadImage(p)), _ => false),
-            new("hdf5", h5, p => Values(Hdf5.Read(p, withLabel: true)), _ => false),
+            new("hdf5", h5, p => Values(Hdf5.Read(p, withLabel: true)), _ => !h5Checked),
             new("png", png, p => Values(Png.ReadImage(p)).Append(Png.ReadMask(p, out _, out _)).ToArray(), _ => false),
             new("mha", mha, p => { var (l, d, h, w) = MetaImage.ReadLabel(p); return new object[] { d, h, w, l }; }, MetaImageDefines(mha)),
             new("checkpoint", t["run/last.ckpt"], p =>
