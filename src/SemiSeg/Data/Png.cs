@@ -123,11 +123,14 @@ public static class Png
         var bytes = ReadBytes(path);
         var d = Decode(path, bytes, keepPaletteIndices: true);
         height = d.Height; width = d.Width;
-        if (Ihdr(bytes).ColorType == 3) return PaletteIndices(path, bytes, d);
+        var (depth, colorType) = Ihdr(bytes);
+        if (colorType == 3) return PaletteIndices(path, bytes, d);
+        // stb scales 1/2/4-bit grey to 0..255 (1 -> 255 at 1 bit); a mask's stored sample is its class index
+        int lowBitScale = colorType is 0 or 4 && depth is 1 or 2 or 4 ? 255 / ((1 << depth) - 1) : 1;
         var mask = new byte[d.Width * d.Height];
         for (int i = 0; i < mask.Length; i++)
         {
-            int o = i * d.Channels, v = d.Samples[o];
+            int o = i * d.Channels, v = d.Samples[o] / lowBitScale;
             if (d.Channels >= 3 && (d.Samples[o + 1] != v || d.Samples[o + 2] != v))
                 throw new InvalidDataException($"PNG mask '{path}': a colour image (pixel ({i % d.Width}, {i / d.Width}) is RGB {v},{d.Samples[o + 1]},{d.Samples[o + 2]}); " +
                                                "a mask holds class indices as grey values or palette indices");

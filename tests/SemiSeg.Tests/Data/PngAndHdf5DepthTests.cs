@@ -31,6 +31,14 @@ public static class TestPng
         for (int y = 0; y < height; y++)
         {
             raw.WriteByte(0);
+            if (bitDepth < 8)
+            {
+                // samples packed from the most significant bit, rows padded to whole bytes
+                var row = new byte[(width * bitDepth + 7) / 8];
+                for (int x = 0; x < width; x++) row[x * bitDepth / 8] |= (byte)(samples[y * width + x] << (8 - bitDepth - x * bitDepth % 8));
+                raw.Write(row);
+                continue;
+            }
             for (int i = 0; i < width * channels; i++)
             {
                 int v = samples[y * width * channels + i];
@@ -66,6 +74,20 @@ public class PngAndHdf5DepthTests
         Assert.Equal(classes.Select(c => (byte)c).ToArray(), m);
         // through the format dispatcher too (what train/evaluate use)
         Assert.Equal(m, VolumeIO.ReadLabel(t["m16.png"]).label);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void LowBitDepthGreyMaskKeepsItsStoredValues(int depth)
+    {
+        using var t = new TempDir();
+        var classes = Enumerable.Range(0, 9 * 3).Select(i => i % (1 << depth)).ToArray();
+        TestPng.Write(t["low.png"], 9, 3, depth, 0, classes);
+        Assert.Equal(classes.Select(c => (byte)c).ToArray(), Png.ReadMask(t["low.png"], out _, out _));
+        // as an image the same file is grey levels in [0, 1]
+        Assert.Equal(1f, Png.ReadImage(t["low.png"]).Image.Max());
     }
 
     [Fact]
