@@ -29,6 +29,10 @@ internal static class BenchCommand
         foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, plain, data, json, volume, volumeTrain, volumePatch, volumeBatch }) cmd.Add(o);
         cmd.SetAction(r =>
         {
+            if (r.GetValue(iters) < 1) throw new ArgumentException($"--iters {r.GetValue(iters)}: at least 1 timed iteration is needed");
+            if (r.GetValue(warmup) < 0) throw new ArgumentException($"--warmup {r.GetValue(warmup)}: must be 0 or more");
+            if (r.GetValue(size) < 16 || r.GetValue(size) % 16 != 0) throw new ArgumentException($"--size {r.GetValue(size)}: must be a multiple of 16 (four 2x poolings), at least 16");
+            if (r.GetValue(batch) < (r.GetValue(mode) == "mt" ? 2 : 1)) throw new ArgumentException($"--batch {r.GetValue(batch)}: {(r.GetValue(mode) == "mt" ? "mt mode needs at least 2 (half labeled)" : "must be at least 1")}");
             if (r.GetValue(volumeTrain) is string vm)
             {
                 var p = MetricOptions.ParseTriple(r.GetValue(volumePatch), "--patch")!;

@@ -35,6 +35,7 @@ internal static class PredictCommand
             else throw new FileNotFoundException($"input '{inPath}' does not exist", inPath);
             if (files.Count == 0) throw new InvalidDataException($"input folder '{inPath}' holds no .nii/.nii.gz/.h5/.png images");
             var outDir = r.GetValue(output)!;
+            var names = OutputNames(files, f => r.GetValue(format) switch { "auto" => Png.IsPngPath(f) ? "png" : "nifti", var x => x! }, outDir);
             int written = 0;
             foreach (var f in files)
             {
@@ -53,8 +54,7 @@ internal static class PredictCommand
                     pred = Inference.PredictVolume((Models.UNet2D)net, vol, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize);
                     if (r.GetValue(lcc)) pred = Inference.KeepLargestComponent(pred, vol, meta.Network.NumClasses);
                 }
-                var fmt = r.GetValue(format) switch { "auto" => Png.IsPngPath(f) ? "png" : "nifti", var x => x! };
-                written += Write(vol, pred, outDir, fmt, files);
+                written += Write(vol, pred, names[f], files);
             }
             Console.WriteLine($"predicted {files.Count} image(s) with {r.GetValue(ckpt)}; wrote {written} mask file(s) to {outDir}");
             return 0;
@@ -62,22 +62,54 @@ internal static class PredictCommand
         return cmd;
     }
 
-    /// <summary>Writes one mask file (NIfTI) or one PNG per slice; never over an input. Returns the number of files.</summary>
-    static int Write(Volume vol, byte[] pred, string outDir, string format, IReadOnlyList<string> inputs)
+    static string Stem(string f)
+    {
+        var name = Path.GetFileName(f);
+        return name.EndsWith(".nii.gz", StringComparison.OrdinalIgnoreCase) ? name[..^7] : Path.GetFileNameWithoutExtension(name);
+    }
+
+    /// <summary>
+    /// The mask file(s) of every input, planned before anything is predicted: inputs that share a name stem
+    /// (case.h5 and case.nii.gz) get their extension in the output name (case_h5_pred.nii.gz, case_niigz_pred.nii.gz),
+    /// and any two inputs that would still write one file are refused, so no mask overwrites another.
+    /// </summary>
+    static Dictionary<string, string[]> OutputNames(IReadOnlyList<string> files, Func<string, string> formatOf, string outDir)
+    {
+        var clash = files.GroupBy(Stem, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1).SelectMany(g => g).ToHashSet();
+        var plan = new Dictionary<string, string[]>();
+        var owner = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var f in files)
+        {
+            var stem = clash.Contains(f) ? $"{Stem(f)}_{Path.GetFileName(f)[(Stem(f).Length + 1)..].Replace(".", "").ToLowerInvariant()}" : Stem(f);
+            int depth = formatOf(f) == "png" ? VolumeIO.ReadShape(f).D : 1;
+            plan[f] = formatOf(f) == "nifti" ? new[] { Path.Combine(outDir, stem + "_pred.nii.gz") }
+                : Enumerable.Range(0, depth).Select(z => Path.Combine(outDir, depth == 1 ? stem + "_pred.png" : $"{stem}_slice{z:000}_pred.png")).ToArray();
+            foreach (var o in plan[f])
+            {
+                AtomicFile.EnsureNotInput(o, files);
+                if (owner.TryGetValue(o, out var other))
+                    throw new IOException($"inputs '{other}' and '{f}' would both be predicted into '{o}'; rename one of them");
+                owner[o] = f;
+            }
+        }
+        return plan;
+    }
+
+    /// <summary>Writes the planned mask file: one NIfTI, or one PNG per slice. Returns the number of files.</summary>
+    static int Write(Volume vol, byte[] pred, string[] paths, IReadOnlyList<string> inputs)
     {
         var masked = new Volume(vol.Name, vol.Depth, vol.Height, vol.Width, vol.Image, pred) { Spacing = vol.Spacing, Affine = vol.Affine };
-        if (format == "nifti")
+        if (paths.Length == 1 && paths[0].EndsWith(".nii.gz", StringComparison.Ordinal))
         {
-            var path = Path.Combine(outDir, vol.Name + "_pred.nii.gz");
-            AtomicFile.EnsureNotInput(path, inputs);
-            Nifti.Write(path, masked, asLabel: true);
+            AtomicFile.EnsureNotInput(paths[0], inputs);
+            Nifti.Write(paths[0], masked, asLabel: true);
             return 1;
         }
+        if (paths.Length != vol.Depth) throw new InvalidDataException($"'{vol.Name}': {vol.Depth} slices read, {paths.Length} planned from its header");
         for (int z = 0; z < vol.Depth; z++)
         {
-            var path = Path.Combine(outDir, vol.Depth == 1 ? vol.Name + "_pred.png" : $"{vol.Name}_slice{z:000}_pred.png");
-            AtomicFile.EnsureNotInput(path, inputs);
-            Png.WriteMask(path, masked.SliceLabel(z)!, vol.Height, vol.Width);
+            AtomicFile.EnsureNotInput(paths[z], inputs);
+            Png.WriteMask(paths[z], masked.SliceLabel(z)!, vol.Height, vol.Width);
         }
         return vol.Depth;
     }

@@ -70,7 +70,7 @@ internal static class TrainCommand
             {
                 Method = pretrain ? "meta-contrast" : V(method, b.Method), InitEncoder = pretrain ? null : V(initEncoder, b.InitEncoder), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
                 PatchHeight = V(patch, b.PatchHeight), PatchWidth = V(patch, b.PatchWidth), BatchSize = V(batch, b.BatchSize), LabeledBatchSize = V(labeledBs, b.LabeledBatchSize),
-                BaseLr = V(lr, b.BaseLr), Schedule = V(schedule, b.Schedule), Optimizer = V(optimizer, b.Optimizer), ValidateEvery = V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
+                BaseLr = V(lr, b.BaseLr), Schedule = V(schedule, b.Schedule), Optimizer = V(optimizer, b.Optimizer), ValidateEvery = pretrain ? b.ValidateEvery : V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
                 LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
                 Augment = Given(noAug) ? !r.GetValue(noAug) : b.Augment, LinearImageResize = V(linear, b.LinearImageResize), Resume = r.GetValue(resume),
                 MethodParams = methodParams, ChannelsLast = Given(contiguous) ? !r.GetValue(contiguous) : b.ChannelsLast,

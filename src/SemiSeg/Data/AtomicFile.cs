@@ -25,6 +25,28 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>Deletes temporary files in <paramref name="dir"/> that an atomic write of a process that no longer
+    /// runs left behind (killed mid-write); returns how many.</summary>
+    public static int RemoveOrphans(string dir)
+    {
+        int removed = 0;
+        foreach (var f in Directory.EnumerateFiles(dir, ".*.tmp"))
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(Path.GetFileName(f), @"^\..+\.(\d+)\.[0-9a-f]{32}\.tmp$");
+            if (!m.Success || !int.TryParse(m.Groups[1].Value, out int pid) || IsRunning(pid)) continue;
+            try { File.Delete(f); removed++; } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+        return removed;
+    }
+
+    static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId) return true;
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { using var w = new StreamWriter(s, leaveOpen: true); w.Write(text); });
 

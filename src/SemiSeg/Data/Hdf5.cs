@@ -21,6 +21,20 @@ public static class Hdf5
         });
     }
 
+    /// <summary>Opens the file and checks every dataset the SemiSeg layout reads (image, and label where present)
+    /// against the file's length, without reading voxels.</summary>
+    public static void CheckSizes(string path)
+    {
+        Guard(path, () =>
+        {
+            using var f = H5File.OpenRead(path);
+            ShapeOf(f, "image", path);
+            CheckSize(f.Dataset("image"), path, "image");
+            if (f.LinkExists("label")) { ShapeOf(f, "label", path); CheckSize(f.Dataset("label"), path, "label"); }
+            return 0;
+        });
+    }
+
     static (int, int, int) ShapeOf(IH5Group f, string key, string path)
     {
         if (!f.LinkExists(key)) throw new InvalidDataException($"HDF5 file '{path}': no dataset '{key}' (found: {string.Join(", ", f.Children().Select(c => c.Name))})");
@@ -55,39 +69,72 @@ public static class Hdf5
         });
     }
 
-    static float[] ReadFloat(IH5Dataset ds, string path, string key)
+    /// <summary>Largest dataset read: a .NET array's element limit, and what a file of this length can hold even
+    /// at gzip's best ratio (about 1032:1), so a small file declaring a huge (e.g. unwritten, chunked) dataset is
+    /// refused before anything is allocated.</summary>
+    internal const long MaxGzipRatio = 1100;
+
+    static void CheckSize(IH5Dataset ds, string path, string key)
+    {
+        var dims = ds.Space.Dimensions;
+        ulong n = 1;
+        foreach (var d in dims) n = d == 0 ? 0 : n > ulong.MaxValue / d ? ulong.MaxValue : n * d;
+        long fileLength = new FileInfo(path).Length;
+        ulong bytes = n > ulong.MaxValue / (ulong)Math.Max(1, ds.Type.Size) ? ulong.MaxValue : n * (ulong)Math.Max(1, ds.Type.Size);
+        string shape = string.Join("x", dims);
+        if (n > (ulong)Array.MaxLength)
+            throw new InvalidDataException($"HDF5 file '{path}': dataset '{key}' declares {shape} = {n} elements, more than one array can hold ({Array.MaxLength})");
+        if (bytes > (ulong)fileLength * MaxGzipRatio + (1 << 20))
+            throw new InvalidDataException($"HDF5 file '{path}': dataset '{key}' declares {shape} elements of {ds.Type.Size} bytes ({bytes} bytes), " +
+                                           $"more than a {fileLength}-byte file can hold even compressed (unwritten or corrupt dataset)");
+    }
+
+    static TOut[] Map<TIn, TOut>(TIn[] a, Func<TIn, TOut> f)
+    {
+        var r = new TOut[a.Length];
+        for (int i = 0; i < a.Length; i++) r[i] = f(a[i]);
+        return r;
+    }
+
+    /// <summary>Every integer type with its bit depth and signedness (uint16 above 32767 stays positive), and
+    /// float32/64, converted element by element.</summary>
+    static TOut[] ReadAs<TOut>(IH5Dataset ds, string path, string key, Func<double, TOut> f)
     {
         var t = ds.Type;
-        return (t.Class, t.Size) switch
+        CheckSize(ds, path, key);
+        bool signed = t.Class == H5DataTypeClass.FixedPoint && t.FixedPoint.IsSigned;
+        return (t.Class, t.Size, signed) switch
         {
-            (H5DataTypeClass.FloatingPoint, 4) => ds.Read<float[]>(),
-            (H5DataTypeClass.FloatingPoint, 8) => ds.Read<double[]>().Select(x => (float)x).ToArray(),
-            (H5DataTypeClass.FixedPoint, 1) => ds.Read<byte[]>().Select(x => (float)x).ToArray(),
-            (H5DataTypeClass.FixedPoint, 2) => ds.Read<short[]>().Select(x => (float)x).ToArray(),
-            (H5DataTypeClass.FixedPoint, 4) => ds.Read<int[]>().Select(x => (float)x).ToArray(),
+            (H5DataTypeClass.FloatingPoint, 4, _) => Map(ds.Read<float[]>(), x => f(x)),
+            (H5DataTypeClass.FloatingPoint, 8, _) => Map(ds.Read<double[]>(), f),
+            (H5DataTypeClass.FixedPoint, 1, true) => Map(ds.Read<sbyte[]>(), x => f(x)),
+            (H5DataTypeClass.FixedPoint, 1, false) => Map(ds.Read<byte[]>(), x => f(x)),
+            (H5DataTypeClass.FixedPoint, 2, true) => Map(ds.Read<short[]>(), x => f(x)),
+            (H5DataTypeClass.FixedPoint, 2, false) => Map(ds.Read<ushort[]>(), x => f(x)),
+            (H5DataTypeClass.FixedPoint, 4, true) => Map(ds.Read<int[]>(), x => f(x)),
+            (H5DataTypeClass.FixedPoint, 4, false) => Map(ds.Read<uint[]>(), x => f(x)),
+            (H5DataTypeClass.FixedPoint, 8, true) => Map(ds.Read<long[]>(), x => f(x)),
+            (H5DataTypeClass.FixedPoint, 8, false) => Map(ds.Read<ulong[]>(), x => f(x)),
             _ => throw new InvalidDataException($"HDF5 file '{path}': dataset '{key}' has unsupported type {t.Class}/{t.Size} bytes"),
         };
     }
 
+    static float[] ReadFloat(IH5Dataset ds, string path, string key)
+    {
+        if (ds.Type is { Class: H5DataTypeClass.FloatingPoint, Size: 4 }) { CheckSize(ds, path, key); return ds.Read<float[]>(); }
+        return ReadAs(ds, path, key, x => (float)x);
+    }
+
     static byte[] ReadLabel(IH5Dataset ds, string path, string key)
     {
-        var t = ds.Type;
-        long[] values = (t.Class, t.Size) switch
-        {
-            (H5DataTypeClass.FixedPoint, 1) => null!,
-            (H5DataTypeClass.FixedPoint, 2) => ds.Read<short[]>().Select(x => (long)x).ToArray(),
-            (H5DataTypeClass.FixedPoint, 4) => ds.Read<int[]>().Select(x => (long)x).ToArray(),
-            (H5DataTypeClass.FixedPoint, 8) => ds.Read<long[]>(),
-            (H5DataTypeClass.FloatingPoint, 4) => ds.Read<float[]>().Select(x => x == MathF.Floor(x) ? (long)x : -1).ToArray(),
-            (H5DataTypeClass.FloatingPoint, 8) => ds.Read<double[]>().Select(x => x == Math.Floor(x) ? (long)x : -1).ToArray(),
-            _ => throw new InvalidDataException($"HDF5 file '{path}': dataset '{key}' has unsupported type {t.Class}/{t.Size} bytes"),
-        };
-        if (values == null) return ds.Read<byte[]>();
+        if (ds.Type is { Class: H5DataTypeClass.FixedPoint, Size: 1 } t && !t.FixedPoint.IsSigned) { CheckSize(ds, path, key); return ds.Read<byte[]>(); }
+        var values = ReadAs(ds, path, key, x => x);
         var lab = new byte[values.Length];
         for (int i = 0; i < values.Length; i++)
         {
-            if (values[i] < 0 || values[i] > 255) throw new InvalidDataException($"HDF5 file '{path}': '{key}' value at index {i} is not an integer in 0..255");
-            lab[i] = (byte)values[i];
+            double v = values[i];
+            if (!(v >= 0 && v <= 255 && v == Math.Floor(v))) throw new InvalidDataException($"HDF5 file '{path}': '{key}' value {v} at index {i} is not an integer in 0..255");
+            lab[i] = (byte)v;
         }
         return lab;
     }

@@ -31,6 +31,8 @@ public static class MetaImage
             offset++;
             if (b != '\n') { if (b != '\r') line.Append((char)b); if (line.Length > 4096) throw new InvalidDataException($"MetaImage file '{path}': not a MetaImage header"); continue; }
             var text = line.ToString(); line.Clear();
+            if (text.Any(c => c < ' ' && c != '\t' || c == (char)127))
+                throw new InvalidDataException($"MetaImage file '{path}': header line {fields.Count + 1} is not text (not a MetaImage file, or corrupt)");
             int eq = text.IndexOf('=');
             if (eq <= 0) { if (text.Trim().Length == 0) continue; throw new InvalidDataException($"MetaImage file '{path}': header line '{text}' is not 'Key = Value'"); }
             var key = text[..eq].Trim(); var value = text[(eq + 1)..].Trim();
@@ -38,16 +40,22 @@ public static class MetaImage
             if (key.Equals("ElementDataFile", StringComparison.OrdinalIgnoreCase)) break;
         }
         string Need(string k) => fields.TryGetValue(k, out var v) ? v : throw new InvalidDataException($"MetaImage file '{path}': header has no {k}");
-        int nd = int.Parse(Need("NDims"), CultureInfo.InvariantCulture);
-        var dims = Need("DimSize").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        int Int(string key, string text) => int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) ? v
+            : throw new InvalidDataException($"MetaImage file '{path}': {key} '{fields[key]}' is not a whole number{(long.TryParse(text, out _) ? " of int range" : "")}");
+        int nd = Int("NDims", Need("NDims"));
+        var dims = Need("DimSize").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(v => Int("DimSize", v)).ToArray();
         if (nd < 2 || nd > 3 || dims.Length != nd || dims.Any(d => d <= 0))
             throw new InvalidDataException($"MetaImage file '{path}': NDims {nd} / DimSize '{fields["DimSize"]}' is not a 2D or 3D image");
-        int channels = fields.TryGetValue("ElementNumberOfChannels", out var ch) ? int.Parse(ch, CultureInfo.InvariantCulture) : 1;
+        int channels = fields.TryGetValue("ElementNumberOfChannels", out var ch) ? Int("ElementNumberOfChannels", ch) : 1;
+        if (channels < 1) throw new InvalidDataException($"MetaImage file '{path}': ElementNumberOfChannels {channels} is not positive");
         bool msb = (fields.TryGetValue("ElementByteOrderMSB", out var m1) || fields.TryGetValue("BinaryDataByteOrderMSB", out m1)) && m1.Equals("True", StringComparison.OrdinalIgnoreCase);
         bool compressed = fields.TryGetValue("CompressedData", out var c) && c.Equals("True", StringComparison.OrdinalIgnoreCase);
+        // NumberStyles.Float: no thousands separator, so '1,0' (a decimal comma) is refused rather than read as 10
         var spacing = fields.TryGetValue("ElementSpacing", out var sp) || fields.TryGetValue("ElementSize", out sp)
-            ? sp.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray()
+            ? sp.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) && double.IsFinite(x) && x > 0 ? x
+                : throw new InvalidDataException($"MetaImage file '{path}': spacing '{sp}' is not {nd} positive numbers (with '.' as the decimal point)")).ToArray()
             : Enumerable.Repeat(1.0, nd).ToArray();
+        if (spacing.Length != nd) throw new InvalidDataException($"MetaImage file '{path}': spacing '{sp}' is not {nd} positive numbers (with '.' as the decimal point)");
         var dataFile = Need("ElementDataFile");
         if (!dataFile.Equals("LOCAL", StringComparison.OrdinalIgnoreCase))
         {
@@ -60,7 +68,9 @@ public static class MetaImage
 
     static double[] ReadValues(string path, Header h)
     {
-        long count = h.Dims.Aggregate(1L, (a, d) => a * d) * h.Channels;
+        long count = h.Dims.Aggregate(1L, (a, d) => a * d) * h.Channels; // at most 3 int dims: fits a long only while checked below
+        if ((double)h.Dims.Aggregate(1.0, (a, d) => a * d) * h.Channels > Array.MaxLength)
+            throw new InvalidDataException($"MetaImage file '{path}': DimSize {string.Join("x", h.Dims)} x {h.Channels} channel(s) is more than one image can hold ({Array.MaxLength} values)");
         int size = h.Type switch
         {
             "MET_UCHAR" or "MET_CHAR" => 1,
@@ -71,6 +81,11 @@ public static class MetaImage
         };
         if (!File.Exists(h.DataFile)) throw new FileNotFoundException($"MetaImage file '{path}': its data file '{h.DataFile}' does not exist", h.DataFile);
         using var fs = File.OpenRead(h.DataFile);
+        long available = fs.Length - h.DataOffset;
+        if (!h.Compressed && available < count * size)
+            throw new InvalidDataException($"MetaImage file '{path}': data ends after {Math.Max(0, available)} of {count * size} bytes");
+        if (h.Compressed && count * size > available * Hdf5.MaxGzipRatio + (1 << 20))
+            throw new InvalidDataException($"MetaImage file '{path}': {count * size} bytes declared, more than {available} compressed bytes can hold");
         fs.Position = h.DataOffset;
         Stream src = h.Compressed ? new ZLibStream(fs, CompressionMode.Decompress) : fs;
         var raw = new byte[count * size];
@@ -78,6 +93,8 @@ public static class MetaImage
         try
         {
             while (read < raw.Length) { int n = src.Read(raw, read, raw.Length - read); if (n == 0) break; read += n; }
+            // zlib checks its Adler-32 only at the stream's end: read to it, so flipped bits are found
+            if (h.Compressed && read == raw.Length) { var rest = new byte[4096]; while (src.Read(rest) > 0) { } }
         }
         catch (InvalidDataException e) { throw new InvalidDataException($"MetaImage file '{path}': compressed data is corrupt ({e.Message})", e); }
         if (read < raw.Length) throw new InvalidDataException($"MetaImage file '{path}': data ends after {read} of {raw.Length} bytes");
@@ -113,6 +130,8 @@ public static class MetaImage
     {
         var h = ReadHeader(path);
         var v = ReadValues(path, h);
+        for (long i = 0; i < v.Length; i++)
+            if (!double.IsFinite(v[i])) throw new InvalidDataException($"MetaImage file '{path}': voxel {i / h.Channels} is {v[i]} (NaN/Inf in image data)");
         var (d, hh, w) = Shape(h);
         var img = new float[(long)d * hh * w];
         for (long i = 0; i < img.Length; i++)

@@ -42,19 +42,15 @@ public static class Nifti
         return s;
     }
 
-    static byte[] ReadAllBytes(string path)
-    {
-        try
-        {
-            using var s = OpenRead(path);
-            using var ms = new MemoryStream();
-            s.CopyTo(ms);
-            return ms.ToArray();
-        }
-        catch (InvalidDataException e) { throw new InvalidDataException($"NIfTI file '{path}': corrupt gzip stream ({e.Message})", e); }
-    }
-
     public static Header ReadHeader(string path) => ParseHeader(ReadHeaderBytes(path), path);
+
+    /// <summary>The header, checked to be readable and to declare no more voxel data than the file can hold.</summary>
+    public static Header CheckHeader(string path)
+    {
+        var h = ReadHeader(path);
+        CheckDeclaredSize(path, h);
+        return h;
+    }
 
     static byte[] ReadHeaderBytes(string path)
     {
@@ -95,6 +91,17 @@ public static class Nifti
             if (h.Dim[i] < 1) throw new InvalidDataException($"NIfTI file '{path}': dim[{i}] = {h.Dim[i]} is not positive");
         for (int i = 4; i <= h.Dim[0]; i++)
             if (h.Dim[i] != 1) throw new InvalidDataException($"NIfTI file '{path}': {h.Dim[0]}-D image (dim[{i}] = {h.Dim[i]}); only 2D and 3D images are supported");
+        int bpv = BytesPer(h.DataType, path);
+        if (h.BitPix != 8 * bpv)
+            throw new InvalidDataException($"NIfTI file '{path}': datatype {h.DataType} has {8 * bpv} bits per voxel but bitpix says {h.BitPix} (corrupt header)");
+        if (!float.IsFinite(h.VoxOffset) || h.VoxOffset < 0)
+            throw new InvalidDataException($"NIfTI file '{path}': vox_offset {h.VoxOffset} is not a valid data offset (corrupt header)");
+        for (int i = 1; i <= Math.Min(h.Dim[0], 3); i++)
+            if (!float.IsFinite(h.PixDim[i])) throw new InvalidDataException($"NIfTI file '{path}': pixdim[{i}] (voxel size) is {h.PixDim[i]}");
+        if (h.SformCode > 0 && h.SrowX.Concat(h.SrowY).Concat(h.SrowZ).Any(v => !float.IsFinite(v)))
+            throw new InvalidDataException($"NIfTI file '{path}': the sform affine holds a non-finite value");
+        if (h.QformCode > 0 && new[] { h.QuaternB, h.QuaternC, h.QuaternD, h.QoffsetX, h.QoffsetY, h.QoffsetZ, h.PixDim[0] }.Any(v => !float.IsFinite(v)))
+            throw new InvalidDataException($"NIfTI file '{path}': the qform holds a non-finite value");
         return h;
     }
 
@@ -107,53 +114,99 @@ public static class Nifti
         _ => throw new InvalidDataException($"NIfTI file '{path}': datatype {dataType} is not supported (supported: uint8, int8, int16, uint16, int32, uint32, int64, uint64, float32, float64)")
     };
 
-    /// <summary>Reads voxel values as doubles (raw, before scaling).</summary>
-    static double[] ReadRaw(byte[] b, Header h, string path)
+    /// <summary>Most voxels one volume may hold: one .NET array (images are float[], labels byte[]).</summary>
+    public static long MaxVoxels { get; } = Array.MaxLength;
+
+    /// <summary>Streams the voxel data (no copy of the whole file in memory) to <paramref name="chunk"/> in pieces of
+    /// whole voxels with the index of their first voxel. The declared size is checked before anything is
+    /// allocated: against the array limit, the file's length (.nii) or what gzip can hold at its best ratio (.nii.gz).</summary>
+    static long CheckDeclaredSize(string path, Header h)
     {
         long n = (long)h.Nx * h.Ny * h.Nz;
         int bpv = BytesPer(h.DataType, path);
         long offset = (long)Math.Max(h.VoxOffset, 352f);
-        if (offset + n * bpv > b.Length)
-            throw new InvalidDataException($"NIfTI file '{path}': truncated: {h.Nx}x{h.Ny}x{h.Nz} voxels of {bpv} bytes need {offset + n * bpv} bytes, file has {b.Length}");
-        var v = new double[n];
-        var s = b.AsSpan((int)offset);
-        bool be = h.BigEndian;
-        for (long i = 0; i < n; i++)
-        {
-            var p = s.Slice((int)(i * bpv), bpv);
-            v[i] = h.DataType switch
-            {
-                2 => p[0],
-                256 => (sbyte)p[0],
-                4 => be ? BinaryPrimitives.ReadInt16BigEndian(p) : BinaryPrimitives.ReadInt16LittleEndian(p),
-                512 => be ? BinaryPrimitives.ReadUInt16BigEndian(p) : BinaryPrimitives.ReadUInt16LittleEndian(p),
-                8 => be ? BinaryPrimitives.ReadInt32BigEndian(p) : BinaryPrimitives.ReadInt32LittleEndian(p),
-                768 => be ? BinaryPrimitives.ReadUInt32BigEndian(p) : BinaryPrimitives.ReadUInt32LittleEndian(p),
-                16 => be ? BinaryPrimitives.ReadSingleBigEndian(p) : BinaryPrimitives.ReadSingleLittleEndian(p),
-                64 => be ? BinaryPrimitives.ReadDoubleBigEndian(p) : BinaryPrimitives.ReadDoubleLittleEndian(p),
-                1024 => be ? BinaryPrimitives.ReadInt64BigEndian(p) : BinaryPrimitives.ReadInt64LittleEndian(p),
-                1280 => be ? BinaryPrimitives.ReadUInt64BigEndian(p) : BinaryPrimitives.ReadUInt64LittleEndian(p),
-                _ => throw new InvalidDataException($"NIfTI file '{path}': datatype {h.DataType} is not supported"),
-            };
-        }
-        return v;
+        double need = offset + (double)n * bpv;
+        long fileLength = new FileInfo(path).Length;
+        bool gz = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase);
+        string Need() => $"{h.Nx}x{h.Ny}x{h.Nz} voxels of {bpv} bytes need {need:0} bytes";
+        if (!gz && need > fileLength) throw new InvalidDataException($"NIfTI file '{path}': truncated: {Need()}, file has {fileLength}");
+        if (gz && need > (double)fileLength * Hdf5.MaxGzipRatio + (1 << 20))
+            throw new InvalidDataException($"NIfTI file '{path}': truncated: {Need()}, more than a {fileLength}-byte gzip file can hold");
+        if (n > MaxVoxels)
+            throw new InvalidDataException($"NIfTI file '{path}': {h.Nx}x{h.Ny}x{h.Nz} = {n} voxels is more than one volume can hold ({MaxVoxels})");
+        return n;
     }
+
+    static void ReadVoxels(string path, Header h, Action<ReadOnlySpan<byte>, long> chunk)
+    {
+        long n = CheckDeclaredSize(path, h);
+        int bpv = BytesPer(h.DataType, path);
+        long offset = (long)Math.Max(h.VoxOffset, 352f);
+        string Need() => $"{h.Nx}x{h.Ny}x{h.Nz} voxels of {bpv} bytes need {offset + (double)n * bpv:0} bytes";
+        using var s = OpenRead(path);
+        var buf = new byte[(1 << 20) / bpv * bpv];
+        int Read(int at, int count)
+        {
+            try { return s.Read(buf, at, count); }
+            catch (InvalidDataException e) { throw new InvalidDataException($"NIfTI file '{path}': corrupt gzip stream ({e.Message})", e); }
+        }
+        long pos = 0, voxel = 0;
+        while (pos < offset)
+        {
+            int r = Read(0, (int)Math.Min(buf.Length, offset - pos));
+            if (r == 0) break;
+            pos += r;
+        }
+        int fill = 0;
+        while (voxel < n && pos >= offset)
+        {
+            int want = (int)Math.Min(buf.Length, (n - voxel) * bpv);
+            int r = Read(fill, want - fill);
+            if (r == 0) break;
+            fill += r; pos += r;
+            int whole = fill / bpv * bpv;
+            if (whole == 0) continue;
+            chunk(buf.AsSpan(0, whole), voxel);
+            voxel += whole / bpv;
+            Array.Copy(buf, whole, buf, 0, fill - whole);
+            fill -= whole;
+        }
+        if (voxel < n) throw new InvalidDataException($"NIfTI file '{path}': truncated: {Need()}, file has {pos}");
+        // read gzip to its end: only there does it check its CRC-32 and length, which finds flipped bits
+        if (s is GZipStream) while (Read(0, buf.Length) > 0) { }
+    }
+
+    static double Decode(ReadOnlySpan<byte> p, short dataType, bool be) => dataType switch
+    {
+        2 => p[0],
+        256 => (sbyte)p[0],
+        4 => be ? BinaryPrimitives.ReadInt16BigEndian(p) : BinaryPrimitives.ReadInt16LittleEndian(p),
+        512 => be ? BinaryPrimitives.ReadUInt16BigEndian(p) : BinaryPrimitives.ReadUInt16LittleEndian(p),
+        8 => be ? BinaryPrimitives.ReadInt32BigEndian(p) : BinaryPrimitives.ReadInt32LittleEndian(p),
+        768 => be ? BinaryPrimitives.ReadUInt32BigEndian(p) : BinaryPrimitives.ReadUInt32LittleEndian(p),
+        16 => be ? BinaryPrimitives.ReadSingleBigEndian(p) : BinaryPrimitives.ReadSingleLittleEndian(p),
+        64 => be ? BinaryPrimitives.ReadDoubleBigEndian(p) : BinaryPrimitives.ReadDoubleLittleEndian(p),
+        1024 => be ? BinaryPrimitives.ReadInt64BigEndian(p) : BinaryPrimitives.ReadInt64LittleEndian(p),
+        _ => be ? BinaryPrimitives.ReadUInt64BigEndian(p) : BinaryPrimitives.ReadUInt64LittleEndian(p),
+    };
 
     /// <summary>Reads an image (scaled by scl_slope/scl_inter) as a Volume with spacing and affine.</summary>
     public static Volume ReadImage(string path, string? name = null)
     {
-        var b = ReadAllBytes(path);
-        var h = ParseHeader(b, path);
-        var raw = ReadRaw(b, h, path);
+        var h = ReadHeader(path);
         double slope = h.SclSlope == 0 || float.IsNaN(h.SclSlope) ? 1 : h.SclSlope;
         double inter = float.IsNaN(h.SclInter) ? 0 : h.SclInter;
-        var img = new float[raw.Length];
-        for (int i = 0; i < raw.Length; i++)
+        var img = new float[CheckDeclaredSize(path, h)];
+        int bpv = BytesPer(h.DataType, path);
+        ReadVoxels(path, h, (bytes, first) =>
         {
-            double x = raw[i] * slope + inter;
-            if (double.IsNaN(x) || double.IsInfinity(x)) throw new InvalidDataException($"NIfTI file '{path}': voxel {i} is {x} (NaN/Inf in image data)");
-            img[i] = (float)x;
-        }
+            for (int k = 0; k * bpv < bytes.Length; k++)
+            {
+                double x = Decode(bytes.Slice(k * bpv, bpv), h.DataType, h.BigEndian) * slope + inter;
+                if (double.IsNaN(x) || double.IsInfinity(x)) throw new InvalidDataException($"NIfTI file '{path}': voxel {first + k} is {x} (NaN/Inf in image data)");
+                img[first + k] = (float)x;
+            }
+        });
         var vol = new Volume(name ?? StripExtension(Path.GetFileName(path)), h.Nz, h.Ny, h.Nx, img);
         ApplyGeometry(vol, h);
         return vol;
@@ -162,18 +215,20 @@ public static class Nifti
     /// <summary>Reads a label map: integer values 0..255 (non-integers or values outside that range are an error).</summary>
     public static byte[] ReadLabel(string path, out Header header)
     {
-        var b = ReadAllBytes(path);
-        var h = ParseHeader(b, path);
+        var h = ReadHeader(path);
         header = h;
-        var raw = ReadRaw(b, h, path);
-        var lab = new byte[raw.Length];
-        for (int i = 0; i < raw.Length; i++)
+        var lab = new byte[CheckDeclaredSize(path, h)];
+        int bpv = BytesPer(h.DataType, path);
+        ReadVoxels(path, h, (bytes, first) =>
         {
-            double x = raw[i];
-            if (x < 0 || x > 255 || x != Math.Floor(x))
-                throw new InvalidDataException($"NIfTI label file '{path}': voxel {i} has value {x}; labels must be integers in 0..255");
-            lab[i] = (byte)x;
-        }
+            for (int k = 0; k * bpv < bytes.Length; k++)
+            {
+                double x = Decode(bytes.Slice(k * bpv, bpv), h.DataType, h.BigEndian);
+                if (!(x >= 0 && x <= 255 && x == Math.Floor(x)))
+                    throw new InvalidDataException($"NIfTI label file '{path}': voxel {first + k} has value {x}; labels must be integers in 0..255");
+                lab[first + k] = (byte)x;
+            }
+        });
         return lab;
     }
 

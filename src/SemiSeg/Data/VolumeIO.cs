@@ -19,6 +19,19 @@ public static class VolumeIO
         };
     }
 
+    /// <summary>Header-level check of one image or label file without reading its voxels: it opens as its format says
+    /// and the sizes its header declares fit in the file (see <see cref="DataCheck"/>).</summary>
+    public static void CheckHeader(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"file '{path}' does not exist", path);
+        switch (FormatOf(path))
+        {
+            case "hdf5": Hdf5.CheckSizes(path); break;
+            case "nifti": Nifti.CheckHeader(path); break;
+            default: ReadShape(path); break;
+        }
+    }
+
     /// <summary>
     /// Reads a case. For HDF5 the label is the <c>label</c> dataset of the same file when <paramref name="labelPath"/>
     /// equals <paramref name="imagePath"/>; otherwise the label comes from its own file of any supported format.

@@ -14,6 +14,7 @@ public static class TorchRuntime
         if (Interlocked.Exchange(ref _configured, 1) == 0)
         {
             KeepFreedMemory();
+            NnpackWarning.Apply();
             try { torch.set_num_interop_threads(1); } catch { /* can only be set once, before parallel work */ }
         }
         torch.set_num_threads(n);

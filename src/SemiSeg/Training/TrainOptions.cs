@@ -148,6 +148,9 @@ public sealed record TrainOptions
         if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay)) throw new ArgumentException($"weight decay must be a finite number >= 0 (got {WeightDecay})");
         if (WarmupIterations < 0) throw new ArgumentException($"warm-up must be zero or more iterations (got {WarmupIterations})");
         if (Network.NumClasses < 2) throw new ArgumentException($"at least 2 classes are needed (got {Network.NumClasses})");
+        foreach (var (name, every) in new[] { ("validation interval (--val-every / validate_every)", ValidateEvery), ("checkpoint interval (--save-every / save_every)", SaveEvery), ("log interval (--log-every / log_every)", LogEvery) })
+            if (every <= 0) throw new ArgumentException($"the {name} must be at least 1 iteration (got {every})");
+        if (!Is3D && Checkpoint.CheckUNet(Network) is string network) throw new ArgumentException($"network: {network}");
     }
 }
 

@@ -53,14 +53,9 @@ public sealed class Trainer
         if (labeledCount == 0) throw new ArgumentException($"{dataName}: the labeled set is empty");
     }
 
-    /// <summary>Threads, the run folder, and the refusal to overwrite a run that was not asked to resume.</summary>
-    internal static void OpenRunFolder(TrainOptions o)
-    {
-        TorchRuntime.Configure(o.Threads);
-        Directory.CreateDirectory(o.OutputDir);
-        if (File.Exists(Path.Combine(o.OutputDir, "last.ckpt")) && !o.Resume)
-            throw new IOException($"'{o.OutputDir}' already holds a training run (last.ckpt); pass --resume to continue it or choose another --output");
-    }
+    /// <summary>Threads. The run folder itself (its lock, the refusal to overwrite a run that was not asked to resume)
+    /// is <see cref="RunFolder.Open"/>, held for the whole run.</summary>
+    internal static void OpenRunFolder(TrainOptions o) => TorchRuntime.Configure(o.Threads);
 
     public string BestPath => Path.Combine(_o.OutputDir, "best.ckpt");
     public string LastPath => Path.Combine(_o.OutputDir, "last.ckpt");
@@ -73,6 +68,8 @@ public sealed class Trainer
         FinalizerGuard.SafePoint();
         OpenRunFolder(_o);
         var entry = MethodRegistry.Get(_o.Method);
+        using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
+        DataCheck.Run(VolumeSplit.FromManifest(_data));
         int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
         if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)
             throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_data.Name} has none");
@@ -93,8 +90,9 @@ public sealed class Trainer
 
         if (_o.Resume && File.Exists(LastPath))
         {
-            var meta = Checkpoint.Restore(LastPath, method, optimizer);
+            var meta = Checkpoint.Restore(LastPath, method, optimizer, entry.Name);
             start = meta.Iteration; bestDice = double.IsNaN(meta.BestMetric) ? double.NegativeInfinity : meta.BestMetric; bestIt = meta.BestIteration;
+            (bestDice, bestIt) = runFolder.PrepareResume(start, bestDice, bestIt);
             TorchRuntime.Seed(Seeds.Mix(_o.Seed, start));
             Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Fmt(bestDice)} at {bestIt})");
         }

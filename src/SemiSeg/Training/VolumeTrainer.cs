@@ -45,6 +45,8 @@ public sealed class VolumeTrainer
         var entry = VolumeMethodRegistry.Get(_o.Method);
         string selfCheck = KernelSelfCheck.Ensure(volume: true); // before seeding: it draws its own numbers
         TorchRuntime.Seed(_o.Seed);
+        using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
+        DataCheck.Run(_data);
         var settings = new MethodSettings(_o.MethodParams);
         using var method = entry.Create(new VolumeMethodContext(_o.Network3D!, _o.Network, settings));
         settings.EnsureAllUsed(entry.Name);
@@ -60,9 +62,10 @@ public sealed class VolumeTrainer
         void Log(string line) { log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] {line}"); _monitor.OnMessage(line); }
         if (_o.Resume && File.Exists(LastPath))
         {
-            var meta = Checkpoint.Restore(LastPath, method, optimizer);
+            var meta = Checkpoint.Restore(LastPath, method, optimizer, entry.Name);
             if (meta.Network3D is null) throw new InvalidDataException($"checkpoint '{LastPath}' is a 2D run; it cannot resume a 3D training");
             start = meta.Iteration; bestDice = double.IsNaN(meta.BestMetric) ? double.NegativeInfinity : meta.BestMetric; bestIt = meta.BestIteration;
+            (bestDice, bestIt) = runFolder.PrepareResume(start, bestDice, bestIt);
             TorchRuntime.Seed(Seeds.Mix(_o.Seed, start));
             Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Trainer.Fmt(bestDice)} at {bestIt})");
         }

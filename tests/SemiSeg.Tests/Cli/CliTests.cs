@@ -7,7 +7,7 @@ namespace SemiSeg.Tests.Cli;
 /// the problem; the happy path trains, evaluates and predicts without touching its inputs.</summary>
 public class CliTests
 {
-    static (int code, string stdout, string stderr) Run(params string[] args)
+    internal static (int code, string stdout, string stderr) Run(params string[] args)
     {
         var o = Console.Out; var e = Console.Error;
         var so = new StringWriter(); var se = new StringWriter();
