@@ -67,6 +67,8 @@ public class NumericGuardTests
             if (Enumerable.Range(0, 16).All(k => bytes[i + k] == marker[k % 4])) at = i;
         Assert.True(at >= 0, "marker not found");
         for (int k = 0; k < 16; k += 4) BitConverter.GetBytes(float.NaN).CopyTo(bytes, at + k);
+        // re-seal the SHA-256 trailer, as a diverged run's own (intact) file would carry it
+        System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, bytes.Length - 40)).CopyTo(bytes, bytes.Length - 32);
         File.WriteAllBytes(t["nan.ckpt"], bytes);
         var e = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadNetwork(t["nan.ckpt"]));
         Assert.Contains("nan.ckpt", e.Message);
