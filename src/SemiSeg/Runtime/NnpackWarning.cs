@@ -22,26 +22,11 @@ public static unsafe class NnpackWarning
     /// libtorch's symbols could not be found (null: nothing changed, e.g. not Linux).</summary>
     public static bool? Available { get; private set; }
 
-    /// <summary>The native entry points: at::globalContext, Context::setUserEnabledNNPACK / userEnabledNNPACK,
-    /// at::native::_nnpack_available (Itanium C++ names, exported by libtorch_cpu on Linux and macOS).</summary>
-    static bool Resolve(out IntPtr context, out IntPtr set, out IntPtr get, out IntPtr available)
-    {
-        context = set = get = available = IntPtr.Zero;
-        if (OperatingSystem.IsWindows()) return false;
-        var name = OperatingSystem.IsMacOS() ? "libtorch_cpu.dylib" : "libtorch_cpu.so";
-        TorchSharp.torch.get_num_threads(); // makes sure TorchSharp has loaded libtorch
-        if (!NativeLibrary.TryLoad(name, typeof(TorchSharp.torch).Assembly, null, out var lib) && !NativeLibrary.TryLoad(name, out lib)) return false;
-        return NativeLibrary.TryGetExport(lib, "_ZN2at13globalContextEv", out context)
-            && NativeLibrary.TryGetExport(lib, "_ZN2at7Context20setUserEnabledNNPACKEb", out set)
-            && NativeLibrary.TryGetExport(lib, "_ZNK2at7Context17userEnabledNNPACKEv", out get)
-            && NativeLibrary.TryGetExport(lib, "_ZN2at6native17_nnpack_availableEv", out available);
-    }
-
     /// <summary>Runs once per process (later calls return the first answer).</summary>
     public static bool? Apply()
     {
         if (Interlocked.Exchange(ref _done, 1) != 0) return Available;
-        if (!Resolve(out var ctx, out var set, out _, out var avail)) return Available = null;
+        if (!LibTorchContext.TryGetExport("_ZN2at6native17_nnpack_availableEv", out var avail)) return Available = null;
         bool ok;
         int saved = dup(2), devNull = Open("/dev/null", 1 /* O_WRONLY */);
         if (saved >= 0 && devNull >= 0) dup2(devNull, 2);
@@ -52,18 +37,16 @@ public static unsafe class NnpackWarning
             if (saved >= 0) close(saved);
             if (devNull >= 0) close(devNull);
         }
-        if (!ok) ((delegate* unmanaged<IntPtr, byte, void>)set)(((delegate* unmanaged<IntPtr>)ctx)(), 0);
+        if (!ok && !LibTorchContext.Set(SetEnabled, false)) return Available = null;
         return Available = ok;
     }
+
+    const string SetEnabled = "_ZN2at7Context20setUserEnabledNNPACKEb";
 
     /// <summary>libtorch's NNPACK switch (torch.backends.nnpack.enabled); null where it cannot be reached.</summary>
     public static bool? UserEnabled
     {
-        get => Resolve(out var ctx, out _, out var get, out _) ? ((delegate* unmanaged<IntPtr, byte>)get)(((delegate* unmanaged<IntPtr>)ctx)()) != 0 : null;
-        set
-        {
-            if (value is bool v && Resolve(out var ctx, out var set, out _, out _))
-                ((delegate* unmanaged<IntPtr, byte, void>)set)(((delegate* unmanaged<IntPtr>)ctx)(), v ? (byte)1 : (byte)0);
-        }
+        get => LibTorchContext.Get("_ZNK2at7Context17userEnabledNNPACKEv");
+        set { if (value is bool v) LibTorchContext.Set(SetEnabled, v); }
     }
 }

@@ -22,10 +22,6 @@ public static class TorchRuntime
 
     public static void Seed(long seed) => torch.manual_seed(seed);
 
-    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at13globalContextEv")] static extern IntPtr GlobalContext();
-    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")] static extern void SetUserEnabledMkldnn(IntPtr ctx, [MarshalAs(UnmanagedType.I1)] bool on);
-    [DllImport("libtorch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")] [return: MarshalAs(UnmanagedType.I1)] static extern bool UserEnabledMkldnn(IntPtr ctx);
-
     /// <summary>
     /// Whether libtorch runs dense CPU convolutions on oneDNN (the default, and PyTorch's
     /// <c>torch.backends.mkldnn.enabled</c>); off, they run on libtorch's reference kernels (im2col + GEMM), which are
@@ -34,12 +30,11 @@ public static class TorchRuntime
     /// </summary>
     public static bool? OneDnn
     {
-        get { try { return UserEnabledMkldnn(GlobalContext()); } catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { return null; } }
+        get => LibTorchContext.Get("_ZNK2at7Context17userEnabledMkldnnEv");
         set
         {
-            if (value is not bool on) return;
-            try { SetUserEnabledMkldnn(GlobalContext(), on); }
-            catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { throw new PlatformNotSupportedException("this libtorch does not export at::Context::setUserEnabledMkldnn", e); }
+            if (value is bool on && !LibTorchContext.Set("_ZN2at7Context20setUserEnabledMkldnnEb", on))
+                throw new PlatformNotSupportedException("this libtorch does not export at::Context::setUserEnabledMkldnn");
         }
     }
 

@@ -130,6 +130,28 @@ public class KernelSelfCheckTests
         Assert.Same(line, KernelSelfCheck.Ensure(volume: false)); // once per process and thread count
     }
 
+    /// <summary>The last fallback reaches libtorch: oneDNN off and on again through at::Context (what PyTorch calls
+    /// torch.backends.mkldnn.enabled), with the same loss either way.</summary>
+    [Fact]
+    public void OneDnnCanBeSwitchedOffAndOn()
+    {
+        Assert.Equal(true, SemiSeg.Runtime.TorchRuntime.OneDnn);
+        using var gen = new Generator(3);
+        using var net = new UNet2D(new UNetConfig { Dropout = new double[5] });
+        net.eval();
+        using var x = randn(new long[] { 1, 1, 32, 32 }, generator: gen);
+        using var on = net.forward(x);
+        try
+        {
+            SemiSeg.Runtime.TorchRuntime.OneDnn = false;
+            Assert.Equal(false, SemiSeg.Runtime.TorchRuntime.OneDnn);
+            using var off = net.forward(x);
+            Assert.True(on.allclose(off, rtol: 1e-4, atol: 1e-5));
+        }
+        finally { SemiSeg.Runtime.TorchRuntime.OneDnn = true; }
+        Assert.Equal(true, SemiSeg.Runtime.TorchRuntime.OneDnn);
+    }
+
     /// <summary>The fallback for the failing shape class: padding the output convolution to 16 channels changes neither
     /// the logits nor any gradient (the padded channels are zero and narrowed away).</summary>
     [Theory]
