@@ -16,16 +16,16 @@ namespace SemiSeg.Runtime;
 /// calls. <see cref="SafePoint"/> (each training iteration, each evaluated case) releases the parked finalizer thread,
 /// waits until every finalizer queued so far has run, and parks it again behind a gate object; leaving the loop's
 /// <see cref="Enter"/> scope releases it for good. A Scalar found unreachable during a native call is therefore freed at the next safe point, after the call
-/// returned. Cost: one gen-0 collection and the pending finalizers per safe point (well under a millisecond when the
-/// loop disposes its tensors), no reserved memory. Only the thread that calls <see cref="SafePoint"/> is protected: the
-/// data loaders make no native calls. SEMISEG_FINALIZER_GATE=0 turns it off.</para>
+/// returned. Cost: at a safe point after a collection, one more gen-0 collection and the pending finalizers (about a
+/// millisecond); at one with no collection since the last, nothing; no reserved memory. Only the thread that calls
+/// <see cref="SafePoint"/> is protected: the data loaders make no native calls. SEMISEG_FINALIZER_GATE=0 turns it off.</para>
 /// </summary>
 public static class FinalizerGuard
 {
     static readonly object Sync = new();
     static Gate? _gate;
     static bool _failed;
-    static int _depth;
+    static int _depth, _parkedAt;
 
     public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("SEMISEG_FINALIZER_GATE") != "0";
 
@@ -53,11 +53,14 @@ public static class FinalizerGuard
         lock (Sync)
         {
             if (_depth == 0) return;
+            // objects are queued for finalization only by a collection: none since the gate was parked, nothing to run
+            if (_gate != null && GC.CollectionCount(0) == _parkedAt) return;
             Release();
             GC.WaitForPendingFinalizers();
             var gate = new Gate();
             if (!gate.Park()) { _failed = true; gate.Open(); return; } // a finalizer thread that never came: run unguarded
             _gate = gate;
+            _parkedAt = GC.CollectionCount(0);
         }
     }
 
