@@ -8,6 +8,9 @@ namespace SemiSeg.Tests.Cli;
 /// finishes, last.ckpt is written, the exit code says so (143), and --resume continues from there.</summary>
 public class SignalTests
 {
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int Kill(int pid, int signal);
+
     [Fact]
     public void SigtermSavesLastCheckpointAndTheRunResumes()
     {
@@ -28,7 +31,7 @@ public class SignalTests
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < 120 && !(File.Exists(log) && File.ReadAllText(log).Contains(" it 3 "))) Thread.Sleep(100);
         Assert.True(File.Exists(log) && File.ReadAllText(log).Contains(" it 3 "), "the training did not start within 120 s");
-        Process.Start("kill", new[] { "-TERM", p.Id.ToString() })!.WaitForExit();
+        Assert.Equal(0, Kill(p.Id, 15)); // SIGTERM
         Assert.True(p.WaitForExit(120_000), "the process did not stop within 120 s of SIGTERM");
         Assert.Equal(143, p.ExitCode);
         Assert.Contains("SIGTERM", stderr.Result);
