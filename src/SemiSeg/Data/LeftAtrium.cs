@@ -83,7 +83,7 @@ public sealed record VolumeSplit(string Name, IReadOnlyList<CaseRef> Labeled, IR
     public int NumClasses => ClassNames.Count;
 
     /// <summary>How a case is read as (D, H, W) (the LA files are stored (X, Y, Z)); default <see cref="VolumeIO.Read"/>.</summary>
-    public Func<CaseRef, Volume> Reader { get; init; } = c => VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+    public Func<CaseRef, Volume> Reader { get; init; } = c => VolumeIO.Read(c);
 
     /// <summary>The volumes behind a slice-level dataset (ACDC, a folder of NIfTI volumes, a CSV): each case whose slices
     /// are labeled, each whose slices are unlabeled, and the same validation and test volumes.</summary>

@@ -17,6 +17,9 @@ public sealed record CaseRef(string Name, string ImagePath, string? LabelPath, S
     public double? PixelSizeMm { get; init; }
     /// <summary>The reference head circumference in mm (HC18 training table).</summary>
     public double? HeadCircumferenceMm { get; init; }
+    /// <summary>The image file's planes are the channels of one 2D image (PSFHS stores its grey images as three
+    /// planes, <c>DimSize = 256 256 3</c>): read as one plane, <see cref="VolumeIO.PlanesToGrey"/>.</summary>
+    public bool PlanesAreChannels { get; init; }
 }
 
 /// <summary>One 2D training item: slice <see cref="Z"/> of a case (0 for a 2D file).</summary>

@@ -71,7 +71,7 @@ public static class Evaluator
         {
             Runtime.FinalizerGuard.SafePoint();
             if (c.LabelPath == null) throw new InvalidDataException($"'{c.ImagePath}': evaluation needs a label");
-            var vol = load?.Invoke(c) ?? VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+            var vol = load?.Invoke(c) ?? VolumeIO.Read(c);
             if (c.PixelSizeMm is double px) vol.Spacing = new[] { 1.0, px, px };
             vol.ValidateLabel(numClasses, c.LabelPath);
             var pred = predict(c, vol);
