@@ -83,4 +83,26 @@ public class RealUltrasoundTests
         finally { VolumeIO.Notice = previous; }
         Assert.Empty(notices);   // the released planes are equal: no luminance conversion to report
     }
+
+    [SkippableFact]
+    public void PsfhsReferenceMasksGiveTheLeadingTangentsAngleOfProgression()
+    {
+        var root = SharedData.PsfhRoot();
+        Skip.If(root == null, SharedData.PsfhMissingMessage);
+        var m = PsfhDataset.Load(root!);
+        var angles = new List<double>();
+        foreach (var c in m.Test.Concat(m.Val).Concat(m.Labeled.Select(s => s.Case)))
+        {
+            var v = VolumeIO.Read(c);
+            var r = AngleOfProgression.FromMask(v.Label!, v.Height, v.Width, 1, 2);
+            Assert.True(r is not null, $"{c.Name}: no angle of progression from the reference mask");
+            // the challenge's tangent is the one touching the head's leading side: the larger of the two angles
+            var fh = EllipseFit.Fit(EllipseFit.BoundaryPoints(v.Label!, v.Height, v.Width, 2))!;
+            Assert.Equal(SemiSeg.Tests.Evaluation.AngleOfProgressionTests.LargestAngleToEllipse(r!.PsInferior, r.PsSuperior, fh), r.Degrees, 0.5);
+            angles.Add(r.Degrees);
+        }
+        _out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{angles.Count} reference masks: AoP {angles.Min():0.0}°..{angles.Max():0.0}°, mean {angles.Average():0.0}°"));
+        Assert.Equal(m.Test.Count + m.Val.Count + m.Labeled.Count, angles.Count);
+        Assert.All(angles, a => Assert.InRange(a, 60, 180));
+    }
 }
