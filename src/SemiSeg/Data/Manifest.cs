@@ -40,6 +40,8 @@ public sealed class DatasetManifest
     public required IReadOnlyList<CaseRef> Test { get; init; }
     /// <summary>Spacing (z, y, x) to use when the files carry none (HDF5); null = from the files.</summary>
     public double[]? DefaultSpacing { get; init; }
+    /// <summary>Where this dataset's pixel spacing (for distances in mm) comes from, said by `evaluate`; null = the files.</summary>
+    public string? SpacingSource { get; init; }
 
     public IReadOnlyList<CaseRef> CasesOf(Split split) => split switch
     {
@@ -52,7 +54,7 @@ public sealed class DatasetManifest
     public DatasetManifest WithoutValidation() => new()
     {
         Name = Name, NumClasses = NumClasses, ClassNames = ClassNames, Labeled = Labeled, Unlabeled = Unlabeled,
-        Val = Array.Empty<CaseRef>(), Test = Test, DefaultSpacing = DefaultSpacing,
+        Val = Array.Empty<CaseRef>(), Test = Test, DefaultSpacing = DefaultSpacing, SpacingSource = SpacingSource,
     };
 
     public string Summary() =>

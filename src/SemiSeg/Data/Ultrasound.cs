@@ -90,6 +90,7 @@ public static class Hc18Dataset
             Unlabeled = unlabeled,
             Val = ordered.Where(c => c.Split == Split.Val).ToList(),
             Test = ordered.Where(c => c.Split == Split.Test).ToList(),
+            SpacingSource = $"each image's pixel size from {TrainingCsv} (isotropic, mm)",
         };
     }
 
@@ -179,6 +180,7 @@ public static class PsfhDataset
         {
             Name = $"PSFH '{root}'", NumClasses = 3, ClassNames = ClassNames,
             Labeled = labeled, Unlabeled = unlabeled, Val = val, Test = test,
+            SpacingSource = "each image's MetaImage header ElementSpacing, read as mm (the PSFHS release says 1 1: 1 mm per pixel)",
         };
     }
 }

@@ -31,10 +31,10 @@ public static class Evaluator
             return pred;
         });
 
-    static readonly string[] MaskSuffixes = { "_pred.nii.gz", "_pred.nii", ".nii.gz", ".nii", "_pred.h5", ".h5", "_pred.png", ".png" };
+    static readonly string[] MaskSuffixes = { "_pred.nii.gz", "_pred.nii", ".nii.gz", ".nii", "_pred.h5", ".h5", "_pred.png", ".png", "_pred.mha", ".mha" };
 
     /// <summary>The mask file for a case in <paramref name="directory"/>: NAME_pred.nii.gz, NAME.nii.gz, .nii, .h5 (dataset
-    /// <c>label</c>) or .png, in that order of preference.</summary>
+    /// <c>label</c>), .png or .mha (the FH-PS-AOP challenge's format), in that order of preference.</summary>
     public static string FindMask(string directory, string caseName)
     {
         foreach (var s in MaskSuffixes)

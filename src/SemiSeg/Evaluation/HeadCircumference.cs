@@ -59,5 +59,21 @@ public sealed class HeadCircumferenceReport
         return Missing > 0 ? s + $" ({Missing} predictions without a head)" : s;
     }
 
+    /// <summary>The summary and per-case values for metrics.json.</summary>
+    public object ToJson()
+    {
+        static double? R(double? v) => v is double d && !double.IsNaN(d) ? Math.Round(d, 4) : null;
+        return new
+        {
+            definition = "Ramanujan perimeter of the ellipse fitted to the head, times the pixel size; reference from the dataset's table where it has one",
+            units = "mm",
+            mean_abs_difference = R(MeanAbsoluteDifferenceMm),
+            mean_difference = R(MeanDifferenceMm),
+            cases = _rows.Count(r => r.AbsoluteDifferenceMm is not null),
+            missing_predictions = Missing,
+            per_case = _rows.Select(r => new { @case = r.Case, pixel_size_mm = r.PixelMm, reference = R(r.ReferenceMm), predicted = R(r.PredictedMm), abs_difference = R(r.AbsoluteDifferenceMm) }).ToArray(),
+        };
+    }
+
     public void Write(string directory) => AtomicFile.WriteAllText(Path.Combine(directory, "hc.csv"), ToCsv());
 }
