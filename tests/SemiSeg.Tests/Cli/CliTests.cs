@@ -75,6 +75,12 @@ public class CliTests
             var hc = json.RootElement.GetProperty("measurements").GetProperty("head_circumference");
             Assert.Equal("mm", hc.GetProperty("units").GetString());
             Assert.Equal(json.RootElement.GetProperty("cases").GetInt32(), hc.GetProperty("per_case").GetArrayLength());
+            // the report's table carries the HC error beside Dice
+            var (cr, or, er) = Run("report", t["run"]);
+            Assert.True(cr == 0, er);
+            Assert.Contains("| HC error (mm) |", or);
+            var error = hc.GetProperty("mean_abs_difference").GetDouble().ToString("0.00", System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Contains($" {error} |", or.Split('\n').Single(l => l.StartsWith("| run | ersr |")));
         }
         var (c3, _, e3) = Run("phantom", "hc18", "-o", t["hc"], "--count", "20");
         Assert.Equal(2, c3);
