@@ -130,15 +130,11 @@ public sealed class AngleOfProgressionReport
     public int MissingReference => _rows.Count(r => r.ReferenceDeg is null);
     public int Measured => _rows.Count(r => r.AbsoluteDifferenceDeg is not null);
 
-    static double Mean(IEnumerable<double?> v)
-    {
-        var x = v.Where(d => d.HasValue).Select(d => d!.Value).ToList();
-        return x.Count == 0 ? double.NaN : x.Average();
-    }
+    static double Mean(IEnumerable<double?> v) => MeasurementFormat.Mean(v);
 
     public string ToCsv()
     {
-        static string F(double? v) => v is double d ? d.ToString("0.###", CultureInfo.InvariantCulture) : "";
+        static string F(double? v) => MeasurementFormat.Csv(v);
         var sb = new StringBuilder("case,aop_reference_deg,aop_predicted_deg,abs_difference_deg\n");
         foreach (var r in _rows) sb.Append($"{r.Case},{F(r.ReferenceDeg)},{F(r.PredictedDeg)},{F(r.AbsoluteDifferenceDeg)}\n");
         return sb.ToString();
@@ -156,7 +152,7 @@ public sealed class AngleOfProgressionReport
     /// <summary>The summary and per-case values for metrics.json.</summary>
     public object ToJson()
     {
-        static double? R(double? v) => v is double d && !double.IsNaN(d) ? Math.Round(d, 4) : null;
+        static double? R(double? v) => MeasurementFormat.Json(v);
         return new
         {
             definition = "FH-PS-AOP challenge: angle at the pubic symphysis's inferior (right) axis end between its long axis and the tangent to the fetal head ellipse",
