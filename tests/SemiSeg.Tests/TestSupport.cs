@@ -37,19 +37,31 @@ public sealed class TempDir : IDisposable
 public static class SharedData
 {
     /// <summary>../shared/data/acdc, found by walking up from the test binary (the project root has ../shared beside it).</summary>
-    public static string? AcdcRoot()
+    public static string? AcdcRoot() => Find("SEMISEG_ACDC", "acdc", "train_slices.list");
+
+    public const string MissingMessage = "real ACDC data not found at ../shared/data/acdc (or $SEMISEG_ACDC): test skipped";
+
+    /// <summary>../shared/data/hc18-subset (HC18 in the official layout), or $SEMISEG_HC18.</summary>
+    public static string? Hc18Root() => Find("SEMISEG_HC18", "hc18-subset", "training_set_pixel_size_and_HC.csv");
+
+    /// <summary>../shared/data/psfh-subset (PSFHS as released), or $SEMISEG_PSFH.</summary>
+    public static string? PsfhRoot() => Find("SEMISEG_PSFH", "psfh-subset", "label_mha");
+
+    public const string Hc18MissingMessage = "real HC18 data not found at ../shared/data/hc18-subset (or $SEMISEG_HC18): test skipped";
+    public const string PsfhMissingMessage = "real PSFHS data not found at ../shared/data/psfh-subset (or $SEMISEG_PSFH): test skipped";
+
+    /// <summary>A data set folder holding <paramref name="marker"/> (a file or folder): the environment variable's
+    /// folder, else shared/data/<paramref name="folder"/> beside an ancestor of the test binary.</summary>
+    static string? Find(string variable, string folder, string marker)
     {
-        var env = Environment.GetEnvironmentVariable("SEMISEG_ACDC");
-        if (!string.IsNullOrEmpty(env) && File.Exists(System.IO.Path.Combine(env, "train_slices.list"))) return env;
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null)
+        static bool Has(string root, string marker) => File.Exists(System.IO.Path.Combine(root, marker)) || Directory.Exists(System.IO.Path.Combine(root, marker));
+        var env = Environment.GetEnvironmentVariable(variable);
+        if (!string.IsNullOrEmpty(env) && Has(env, marker)) return env;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
         {
-            var candidate = System.IO.Path.Combine(dir.FullName, "shared", "data", "acdc");
-            if (File.Exists(System.IO.Path.Combine(candidate, "train_slices.list"))) return candidate;
-            dir = dir.Parent;
+            var candidate = System.IO.Path.Combine(dir.FullName, "shared", "data", folder);
+            if (Has(candidate, marker)) return candidate;
         }
         return null;
     }
-
-    public const string MissingMessage = "real ACDC data not found at ../shared/data/acdc (or $SEMISEG_ACDC): test skipped";
 }

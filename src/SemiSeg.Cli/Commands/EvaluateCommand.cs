@@ -16,7 +16,7 @@ internal static class EvaluateCommand
         var data = new DataOptions();
         data.AddTo(cmd);
         var ckpt = new Option<string?>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt or last.ckpt of a run)" };
-        var predictions = new Option<string?>("--predictions") { Description = "Instead of a checkpoint: a folder of predicted masks named CASE_pred.nii.gz / CASE.nii.gz / .nii / .h5 / .png" };
+        var predictions = new Option<string?>("--predictions") { Description = "Instead of a checkpoint: a folder of predicted masks named CASE_pred.nii.gz / CASE.nii.gz / .nii / .h5 / .png / .mha" };
         var split = new Option<Split>("--split") { Description = "Which volumes: test or val", DefaultValueFactory = _ => Split.Test };
         var output = new Option<string?>("--output", "-o") { Description = "Folder for metrics.csv / metrics.json (default: beside the checkpoint, eval-<split>/)" };
         var savePred = new Option<bool>("--save-predictions") { Description = "Also write each predicted mask as NIfTI into the output folder" };
@@ -36,28 +36,47 @@ internal static class EvaluateCommand
                 return Evaluate3D(r, data, ck, r.GetValue(split), r.GetValue(output), r.GetValue(savePred), r.GetValue(mode), r.GetValue(policy),
                     MetricOptions.ParseSpacing(r.GetValue(spacing)), r.GetValue(lcc), MetricOptions.ParseTriple(r.GetValue(stride), "--stride"));
             var manifest = data.Load(r);
-            // ultrasound layouts with a head class and pixel sizes: head circumference beside the overlap metrics
-            var headClass = HeadCircumferenceReport.HeadClass(manifest.ClassNames);
+            // ultrasound layouts: head circumference where a class is the head (HC18), the angle of progression where
+            // the classes are the pubic symphysis and the fetal head (PSFH; its heads are cut by the field of view, so no HC)
+            var aopClasses = AngleOfProgression.Classes(manifest.ClassNames);
+            var aop = aopClasses is { } ac ? new AngleOfProgressionReport(ac.Ps, ac.Fh) : null;
+            var headClass = aop is null ? HeadCircumferenceReport.HeadClass(manifest.ClassNames) : null;
             var hc = headClass is null ? null : new HeadCircumferenceReport();
-            void MeasureHc(CaseRef c, Volume vol, byte[] pred) { if (hc != null) hc.Add(c, vol, pred, headClass!.Value); }
-            void ReportHc(string dir)
+            void Measure(CaseRef c, Volume vol, byte[] pred)
             {
-                if (hc == null) return;
-                hc.Write(dir);
-                Console.WriteLine(hc.Summary());
-                Console.WriteLine($"wrote {Path.Combine(dir, "hc.csv")}");
+                hc?.Add(c, vol, pred, headClass!.Value);
+                aop?.Add(c, vol, pred);
+            }
+            void WriteReport(EvaluationReport report, string dir, string title)
+            {
+                report.SpacingSource = manifest.SpacingSource;
+                if (hc != null) report.Measurements["head_circumference"] = hc.ToJson();
+                if (aop != null) report.Measurements["angle_of_progression"] = aop.ToJson();
+                report.Write(dir);
+                PrintReport(report, title);
+                if (manifest.SpacingSource is not null && report.Mode != MetricMode.Medpy) Console.WriteLine($"distances in mm: {manifest.SpacingSource}");
+                Console.WriteLine($"wrote {Path.Combine(dir, "metrics.csv")} and metrics.json");
+                if (hc != null)
+                {
+                    hc.Write(dir);
+                    Console.WriteLine(hc.Summary());
+                    Console.WriteLine($"wrote {Path.Combine(dir, "hc.csv")}");
+                }
+                if (aop != null)
+                {
+                    aop.Write(dir);
+                    Console.WriteLine(aop.Summary());
+                    Console.WriteLine($"wrote {Path.Combine(dir, "aop.csv")}");
+                }
             }
             if (r.GetValue(predictions) is string predDir)
             {
                 var s = r.GetValue(split);
                 var list = manifest.CasesOf(s);
                 if (list.Count == 0) throw new ArgumentException($"the dataset has no {s.ToString().ToLowerInvariant()} volumes");
-                var rep = Evaluator.EvaluateMasks(predDir, list, manifest.NumClasses, manifest.ClassNames, r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)), MeasureHc);
+                var rep = Evaluator.EvaluateMasks(predDir, list, manifest.NumClasses, manifest.ClassNames, r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)), Measure);
                 var dir = r.GetValue(output) ?? Path.Combine(predDir, $"eval-{s.ToString().ToLowerInvariant()}");
-                rep.Write(dir);
-                PrintReport(rep, $"{list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
-                Console.WriteLine($"wrote {Path.Combine(dir, "metrics.csv")} and metrics.json");
-                ReportHc(dir);
+                WriteReport(rep, dir, $"{list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
                 return 0;
             }
             var (net, meta) = Checkpoint.LoadNetwork(r.GetValue(ckpt)!);
@@ -73,17 +92,14 @@ internal static class EvaluateCommand
                 r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)), largestComponent: r.GetValue(lcc),
                 onPrediction: (c, vol, pred) =>
                 {
-                    MeasureHc(c, vol, pred);
+                    Measure(c, vol, pred);
                     if (!save) return;
                     var outVol = new Volume(c.Name, vol.Depth, vol.Height, vol.Width, vol.Image, pred) { Spacing = vol.Spacing, Affine = vol.Affine };
                     var path = Path.Combine(outDir, "predictions", c.Name + "_pred.nii.gz");
                     AtomicFile.EnsureNotInput(path, new[] { c.ImagePath, c.LabelPath! });
                     Nifti.Write(path, outVol, asLabel: true);
                 });
-            report.Write(outDir);
-            PrintReport(report, $"{cases.Count} {sp.ToString().ToLowerInvariant()} volumes, checkpoint {r.GetValue(ckpt)} (iteration {meta.Iteration})");
-            Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.csv")} and metrics.json");
-            ReportHc(outDir);
+            WriteReport(report, outDir, $"{cases.Count} {sp.ToString().ToLowerInvariant()} volumes, checkpoint {r.GetValue(ckpt)} (iteration {meta.Iteration})");
             return 0;
         });
         return cmd;

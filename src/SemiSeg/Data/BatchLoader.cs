@@ -95,7 +95,7 @@ public sealed class CaseCache
     public CaseCache(int numClasses, Func<CaseRef, Volume>? read = null)
     {
         _numClasses = numClasses;
-        _read = read ?? (c => VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name));
+        _read = read ?? (c => VolumeIO.Read(c));
     }
 
     public Volume Get(CaseRef c) => _cache.GetOrAdd(c.Name + "|" + c.ImagePath + "|" + (c.LabelPath ?? ""), _ => new Lazy<Volume>(() =>

@@ -80,7 +80,7 @@ public static class AcdcDataset
     /// <summary>An ACDC volume from its file, or stacked from its slice files (slice_1, slice_2, ... in order).</summary>
     public static Volume ReadVolume(string root, CaseRef c)
     {
-        if (File.Exists(c.ImagePath)) return VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+        if (File.Exists(c.ImagePath)) return VolumeIO.Read(c);
         var slices = SlicePaths(root, c.Name).Select(p => Hdf5.Read(p, c.LabelPath != null, c.Name)).ToList();
         if (slices.Count == 0) throw new FileNotFoundException($"ACDC: '{c.Name}' has no volume file and no slices", c.ImagePath);
         var first = slices[0];

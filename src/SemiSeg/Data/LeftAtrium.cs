@@ -85,8 +85,8 @@ public sealed record VolumeSplit(string Name, IReadOnlyList<CaseRef> Labeled, IR
     /// <summary>How a case is read as (D, H, W) (the LA files are stored (X, Y, Z)); default <see cref="VolumeIO.Read"/>.</summary>
     public Func<CaseRef, Volume> Reader { get; init; } = ReadFiles;
 
-    /// <summary>The default reader: each case is its image and label files.</summary>
-    public static readonly Func<CaseRef, Volume> ReadFiles = c => VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+    /// <summary>The default reader: each case is its image and label files (a PSFHS image's equal planes as one).</summary>
+    public static readonly Func<CaseRef, Volume> ReadFiles = c => VolumeIO.Read(c);
 
     /// <summary>The volumes behind a slice-level dataset (ACDC, a folder of NIfTI volumes, a CSV): each case whose slices
     /// are labeled, each whose slices are unlabeled, and the same validation and test volumes.</summary>

@@ -17,6 +17,9 @@ public sealed record CaseRef(string Name, string ImagePath, string? LabelPath, S
     public double? PixelSizeMm { get; init; }
     /// <summary>The reference head circumference in mm (HC18 training table).</summary>
     public double? HeadCircumferenceMm { get; init; }
+    /// <summary>The image file's planes are the channels of one 2D image (PSFHS stores its grey images as three
+    /// planes, <c>DimSize = 256 256 3</c>): read as one plane, <see cref="VolumeIO.PlanesToGrey"/>.</summary>
+    public bool PlanesAreChannels { get; init; }
 }
 
 /// <summary>One 2D training item: slice <see cref="Z"/> of a case (0 for a 2D file).</summary>
@@ -37,6 +40,8 @@ public sealed class DatasetManifest
     public required IReadOnlyList<CaseRef> Test { get; init; }
     /// <summary>Spacing (z, y, x) to use when the files carry none (HDF5); null = from the files.</summary>
     public double[]? DefaultSpacing { get; init; }
+    /// <summary>Where this dataset's pixel spacing (for distances in mm) comes from, said by `evaluate`; null = the files.</summary>
+    public string? SpacingSource { get; init; }
 
     public IReadOnlyList<CaseRef> CasesOf(Split split) => split switch
     {
@@ -49,7 +54,7 @@ public sealed class DatasetManifest
     public DatasetManifest WithoutValidation() => new()
     {
         Name = Name, NumClasses = NumClasses, ClassNames = ClassNames, Labeled = Labeled, Unlabeled = Unlabeled,
-        Val = Array.Empty<CaseRef>(), Test = Test, DefaultSpacing = DefaultSpacing,
+        Val = Array.Empty<CaseRef>(), Test = Test, DefaultSpacing = DefaultSpacing, SpacingSource = SpacingSource,
     };
 
     public string Summary() =>

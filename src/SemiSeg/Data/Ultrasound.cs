@@ -90,52 +90,51 @@ public static class Hc18Dataset
             Unlabeled = unlabeled,
             Val = ordered.Where(c => c.Split == Split.Val).ToList(),
             Test = ordered.Where(c => c.Split == Split.Test).ToList(),
+            SpacingSource = $"each image's pixel size from {TrainingCsv} (isotropic, mm)",
         };
     }
 
-    /// <summary>Whether a label path is an HC18 ellipse outline (filled on read).</summary>
+    /// <summary>Whether a label path is an HC18 ellipse outline (fitted and filled on read).</summary>
     public static bool IsOutline(string labelPath) => labelPath.EndsWith("_Annotation.png", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
-    /// Fills a closed outline (non-zero pixels) into a 0/1 mask: the background is flood-filled from the image border
-    /// through 4-connected non-outline pixels, and everything it does not reach (outline and interior) is the head.
-    /// An outline that does not close leaves its interior reachable; the result is then checked to be non-empty beyond
-    /// the outline itself.
+    /// The annotator's ellipse behind an HC18 outline: HC18's ground truth is an ellipse the annotator fitted to the
+    /// skull (the table's head circumference is its perimeter times the pixel size), and the annotation image is that
+    /// ellipse drawn as a thin curve. The curve's pixel centres are fitted with the direct least-squares fit, robustly
+    /// (<see cref="EllipseFit.FitRobust"/>), so an outline clipped by the image border (186_HC, 346_HC, 352_2HC,
+    /// 628_2HC, 787_HC of the release) or broken by a gap still gives the whole ellipse; a curve drawn symmetrically
+    /// about the ellipse does not bias the fit. Throws when the image holds too few outline pixels to fit an ellipse.
     /// </summary>
-    public static byte[] FillOutline(byte[] outline, int height, int width, string source)
+    public static Ellipse FitOutline(byte[] outline, int height, int width, string source)
     {
-        var outside = new bool[outline.Length];
-        var stack = new Stack<int>();
-        void Push(int y, int x)
-        {
-            if (y < 0 || y >= height || x < 0 || x >= width) return;
-            int i = y * width + x;
-            if (outside[i] || outline[i] != 0) return;
-            outside[i] = true; stack.Push(i);
-        }
-        for (int x = 0; x < width; x++) { Push(0, x); Push(height - 1, x); }
-        for (int y = 0; y < height; y++) { Push(y, 0); Push(y, width - 1); }
-        while (stack.Count > 0)
-        {
-            int i = stack.Pop(), y = i / width, x = i % width;
-            Push(y - 1, x); Push(y + 1, x); Push(y, x - 1); Push(y, x + 1);
-        }
-        var mask = new byte[outline.Length];
-        int interior = 0;
-        for (int i = 0; i < mask.Length; i++)
-            if (!outside[i]) { mask[i] = 1; if (outline[i] == 0) interior++; }
-        if (interior == 0) throw new InvalidDataException($"annotation '{source}': the outline does not enclose any pixel (open or empty ellipse)");
-        return mask;
-    }
-
-    /// <summary>The one-pixel inner outline of a filled mask (pixels of the mask with a 4-neighbour outside it).</summary>
-    public static byte[] Outline(byte[] mask, int height, int width, byte value = 255)
-    {
-        var o = new byte[mask.Length];
-        bool In(int y, int x) => y >= 0 && y < height && x >= 0 && x < width && mask[y * width + x] != 0;
+        var points = new List<(double X, double Y)>();
         for (int y = 0; y < height; y++)
             for (int x = 0; x < width; x++)
-                if (In(y, x) && (!In(y - 1, x) || !In(y + 1, x) || !In(y, x - 1) || !In(y, x + 1))) o[y * width + x] = value;
+                if (outline[y * width + x] != 0) points.Add((x, y));
+        if (points.Count < 6) throw new InvalidDataException($"annotation '{source}': {points.Count} outline pixels, too few to fit the head's ellipse");
+        var e = EllipseFit.FitRobust(points);
+        if (e is null || !(e.B >= 1)) throw new InvalidDataException($"annotation '{source}': its {points.Count} outline pixels do not trace an ellipse");
+        return e;
+    }
+
+    /// <summary>The HC18 mask: the filled ellipse fitted to the outline (<see cref="FitOutline"/>), 0/1, pixel centres
+    /// inside or on the ellipse; the part of a clipped ellipse outside the image is cut off.</summary>
+    public static byte[] FillOutline(byte[] outline, int height, int width, string source) =>
+        FitOutline(outline, height, width, source).Rasterize(height, width);
+
+    /// <summary>An ellipse drawn as HC18 draws its annotations: a thin curve, every pixel whose square the ellipse
+    /// passes through (some corners inside, some outside), so the curve is symmetric about the ellipse.</summary>
+    public static byte[] DrawOutline(Ellipse e, int height, int width, byte value = 255)
+    {
+        var o = new byte[height * width];
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                int inside = 0;
+                for (int k = 0; k < 4; k++)
+                    if (e.Radius(x + (k % 2 == 0 ? -0.5 : 0.5), y + (k < 2 ? -0.5 : 0.5)) <= 1) inside++;
+                if (inside is > 0 and < 4) o[y * width + x] = value;
+            }
         return o;
     }
 }
@@ -143,7 +142,10 @@ public static class Hc18Dataset
 /// <summary>
 /// The PSFH layout (pubic symphysis and fetal head in intrapartum transperineal ultrasound; FH-PS-AOP challenge,
 /// MICCAI 2023, and the PSFHS data set): <c>image_mha/NAME.mha</c> images with <c>label_mha/NAME.mha</c> masks
-/// (0 background, 1 pubic symphysis, 2 fetal head); PNG pairs in the same folders are read too. Images without a mask
+/// (0 background, 1 pubic symphysis, 2 fetal head); PNG pairs in the same folders are read too. The released images
+/// store the grey image as three identical planes (<c>DimSize = 256 256 3</c>), the labels one plane: an image's planes
+/// are read as channels of one plane (<see cref="VolumeIO.PlanesToGrey"/>). Distances are in the header's
+/// ElementSpacing units (PSFHS: 1 1, so HD95/ASD are in pixels the header calls mm). Images without a mask
 /// are unlabeled. No official semi-supervised split exists: the labeled images are shuffled with a fixed seed, 20% held
 /// out as test and 10% as validation, and the first <c>--labeled N</c> of the rest keep their masks.
 /// </summary>
@@ -164,7 +166,7 @@ public static class PsfhDataset
         new Random(seed).Shuffle(annotated);
         int nTest = (int)Math.Round(testFraction * annotated.Length), nVal = (int)Math.Round(valFraction * annotated.Length);
         CaseRef Case(string f, Split split, bool withLabel) =>
-            new(Path.GetFileNameWithoutExtension(f), f, withLabel ? labels[Path.GetFileNameWithoutExtension(f)] : null, split);
+            new(Path.GetFileNameWithoutExtension(f), f, withLabel ? labels[Path.GetFileNameWithoutExtension(f)] : null, split) { PlanesAreChannels = true };
         var test = annotated.Take(nTest).Select(f => Case(f, Split.Test, true)).ToList();
         var val = annotated.Skip(nTest).Take(nVal).Select(f => Case(f, Split.Val, true)).ToList();
         var train = annotated.Skip(nTest + nVal).ToList();
@@ -178,6 +180,7 @@ public static class PsfhDataset
         {
             Name = $"PSFH '{root}'", NumClasses = 3, ClassNames = ClassNames,
             Labeled = labeled, Unlabeled = unlabeled, Val = val, Test = test,
+            SpacingSource = "each image's MetaImage header ElementSpacing, read as mm (the PSFHS release says 1 1: 1 mm per pixel)",
         };
     }
 }
@@ -281,7 +284,7 @@ public static class UltrasoundPhantom
             // a few subjects have a second image, named like HC18's 010_2HC.png
             string name = i % 10 == 9 ? $"{i - 1:000}_2HC" : $"{i:000}_HC";
             Png.WriteImage(Path.Combine(train, name + ".png"), s.Image, height, width);
-            Png.WriteMask(Path.Combine(train, name + "_Annotation.png"), Hc18Dataset.Outline(s.Mask, height, width), height, width);
+            Png.WriteMask(Path.Combine(train, name + "_Annotation.png"), Hc18Dataset.DrawOutline(s.Head, height, width), height, width);
             var hc = s.Head.Perimeter * s.PixelMm;   // the true ellipse, as HC18 derives HC from the annotated ellipse
             rows.Add(string.Create(CultureInfo.InvariantCulture, $"{name}.png,{s.PixelMm:0.000000},{hc:0.00}"));
         }

@@ -36,7 +36,16 @@ public static class VolumeIO
     /// Reads a case. For HDF5 the label is the <c>label</c> dataset of the same file when <paramref name="labelPath"/>
     /// equals <paramref name="imagePath"/>; otherwise the label comes from its own file of any supported format.
     /// </summary>
-    public static Volume Read(string imagePath, string? labelPath, string? name = null)
+    public static Volume Read(string imagePath, string? labelPath, string? name = null) => Read(imagePath, labelPath, name, planesAreChannels: false);
+
+    /// <summary>Reads a case as its <see cref="CaseRef"/> describes it (planes as channels where the dataset says so).</summary>
+    public static Volume Read(CaseRef c) => Read(c.ImagePath, c.LabelPath, c.Name, c.PlanesAreChannels);
+
+    /// <summary>
+    /// <paramref name="planesAreChannels"/>: the image's planes are channels of one 2D image, read as one plane
+    /// (<see cref="PlanesToGrey"/>) before the label's shape is checked against it.
+    /// </summary>
+    public static Volume Read(string imagePath, string? labelPath, string? name, bool planesAreChannels)
     {
         if (!File.Exists(imagePath)) throw new FileNotFoundException($"image file '{imagePath}' does not exist", imagePath);
         var fmt = FormatOf(imagePath);
@@ -48,6 +57,7 @@ public static class VolumeIO
             "metaimage" => MetaImage.ReadImage(imagePath, name),
             _ => Png.ReadImage(imagePath, name),
         };
+        if (planesAreChannels) vol = PlanesToGrey(vol, imagePath);
         if (labelPath != null && !sameFile)
         {
             var (lab, d, h, w) = ReadLabel(labelPath);
@@ -56,6 +66,45 @@ public static class VolumeIO
             vol.Label = lab;
         }
         return vol;
+    }
+
+    /// <summary>Where a notice about the data goes (once per kind of notice and process); standard error by default.</summary>
+    public static Action<string> Notice { get; set; } = m => Console.Error.WriteLine(m);
+    static readonly HashSet<string> Noticed = new();
+
+    static void NoticeOnce(string key, string message)
+    {
+        lock (Noticed) if (!Noticed.Add(key)) return;
+        Notice(message);
+    }
+
+    /// <summary>
+    /// One grey plane from an image whose planes are channels (PSFHS: three planes holding the same grey image). Equal
+    /// planes give that plane. Otherwise three (or four: RGBA, alpha ignored) planes are taken as RGB and converted to
+    /// luminance 0.299 R + 0.587 G + 0.114 B, said once on <see cref="Notice"/>; any other unequal count is an error.
+    /// </summary>
+    public static Volume PlanesToGrey(Volume vol, string source)
+    {
+        if (vol.Depth == 1) return vol;
+        int n = vol.SliceSize;
+        var img = vol.Image;
+        bool equal = true;
+        for (int z = 1; z < vol.Depth && equal; z++)
+            for (int i = 0; i < n; i++)
+                if (img[z * n + i] != img[i]) { equal = false; break; }
+        float[] grey;
+        if (equal) grey = img.AsSpan(0, n).ToArray();
+        else if (vol.Depth is 3 or 4)
+        {
+            grey = new float[n];
+            for (int i = 0; i < n; i++) grey[i] = 0.299f * img[i] + 0.587f * img[n + i] + 0.114f * img[2 * n + i];
+            NoticeOnce("luminance", $"note: '{source}' stores {vol.Depth} unequal planes as its channels; read as luminance 0.299 R + 0.587 G + 0.114 B (said once; other such images are read the same way)");
+        }
+        else throw new InvalidDataException($"image '{source}': {vol.Depth} planes that differ cannot be read as one grey image (expected equal planes, or 3 / 4 colour planes)");
+        return new Volume(vol.Name, 1, vol.Height, vol.Width, grey, vol.Label is null ? null : vol.Label.AsSpan(0, n).ToArray())
+        {
+            Spacing = new[] { 1.0, vol.Spacing[1], vol.Spacing[2] },
+        };
     }
 
     /// <summary>Reads a label map (class indices) from NIfTI, PNG or HDF5 (dataset <c>label</c>) with its shape.</summary>

@@ -22,6 +22,11 @@ public sealed class EvaluationReport
     public EmptyPolicy Policy { get; }
     public IReadOnlyList<CaseMetrics> Cases { get; }
     public string Units => Mode == MetricMode.Medpy ? "voxels" : "mm";
+    /// <summary>Where the spacing behind mm distances came from (the dataset's own statement), for the JSON; null = the files.</summary>
+    public string? SpacingSource { get; set; }
+    /// <summary>Clinical measurements beside the overlap metrics (head circumference, angle of progression), written
+    /// into metrics.json under "measurements" by name.</summary>
+    public Dictionary<string, object> Measurements { get; } = new(StringComparer.Ordinal);
 
     static (double mean, double std, int n) Stats(IEnumerable<double> values)
     {
@@ -92,7 +97,10 @@ public sealed class EvaluationReport
                 classes = k.Classes.Select((m, c) => new { @class = c + 1 < ClassNames.Count ? ClassNames[c + 1] : $"class{c + 1}", dice = N(m.Dice), jaccard = N(m.Jaccard), hd95 = N(m.Hd95), asd = N(m.Asd), empty = m.Empty.ToString() }).ToArray(),
             }).ToArray(),
         };
-        return JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true });
+        var json = JsonSerializer.SerializeToNode(doc)!.AsObject();
+        if (Mode != MetricMode.Medpy && SpacingSource is not null) json.Insert(json.IndexOf("distance_units") + 1, "spacing", SpacingSource);
+        if (Measurements.Count > 0) json["measurements"] = JsonSerializer.SerializeToNode(Measurements);
+        return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
     static object SummaryJson(ClassSummary s, Func<double, object?> n) => new

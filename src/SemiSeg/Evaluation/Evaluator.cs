@@ -31,10 +31,10 @@ public static class Evaluator
             return pred;
         });
 
-    static readonly string[] MaskSuffixes = { "_pred.nii.gz", "_pred.nii", ".nii.gz", ".nii", "_pred.h5", ".h5", "_pred.png", ".png" };
+    static readonly string[] MaskSuffixes = { "_pred.nii.gz", "_pred.nii", ".nii.gz", ".nii", "_pred.h5", ".h5", "_pred.png", ".png", "_pred.mha", ".mha" };
 
     /// <summary>The mask file for a case in <paramref name="directory"/>: NAME_pred.nii.gz, NAME.nii.gz, .nii, .h5 (dataset
-    /// <c>label</c>) or .png, in that order of preference.</summary>
+    /// <c>label</c>), .png or .mha (the FH-PS-AOP challenge's format), in that order of preference.</summary>
     public static string FindMask(string directory, string caseName)
     {
         foreach (var s in MaskSuffixes)
@@ -72,7 +72,7 @@ public static class Evaluator
         {
             Runtime.FinalizerGuard.SafePoint();
             if (c.LabelPath == null) throw new InvalidDataException($"'{c.ImagePath}': evaluation needs a label");
-            var vol = load?.Invoke(c) ?? VolumeIO.Read(c.ImagePath, c.LabelPath, c.Name);
+            var vol = load?.Invoke(c) ?? VolumeIO.Read(c);
             if (c.PixelSizeMm is double px) vol.Spacing = new[] { 1.0, px, px };
             vol.ValidateLabel(numClasses, c.LabelPath);
             var pred = predict(c, vol);

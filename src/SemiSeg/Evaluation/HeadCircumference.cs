@@ -38,15 +38,11 @@ public sealed class HeadCircumferenceReport
     /// <summary>Cases whose prediction has no head to measure.</summary>
     public int Missing => _rows.Count(r => r.PredictedMm is null);
 
-    static double Mean(IEnumerable<double?> v)
-    {
-        var x = v.Where(d => d.HasValue).Select(d => d!.Value).ToList();
-        return x.Count == 0 ? double.NaN : x.Average();
-    }
+    static double Mean(IEnumerable<double?> v) => MeasurementFormat.Mean(v);
 
     public string ToCsv()
     {
-        static string F(double? v) => v is double d ? d.ToString("0.###", CultureInfo.InvariantCulture) : "";
+        static string F(double? v) => MeasurementFormat.Csv(v);
         var sb = new StringBuilder("case,pixel_size_mm,hc_reference_mm,hc_predicted_mm,abs_difference_mm\n");
         foreach (var r in _rows) sb.Append($"{r.Case},{F(r.PixelMm)},{F(r.ReferenceMm)},{F(r.PredictedMm)},{F(r.AbsoluteDifferenceMm)}\n");
         return sb.ToString();
@@ -59,5 +55,38 @@ public sealed class HeadCircumferenceReport
         return Missing > 0 ? s + $" ({Missing} predictions without a head)" : s;
     }
 
+    /// <summary>The summary and per-case values for metrics.json.</summary>
+    public object ToJson()
+    {
+        static double? R(double? v) => MeasurementFormat.Json(v);
+        return new
+        {
+            definition = "Ramanujan perimeter of the ellipse fitted to the head, times the pixel size; reference from the dataset's table where it has one",
+            units = "mm",
+            mean_abs_difference = R(MeanAbsoluteDifferenceMm),
+            mean_difference = R(MeanDifferenceMm),
+            cases = _rows.Count(r => r.AbsoluteDifferenceMm is not null),
+            missing_predictions = Missing,
+            per_case = _rows.Select(r => new { @case = r.Case, pixel_size_mm = r.PixelMm, reference = R(r.ReferenceMm), predicted = R(r.PredictedMm), abs_difference = R(r.AbsoluteDifferenceMm) }).ToArray(),
+        };
+    }
+
     public void Write(string directory) => AtomicFile.WriteAllText(Path.Combine(directory, "hc.csv"), ToCsv());
+}
+
+/// <summary>The number handling the per-case measurement reports share: means over the defined values, CSV and JSON numbers.</summary>
+internal static class MeasurementFormat
+{
+    /// <summary>Mean of the defined values; NaN when none is.</summary>
+    public static double Mean(IEnumerable<double?> v)
+    {
+        var x = v.Where(d => d.HasValue).Select(d => d!.Value).ToList();
+        return x.Count == 0 ? double.NaN : x.Average();
+    }
+
+    /// <summary>Up to 3 decimals, empty when undefined.</summary>
+    public static string Csv(double? v) => v is double d ? d.ToString("0.###", CultureInfo.InvariantCulture) : "";
+
+    /// <summary>Rounded to 4 decimals, null when undefined or NaN.</summary>
+    public static double? Json(double? v) => v is double d && !double.IsNaN(d) ? Math.Round(d, 4) : null;
 }

@@ -12,6 +12,10 @@ public sealed record RunRecord(string Name, string Folder, string Method, string
     IReadOnlyDictionary<string, double> CaseDice, string? Mode, double BestValDice, long BestValIteration, double SecondsPerIteration)
 {
     public bool Evaluated => MetricsPath is not null;
+    /// <summary>Mean |predicted − reference| head circumference in mm, where the evaluation measured it (HC18).</summary>
+    public double HcErrorMm { get; init; } = double.NaN;
+    /// <summary>Mean |ΔAoP| in degrees, where the evaluation measured the angle of progression (PSFH).</summary>
+    public double AopErrorDeg { get; init; } = double.NaN;
 }
 
 /// <summary>A run beside its baseline: mean paired per-case Dice difference and the Wilcoxon signed-rank test.</summary>
@@ -19,7 +23,8 @@ public sealed record ComparedRun(RunRecord Run, RunRecord? Baseline, double Delt
 
 /// <summary>
 /// The comparison table of a set of runs (`semiseg report`): per run the test Dice/Jaccard/HD95/ASD (mean over
-/// classes of the per-class means, as `evaluate` prints), per-class Dice, best validation Dice, seconds per iteration,
+/// classes of the per-class means, as `evaluate` prints), the head circumference error (mm) or |ΔAoP| (degrees) where
+/// the evaluation measured them, per-class Dice, best validation Dice, seconds per iteration,
 /// and against a baseline trained on the same data (by default the `supervised` run) the mean per-case Dice
 /// difference and the two-sided Wilcoxon signed-rank p-value over the cases both evaluated (per-case Dice = mean over
 /// the classes defined in that case). Runs are grouped by the data line of their train.log (dataset, labeled split and
@@ -93,8 +98,14 @@ public static class RunComparison
                 var dices = c.GetProperty("classes").EnumerateArray().Select(k => Num(k, "dice")).Where(x => !double.IsNaN(x)).ToArray();
                 perCase[c.GetProperty("case").GetString()!] = dices.Length == 0 ? double.NaN : dices.Average();
             }
+            double Measurement(string key) => root.TryGetProperty("measurements", out var ms) && ms.TryGetProperty(key, out var m)
+                ? Num(m, "mean_abs_difference") : double.NaN;
             return new RunRecord(name, folder, method, data, metrics, Num(mean, "dice"), Num(mean, "jaccard"), Num(mean, "hd95"), Num(mean, "asd"),
-                classes, perCase, root.TryGetProperty("mode", out var mode) ? mode.GetString() : null, bestVal, bestIt, secondsPerIteration);
+                classes, perCase, root.TryGetProperty("mode", out var mode) ? mode.GetString() : null, bestVal, bestIt, secondsPerIteration)
+            {
+                HcErrorMm = Measurement("head_circumference"),
+                AopErrorDeg = Measurement("angle_of_progression"),
+            };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
         {
@@ -149,10 +160,15 @@ public static class RunComparison
             if (evaluated is not null)
                 sb.AppendLine($"{evaluated.CaseDice.Count} cases ({Path.GetFileName(Path.GetDirectoryName(evaluated.MetricsPath))}, {evaluated.Mode ?? "?"} metrics); Dice/Jaccard in %, mean over classes; Δ = mean per-case Dice difference to the baseline (points), p = two-sided Wilcoxon signed-rank test on the same cases.");
             sb.AppendLine();
+            bool hc = group.Any(r => !double.IsNaN(r.Run.HcErrorMm)), aop = group.Any(r => !double.IsNaN(r.Run.AopErrorDeg));
             sb.Append("| run | method | Dice | Jaccard | HD95 | ASD |");
+            if (hc) sb.Append(" HC error (mm) |");
+            if (aop) sb.Append(" \\|ΔAoP\\| (°) |");
             foreach (var c in classNames) sb.Append($" {c} |");
             sb.AppendLine(" best val Dice (it) | s/it | baseline | Δ Dice | p |");
             sb.Append("|---|---|---|---|---|---|");
+            if (hc) sb.Append("---|");
+            if (aop) sb.Append("---|");
             foreach (var _ in classNames) sb.Append("---|");
             sb.AppendLine("---|---|---|---|---|");
             var baselines = group.Select(r => r.Baseline).Where(b => b is not null).Select(b => b!.Name).ToHashSet();
@@ -160,6 +176,8 @@ public static class RunComparison
             {
                 var x = r.Run;
                 sb.Append($"| {x.Name} | {x.Method} | {P(x.Dice)} | {P(x.Jaccard)} | {D(x.Hd95)} | {D(x.Asd)} |");
+                if (hc) sb.Append($" {D(x.HcErrorMm)} |");
+                if (aop) sb.Append($" {D(x.AopErrorDeg)} |");
                 var classDice = x.ClassDice.ToDictionary(k => k.Class, k => k.Dice);
                 foreach (var c in classNames) sb.Append($" {P(classDice.GetValueOrDefault(c, double.NaN))} |");
                 sb.Append($" {(double.IsNaN(x.BestValDice) ? "–" : $"{P(x.BestValDice)} ({x.BestValIteration})")} | {(double.IsNaN(x.SecondsPerIteration) ? "–" : x.SecondsPerIteration.ToString("0.###", CultureInfo.InvariantCulture))} |");
@@ -177,11 +195,11 @@ public static class RunComparison
     {
         static string F(double v) => double.IsNaN(v) ? "" : v.ToString("0.######", CultureInfo.InvariantCulture);
         static string Q(string s) => s.Contains(',') || s.Contains('"') ? $"\"{s.Replace("\"", "\"\"")}\"" : s;
-        var sb = new StringBuilder("run,method,data,dice,jaccard,hd95,asd,class_dice,best_val_dice,best_val_iteration,seconds_per_iteration,baseline,delta_dice,paired_cases,wilcoxon_p,folder\n");
+        var sb = new StringBuilder("run,method,data,dice,jaccard,hd95,asd,hc_abs_difference_mm,aop_abs_difference_deg,class_dice,best_val_dice,best_val_iteration,seconds_per_iteration,baseline,delta_dice,paired_cases,wilcoxon_p,folder\n");
         foreach (var r in rows)
         {
             var x = r.Run;
-            sb.Append(string.Join(',', Q(x.Name), Q(x.Method), Q(x.Data), F(x.Dice), F(x.Jaccard), F(x.Hd95), F(x.Asd),
+            sb.Append(string.Join(',', Q(x.Name), Q(x.Method), Q(x.Data), F(x.Dice), F(x.Jaccard), F(x.Hd95), F(x.Asd), F(x.HcErrorMm), F(x.AopErrorDeg),
                 Q(string.Join(' ', x.ClassDice.Select(c => $"{c.Class}={F(c.Dice)}"))), F(x.BestValDice), x.BestValIteration.ToString(CultureInfo.InvariantCulture),
                 F(x.SecondsPerIteration), Q(r.Baseline?.Name ?? ""), F(r.DeltaDice), r.PairedCases.ToString(CultureInfo.InvariantCulture),
                 r.Test is null ? "" : r.Test.P.ToString("G6", CultureInfo.InvariantCulture), Q(Path.GetFullPath(x.Folder)))).Append('\n');

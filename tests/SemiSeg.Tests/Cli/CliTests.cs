@@ -69,9 +69,55 @@ public class CliTests
         Assert.Contains("head circumference", o2);
         Assert.True(File.Exists(t["run/eval-test/hc.csv"]));
         Assert.StartsWith("case,pixel_size_mm,hc_reference_mm", File.ReadAllText(t["run/eval-test/hc.csv"]));
+        using (var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(t["run/eval-test/metrics.json"])))
+        {
+            Assert.Contains("training_set_pixel_size_and_HC.csv", json.RootElement.GetProperty("spacing").GetString());
+            var hc = json.RootElement.GetProperty("measurements").GetProperty("head_circumference");
+            Assert.Equal("mm", hc.GetProperty("units").GetString());
+            Assert.Equal(json.RootElement.GetProperty("cases").GetInt32(), hc.GetProperty("per_case").GetArrayLength());
+            // the report's table carries the HC error beside Dice
+            var (cr, or, er) = Run("report", t["run"]);
+            Assert.True(cr == 0, er);
+            Assert.Contains("| HC error (mm) |", or);
+            var error = hc.GetProperty("mean_abs_difference").GetDouble().ToString("0.00", System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Contains($" {error} |", or.Split('\n').Single(l => l.StartsWith("| run | ersr |")));
+        }
         var (c3, _, e3) = Run("phantom", "hc18", "-o", t["hc"], "--count", "20");
         Assert.Equal(2, c3);
         Assert.Contains("not empty", e3);
+    }
+
+    [SkippableFact]
+    public void EvaluateReportsTheAngleOfProgressionOnRealPsfhs()
+    {
+        var root = SharedData.PsfhRoot();
+        Skip.If(root == null, SharedData.PsfhMissingMessage);
+        using var t = new TempDir();
+        // predictions as the challenge submits them (.mha): the reference labels, one with its head moved 6 px down
+        var test = PsfhDataset.Load(root!).Test;
+        Directory.CreateDirectory(t["pred"]);
+        foreach (var c in test) File.Copy(c.LabelPath!, t[$"pred/{c.Name}.mha"]);
+        var (lab, _, h, w) = VolumeIO.ReadLabel(test[0].LabelPath!);
+        var moved = new byte[lab.Length];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                if (lab[y * w + x] == 1) moved[y * w + x] = 1;
+                else if (lab[y * w + x] == 2 && y + 6 < h && moved[(y + 6) * w + x] == 0) moved[(y + 6) * w + x] = 2;
+        MetaImage.Write(t[$"pred/{test[0].Name}.mha"], 1, h, w, bytes: moved);
+        var (code, o, e) = Run("evaluate", "--data", root!, "--predictions", t["pred"], "--output", t["eval"], "--mode", "spacing");
+        Assert.True(code == 0, e);
+        Assert.Contains("angle of progression: mean |ΔAoP|", o);
+        Assert.Contains("distances in mm: each image's MetaImage header ElementSpacing", o);
+        Assert.DoesNotContain("head circumference", o);
+        var rows = File.ReadAllLines(t["eval/aop.csv"]);
+        Assert.Equal(test.Count + 1, rows.Length);
+        var first = rows.Single(r => r.StartsWith(test[0].Name + ",")).Split(',');
+        Assert.True(double.Parse(first[3], System.Globalization.CultureInfo.InvariantCulture) > 0.5, rows[1]);
+        Assert.All(rows.Skip(1).Where(r => !r.StartsWith(test[0].Name + ",")), r => Assert.EndsWith(",0", r));
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(t["eval/metrics.json"]));
+        var aop = json.RootElement.GetProperty("measurements").GetProperty("angle_of_progression");
+        Assert.Equal(test.Count, aop.GetProperty("cases").GetInt32());
+        Assert.True(aop.GetProperty("mean_abs_difference").GetDouble() > 0);
     }
 
     [Fact]

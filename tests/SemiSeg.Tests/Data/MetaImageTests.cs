@@ -78,4 +78,42 @@ public class MetaImageTests
         Assert.Contains(m.Unlabeled, s => s.Case.Name == "00011");
         Assert.Throws<ArgumentException>(() => PsfhDataset.Load(dir.Path, labeledCount: 8));
     }
+
+    [Fact]
+    public void PsfhsPlanesBecomeOneGreyPlane()
+    {
+        using var dir = new TempDir();
+        // PSFHS's layout: the image as three equal planes (DimSize = W H 3), the label as one plane
+        var plane = Enumerable.Range(0, 4 * 6).Select(i => (byte)(10 * i)).ToArray();
+        MetaImage.Write(dir["same.mha"], 3, 4, 6, bytes: plane.Concat(plane).Concat(plane).ToArray());
+        var lab = Enumerable.Range(0, 4 * 6).Select(i => (byte)(i % 3)).ToArray();
+        MetaImage.Write(dir["l.mha"], 1, 4, 6, bytes: lab);
+        Assert.Throws<InvalidDataException>(() => VolumeIO.Read(dir["same.mha"], dir["l.mha"]));   // as a volume the shapes differ
+        var notices = new List<string>();
+        var previous = VolumeIO.Notice;
+        VolumeIO.Notice = notices.Add;
+        try
+        {
+            var vol = VolumeIO.Read(new CaseRef("same", dir["same.mha"], dir["l.mha"], Split.Test) { PlanesAreChannels = true });
+            Assert.Equal((1, 4, 6), (vol.Depth, vol.Height, vol.Width));
+            Assert.Equal(plane.Select(v => v / 255f), vol.Image);   // 8-bit: scaled by 255
+            Assert.Equal(lab, vol.Label);
+            Assert.Empty(notices);
+            // unequal planes are colour: luminance, said once however many such images are read
+            var r = plane; var g = plane.Select(v => (byte)(v / 2)).ToArray(); var b = new byte[plane.Length];
+            MetaImage.Write(dir["rgb.mha"], 3, 4, 6, bytes: r.Concat(g).Concat(b).ToArray());
+            var colour = new CaseRef("rgb", dir["rgb.mha"], null, Split.Train) { PlanesAreChannels = true };
+            var grey = VolumeIO.Read(colour);
+            VolumeIO.Read(colour);
+            Assert.Equal(1, grey.Depth);
+            Assert.Equal(0.299f * r[5] / 255f + 0.587f * g[5] / 255f, grey.Image[5], 5);
+            Assert.Equal(1, notices.Count);
+            Assert.Contains("luminance", notices[0]);
+            // two planes that differ are no colour image
+            MetaImage.Write(dir["two.mha"], 2, 4, 6, bytes: r.Concat(g).ToArray());
+            var e = Assert.Throws<InvalidDataException>(() => VolumeIO.Read(new CaseRef("two", dir["two.mha"], null, Split.Train) { PlanesAreChannels = true }));
+            Assert.Contains("two.mha", e.Message);
+        }
+        finally { VolumeIO.Notice = previous; }
+    }
 }

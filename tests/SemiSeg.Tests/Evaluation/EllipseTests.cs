@@ -74,14 +74,48 @@ public class EllipseTests
 
 public class Hc18Tests
 {
-    [Fact]
-    public void OutlineFillsBackToTheMask()
+    [Theory]
+    [InlineData(40.3, 30.6, 20.0, 12.0, 0.3, 0.1, 4)]
+    // runs off the left and bottom border, as 186_HC's outline does: a fit to part of the arc, less exact (the full
+    // outline agrees to 0.1 px, the clipped one to half a pixel on a head this small)
+    [InlineData(15.2, 48.4, 24.0, 17.0, -0.8, 0.5, 40)]
+    public void TheFittedOutlineIsTheAnnotatedEllipseEvenWhenClipped(double cx, double cy, double a, double b, double angle, double tolerance, int pixels)
     {
-        var mask = new Ellipse(40, 30, 20, 12, 0.3).Rasterize(64, 80);
-        var outline = Hc18Dataset.Outline(mask, 64, 80);
-        Assert.True(outline.Count(v => v != 0) < mask.Count(v => v != 0) / 3);
-        Assert.Equal(mask, Hc18Dataset.FillOutline(outline, 64, 80, "test"));
-        Assert.Throws<InvalidDataException>(() => Hc18Dataset.FillOutline(new byte[64 * 80], 64, 80, "empty.png"));
+        var truth = new Ellipse(cx, cy, a, b, angle);
+        var outline = Hc18Dataset.DrawOutline(truth, 64, 80);
+        var fit = Hc18Dataset.FitOutline(outline, 64, 80, "test.png");
+        Assert.True(Math.Abs(fit.Cx - cx) < tolerance && Math.Abs(fit.Cy - cy) < tolerance, $"centre {fit.Cx},{fit.Cy}");
+        Assert.True(Math.Abs(fit.A - a) < tolerance && Math.Abs(fit.B - b) < tolerance, $"axes {fit.A},{fit.B}");
+        Assert.True(Math.Abs(fit.Perimeter - truth.Perimeter) < 2 * Math.PI * tolerance, $"perimeter {fit.Perimeter} vs {truth.Perimeter}");
+        // the mask is the filled ellipse, up to a few pixels on the curve
+        var mask = Hc18Dataset.FillOutline(outline, 64, 80, "test.png");
+        var expected = truth.Rasterize(64, 80);
+        int differ = mask.Zip(expected).Count(p => p.First != p.Second);
+        Assert.True(differ <= pixels, $"{differ} pixels differ");
+    }
+
+    [Fact]
+    public void AnOutlineTooSmallToFitIsOneClearError()
+    {
+        var e = Assert.Throws<InvalidDataException>(() => Hc18Dataset.FillOutline(new byte[64 * 80], 64, 80, "empty_Annotation.png"));
+        Assert.Contains("empty_Annotation.png", e.Message);
+        var line = new byte[64 * 80];
+        for (int x = 0; x < 80; x++) line[20 * 80 + x] = 255;     // a straight line is no ellipse
+        Assert.Throws<InvalidDataException>(() => Hc18Dataset.FillOutline(line, 64, 80, "line_Annotation.png"));
+    }
+
+    [Fact]
+    public void TheTableReadsWithCrlfAndNoFinalNewline()
+    {
+        using var dir = new TempDir();
+        var path = dir["training_set_pixel_size_and_HC.csv"];
+        File.WriteAllText(path, "filename,pixel size(mm),head circumference (mm)\r\n000_HC.png,0.0691358041432,44.3\r\n001_HC.png,0.089658520051,56.81");
+        var t = Hc18Dataset.ReadCsv(path);
+        Assert.Equal(2, t.Count);
+        Assert.Equal(0.0691358041432, t["000_HC.png"].PixelMm, 12);
+        Assert.Equal(56.81, t["001_HC.png"].HcMm!.Value, 9);
+        File.WriteAllText(path, "filename,pixel size(mm)\r\n000_HC.png,0.1\r\n");
+        Assert.Null(Hc18Dataset.ReadCsv(path)["000_HC.png"].HcMm);
     }
 
     [Fact]
