@@ -7,14 +7,21 @@ using static TorchSharp.torch.nn;
 namespace SemiSeg.Methods;
 
 /// <summary>
-/// Cross Pseudo Supervision (Chen et al., CVPR 2021) as SSL4MIS train_cross_pseudo_supervision_2D.py runs it: two
-/// UNets initialised differently (Kaiming-normal and Xavier-normal conv weights), each trained with 0.5·(CE + Dice) on
-/// labeled images plus λ(t)·CE(own logits, argmax of the other network) on unlabeled images, λ(t) = 0.1·sigmoid_rampup(
-/// t // 150, 200). The reference's two SGD optimizers with equal settings are one SGD over both parameter sets here
-/// (SGD is per-parameter, so the updates are identical). Network 1 is the one evaluated and saved as best.
-/// <c>reference_init=false</c> keeps libtorch's default initialisation for both (still two different draws): behind
-/// BatchNorm, larger initial weights mean a smaller effective step (lr/‖w‖²), and the reference's Kaiming-normal
-/// weights are about 2.4× the default's scale, which slows short schedules down.
+/// Cross Pseudo Supervision (Chen et al., CVPR 2021) as SSL4MIS train_cross_pseudo_supervision_2D.py runs it at HEAD:
+/// two UNets created with the framework's default initialisation (two independent draws), each trained with
+/// 0.5·(CE + Dice) on labeled images plus λ(t)·CE(own logits, argmax of the other network) on unlabeled images,
+/// λ(t) = 0.1·sigmoid_rampup(t // 150, 200). Network 1 is the one evaluated and saved as best.
+/// SSL4MIS commit 9a74d15 (2021-12-16, "fixed a bug for CPS") replaced the 2D script's Kaiming-normal / Xavier-normal
+/// pair with <c>create_model()</c> for both networks (the 3D script still uses the pair). <c>reference_init=true</c>
+/// brings the old pair back (Kaiming-normal conv weights for network 1, Xavier-normal for network 2); it was this
+/// toolkit's default until issue 18, and rows of docs/results.md measured before then used it. Behind BatchNorm,
+/// larger initial weights mean a smaller effective step (lr/‖w‖²); the Kaiming-normal weights are about 2.4× the
+/// default's scale, which slows short schedules down (cps-3 vs cps-defaultinit-3 in docs/results.md).
+/// Remaining departures from the reference, none of which changes an update: the two SGD optimizers with equal
+/// settings are one SGD over both parameter sets (SGD is per-parameter, so the updates are identical); libtorch's
+/// default initialisation is PyTorch's (Kaiming-uniform, a = √5), drawn from libtorch's RNG, not PyTorch's; the
+/// reference also sets lr = 0.01·0.1^(t/2500) for the single iteration after every 2500th (its poly update
+/// overwrites it on the next), which this toolkit's poly schedule does not reproduce.
 /// </summary>
 public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
 {
@@ -24,14 +31,15 @@ public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
     {
         _consistency = settings.Double("consistency", 0.1);
         _rampup = settings.Double("rampup", 200);
-        bool referenceInit = settings.Bool("reference_init", true);
+        bool referenceInit = settings.Bool("reference_init", false);
         Net1 = new UNet2D(config);
         Net2 = new UNet2D(config);
         if (referenceInit) ReferenceInit(Net1, Net2);
     }
 
-    /// <summary>The CPS reference's initialisation (also ABD/CAD's with reference_init=true): Kaiming-normal conv
-    /// weights for the first network, Xavier-normal for the second.</summary>
+    /// <summary>The initialisation SSL4MIS's 2D CPS used before commit 9a74d15 (and its 3D CPS still uses); CPS, ABD
+    /// and CAD apply it with reference_init=true: Kaiming-normal conv weights for the first network, Xavier-normal for
+    /// the second.</summary>
     public static void ReferenceInit(UNet2D kaiming, UNet2D xavier)
     {
         using var _ = no_grad();

@@ -18,7 +18,7 @@ public static class MethodRegistry
             "Mean Teacher with consistency only where the teacher's MC entropy is below a rising threshold (ln C); params consistency, rampup, noise_std, noise_clamp, ema_decay, passes, ln2_threshold",
             true, (c, s) => new UncertaintyAwareMeanTeacherMethod(c, s)),
         new Entry("cps", "Chen et al., Semi-supervised semantic segmentation with cross pseudo supervision (CVPR 2021); SSL4MIS 2D script",
-            "two differently initialised UNets supervise each other with hard pseudo-labels; params consistency, rampup, reference_init",
+            "two independently initialised UNets supervise each other with hard pseudo-labels; params consistency, rampup, reference_init (default false; true = the Kaiming/Xavier pair SSL4MIS dropped)",
             true, (c, s) => new CrossPseudoSupervisionMethod(c, s)),
         new Entry("unimatch", "Yang et al., Revisiting weak-to-strong consistency in semi-supervised semantic segmentation (CVPR 2023); UniMatch more-scenarios/medical",
             "weak-view pseudo-labels (confidence 0.95, others ignored) teach two CutMix strong views and a feature-perturbed pass, Dice only; params conf_thresh, strong_weight, fp_weight, fp_dropout, cutmix_p",
