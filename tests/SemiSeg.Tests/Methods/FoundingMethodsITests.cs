@@ -222,7 +222,7 @@ public class AnatomicalContrastTests
     }
 
     [Fact]
-    public void PretrainingDistilsThenStageTwoStartsFromTheEmaTeacher()
+    public void PretrainingDistilsThenStageTwoStartsFromThePretrainedStudentInBothNetworks()
     {
         torch.manual_seed(7);
         using var m = new AnatomicalContrastiveDistillationMethod(new UNetConfig(), Batches.Params(("pretrain_iterations", "2")));
@@ -231,12 +231,39 @@ public class AnatomicalContrastTests
         var s0 = Trainer.Step(m, opt, x, y, 4, new TrainingContext(0, 10, 0.01));
         Assert.True(s0.Terms["isd_global"].item<float>() > 0 && s0.Terms["isd_local"].item<float>() > 0);
         Trainer.Step(m, opt, x, y, 4, new TrainingContext(1, 10, 0.01));
-        var teacherAtSwitch = m.Teacher.parameters().First().clone();
+        // reference: model and ema_model both load the student's iter_30000.pth
+        var studentAtSwitch = m.Student.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter.clone());
+        var headsAtSwitch = m.Heads.parameters().First().clone();
+        Assert.False(m.Teacher.parameters().First().allclose(studentAtSwitch.First().Value));
         var s2 = m.Step(x, y, 4, new TrainingContext(2, 10, 0.01));
-        Assert.True(teacherAtSwitch.allclose(m.Student.parameters().First()));
+        // (parameters: the teacher's train-mode forward in the step has already moved its BatchNorm statistics)
+        foreach (var (k, v) in m.Teacher.named_parameters()) Assert.True(v.eq(studentAtSwitch[k]).all().item<bool>(), k);
+        foreach (var (k, v) in m.Student.named_parameters()) Assert.True(v.eq(studentAtSwitch[k]).all().item<bool>(), k);
+        Assert.True(m.TeacherHeads.parameters().First().eq(headsAtSwitch).all().item<bool>());
         Assert.True(s2.Terms.ContainsKey("contrast") && s2.Terms.ContainsKey("unsup"));
-        Assert.True(float.IsFinite(s2.Loss.item<float>()));
+        // loss = sup + unsup + 0.01·contrast (train_2D_action.py --k1 0.01)
+        Assert.Equal(0.01, m.ContrastWeight);
+        float expected = s2.Terms["sup"].item<float>() + s2.Terms["unsup"].item<float>() + 0.01f * s2.Terms["contrast"].item<float>();
+        Assert.Equal(expected, s2.Loss.item<float>(), 5);
         s2.Loss.backward();
         Assert.True(m.Student.parameters().First().grad!.abs().sum().item<float>() > 0);
+    }
+
+    [Fact]
+    public void StageTwoFromEmaSwitchRestoresTheOldHandOver()
+    {
+        torch.manual_seed(8);
+        var settings = Batches.Params(("pretrain_iterations", "2"), ("stage2_from_ema", "true"), ("contrast_weight", "1"));
+        using var m = new AnatomicalContrastiveDistillationMethod(new UNetConfig(), settings);
+        settings.EnsureAllUsed("action");
+        using var opt = optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9);
+        // (the EMA's warm-up makes the teacher equal to the student after the first step; the second separates them)
+        for (int t = 0; t < 2; t++) Trainer.Step(m, opt, rand(8, 1, 32, 32), Batches.Labels(4, 32), 4, new TrainingContext(t, 10, 0.01));
+        var teacher = m.Teacher.parameters().First().clone();
+        Assert.False(teacher.eq(m.Student.parameters().First()).all().item<bool>());
+        m.SwitchToStageTwo();
+        Assert.True(teacher.eq(m.Student.parameters().First()).all().item<bool>());
+        Assert.True(teacher.eq(m.Teacher.parameters().First()).all().item<bool>());
+        Assert.Equal(1.0, m.ContrastWeight);
     }
 }
