@@ -56,18 +56,25 @@ public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
 
     public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
     {
-        long nu = images.shape[0] - labeledCount;
         var o1 = Net1.forward(images); var o2 = Net2.forward(images);
+        double w = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
+        var t = Losses(o1, o2, labels, labeledCount, w);
+        var loss = t["loss"]; t.Remove("loss");
+        return new MethodStep(loss, t);
+    }
+
+    /// <summary>One iteration's loss from the two networks' logits on the batch (labeled first): sup1, sup2 =
+    /// 0.5·(CE + Dice) on the labeled part, cps = CE(o₁ᵤ, argmax o₂ᵤ) + CE(o₂ᵤ, argmax o₁ᵤ), loss = sup1 + sup2 + w·cps.</summary>
+    public static Dictionary<string, Tensor> Losses(Tensor o1, Tensor o2, Tensor labels, long labeledCount, double w)
+    {
+        long nu = o1.shape[0] - labeledCount;
         var sup1 = SegmentationLosses.CeDice(o1.narrow(0, 0, labeledCount), labels);
         var sup2 = SegmentationLosses.CeDice(o2.narrow(0, 0, labeledCount), labels);
-        if (nu == 0) return new MethodStep(sup1 + sup2, new Dictionary<string, Tensor> { ["sup1"] = sup1, ["sup2"] = sup2 });
+        if (nu == 0) return new Dictionary<string, Tensor> { ["sup1"] = sup1, ["sup2"] = sup2, ["loss"] = sup1 + sup2 };
         var u1 = o1.narrow(0, labeledCount, nu); var u2 = o2.narrow(0, labeledCount, nu);
         var pseudo1 = u1.detach().argmax(1); var pseudo2 = u2.detach().argmax(1);
-        var cps1 = SegmentationLosses.CrossEntropy(u1, pseudo2);
-        var cps2 = SegmentationLosses.CrossEntropy(u2, pseudo1);
-        double w = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
-        var loss = sup1 + sup2 + w * (cps1 + cps2);
-        return new MethodStep(loss, new Dictionary<string, Tensor> { ["sup1"] = sup1, ["sup2"] = sup2, ["cps"] = cps1 + cps2 });
+        var cps = SegmentationLosses.CrossEntropy(u1, pseudo2) + SegmentationLosses.CrossEntropy(u2, pseudo1);
+        return new Dictionary<string, Tensor> { ["sup1"] = sup1, ["sup2"] = sup2, ["cps"] = cps, ["loss"] = sup1 + sup2 + w * cps };
     }
 
     public void Dispose() { Net1.Dispose(); Net2.Dispose(); }

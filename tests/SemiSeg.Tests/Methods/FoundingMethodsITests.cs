@@ -156,6 +156,45 @@ public class DisplacementTests
         Assert.Equal((0.95, 0.0625), m.Schedule(1000, 1000));
     }
 
+    [Fact]
+    public void AbdIReplacesBothViewsMostConfidentPatchWithTheOtherViewsLeastConfident()
+    {
+        // 2×2 grid of 2×2 patches; pixel values name (view, patch): view 1 = 10 + patch, view 2 = 20 + patch
+        Tensor View(int v) => tensor(new float[] { 0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3 }, new long[] { 1, 1, 4, 4 }) + 10 * v;
+        var conf1 = new[] { new[] { 0.9f, 0.2f, 0.5f, 0.6f } };  // view 1: most confident patch 0, least 1
+        var conf2 = new[] { new[] { 0.4f, 0.7f, 0.3f, 0.95f } }; // view 2: most confident patch 3, least 2
+        var (x, y) = Displacement.AbdI(View(1), View(2), View(1).squeeze(1).to_type(ScalarType.Int64), View(2).squeeze(1).to_type(ScalarType.Int64),
+            conf1, conf2, new[] { true }, 2);
+        Assert.Equal(new long[] { 2, 1, 4, 4 }, x.shape); // both displaced views, for both networks
+        float Patch(Tensor t, int b, int p) => t[b].flatten()[(p / 2) * 8 + (p % 2) * 2].item<float>();
+        // view 1: patch 0 (its most confident) ← view 2's patch 2 (its least confident); the rest unchanged
+        Assert.Equal(new[] { 22f, 11f, 12f, 13f }, Enumerable.Range(0, 4).Select(p => Patch(x, 0, p)));
+        // view 2: patch 3 (its most confident) ← view 1's patch 1 (its least confident)
+        Assert.Equal(new[] { 20f, 21f, 22f, 11f }, Enumerable.Range(0, 4).Select(p => Patch(x, 1, p)));
+        Assert.True(y.to_type(ScalarType.Float32).eq(x.squeeze(1)).all().item<bool>()); // labels move with the images
+        var (same, _) = Displacement.AbdI(View(1), View(2), View(1).squeeze(1).to_type(ScalarType.Int64), View(2).squeeze(1).to_type(ScalarType.Int64),
+            conf1, conf2, new[] { false }, 2);
+        Assert.True(same.eq(cat(new[] { View(1), View(2) }, 0)).all().item<bool>()); // not drawn: untouched
+    }
+
+    [Fact]
+    public void AbdRTrainsEachNetworkOnTheOthersFreshPredictionOfTheDisplacedImages()
+    {
+        var gen = new Generator(3);
+        var o = randn(new long[] { 4, 4, 8, 8 }, generator: gen); var labels = Batches.Labels(2, 8);
+        var e1 = randn(new long[] { 4, 4, 8, 8 }, generator: gen); var e2 = randn(new long[] { 4, 4, 8, 8 }, generator: gen);
+        var t = AdaptiveDisplacementMethod.Losses(o, o, labels, 2, null, null, null, e1, e2, 0.1, 2.0);
+        var expected = SemiSeg.Losses.SegmentationLosses.Dice(softmax(e1, 1), e2.argmax(1)) + SemiSeg.Losses.SegmentationLosses.Dice(softmax(e2, 1), e1.argmax(1));
+        Assert.Equal(expected.item<float>(), t["abd_r"].item<float>(), 6);
+        Assert.False(t.ContainsKey("abd_i"));
+        // the targets are detached: the gradient of abd_r w.r.t. e2 comes only from Dice(softmax e2, argmax e1)
+        var e2g = e2.clone().requires_grad_(true);
+        AdaptiveDisplacementMethod.Losses(o, o, labels, 2, null, null, null, e1, e2g, 0.1, 2.0)["abd_r"].backward();
+        var only = e2.clone().requires_grad_(true);
+        SemiSeg.Losses.SegmentationLosses.Dice(softmax(only, 1), e1.argmax(1)).backward();
+        Assert.True(e2g.grad!.allclose(only.grad!, 1e-5, 1e-7));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
