@@ -17,9 +17,15 @@ namespace SemiSeg.Methods;
 /// x_l = l_b·M + u_b·(1−M) (an unlabeled patch into the box of a labeled image) are supervised by the correspondingly mixed
 /// targets with per-region weights (ground truth 1.0, pseudo-labels <c>u_weight</c> 0.5) in a masked Dice and a
 /// masked CE; loss = (Dice + CE) / 2.
-/// Deliberate differences: both stages run in one training run — at the switch the teacher is set to the pre-trained
-/// student, as the reference loads the pre-trained checkpoint into both; the optimizer's momentum carries over
-/// (the reference starts a new optimizer). BCP uses a constant learning rate on ACDC: run with --schedule constant.
+/// The learning rate is constant, as the reference's ACDC script runs it: `semiseg train --method bcp` defaults to
+/// --schedule constant (until issue 18 it defaulted to poly like every method, and the bcp rows of docs/results.md
+/// were measured with poly).
+/// Remaining departures: both stages run in one training run of --iterations (the reference: 10 000 pre-training plus
+/// 30 000 self-training iterations, 40 000 in all). At the switch the teacher is set to the student and the student
+/// and its optimizer state (momentum) simply continue from the last pre-training iterate; the reference loads the
+/// *best* (validation-selected) pre-training checkpoint into the teacher (load_net) and into the student together
+/// with its optimizer state (load_net_opt, ACDC_BCP_train.py:309, :335-336), so its momentum carries over too, but
+/// from the best iterate, not the last. Dice smoothing is 1e-5 (the reference's BCP losses use 1e-10).
 /// </summary>
 public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod
 {
