@@ -12,7 +12,8 @@ namespace SemiSeg.Methods;
 /// CAD, Confidence-Aware Adaptive Displacement (Xiao et al., arXiv 2502.00536), which replaces ABD-R's fixed patch swap.
 ///
 /// Framework (ABD cross teaching): network 1 sees the weak view x_w (the loader's augmentation), network 2 the strong
-/// view x_s = Cutout(p 0.5)(colour jitter + blur)(x_w) — the two views share geometry. Per-pixel confidence c = max softmax;
+/// view x_s = ColorJitter(0.8, 0.8)(cutout_gray(p 0.5)(x_w)) (see <see cref="StrongView"/>; the cut-out box's labels
+/// are 0 and network 2 is supervised by those labels) — the two views share geometry. Per-pixel confidence c = max softmax;
 /// an image is cut into a g×g grid (g = 4) of patches whose confidence is the mean of c.
 /// loss = sup + 2·ABD-I (while t ≤ ⅔T) + λ(t)·(CPS + ABD-R), as train_ACDC_Cross_Teaching.py sums its two models' losses:
 ///   sup = ½(CE + Dice) of each network on its labeled view; CPS = Dice(p₁, argmax p₂) + Dice(p₂, argmax p₁) on the
@@ -50,14 +51,13 @@ namespace SemiSeg.Methods;
 /// table's setting it cost ABD 17.5 points at 3 patients (43.47 vs 61.00 Dice) and ABD/CAD 12 points at 7 (57.56 /
 /// 57.48 vs 69.47 / 69.70), turning a significant gain over supervised-only into a significant loss: behind BatchNorm
 /// the larger Kaiming weights shrink the effective step (see CrossPseudoSupervisionMethod).
-/// Remaining departures (audit B11, not yet measured): the strong view is UniMatch's (jitter 0.5/0.5/0.5/0.25 at p 0.8,
-/// blur at p 0.5, then Cutout with fill 0 and the label kept), where ABD cuts out first with a random 0/1 fill, sets the
-/// label to 0 in the box (net 2 is supervised by that label) and then always applies ColorJitter(0.8, 0.8, 0.8, 0.2)
-/// with no blur. CAD keeps ABD's framework with LLCR as its displacement of the unlabeled images.
+/// Until issue 18 the strong view was UniMatch's (jitter 0.5/0.5 at p 0.8, blur at p 0.5, then Cutout with fill 0 and
+/// the label kept); <c>strong_view=unimatch</c> restores it. CAD keeps ABD's framework (including its strong view) with
+/// LLCR as its displacement of the unlabeled images.
 /// </summary>
 public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
 {
-    readonly bool _cad;
+    readonly bool _cad, _unimatchStrong;
     readonly int _grid, _topK;
     readonly double _consistency, _rampup, _abdIWeight, _abdIUntil, _abdIP, _tau0, _tau1, _area0, _area1;
 
@@ -71,6 +71,12 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
         _abdIWeight = settings.Double("abd_i_weight", 2.0);
         _abdIUntil = settings.Double("abd_i_until", 2.0 / 3.0);
         _abdIP = settings.Double("abd_i_p", 0.5);
+        _unimatchStrong = settings.String("strong_view", "abd") switch
+        {
+            "abd" => false,
+            "unimatch" => true,
+            var v => throw new ArgumentException($"strong_view must be abd or unimatch (got '{v}')"),
+        };
         if (cad)
         {
             _tau0 = settings.Double("tau_start", 0.80);
@@ -101,8 +107,12 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
     {
         long n = images.shape[0], nl = labeledCount, nu = n - nl;
         var rng = new Random(Seeds.Mix(context.Iteration, 0xABD));
-        Tensor strong;
-        using (no_grad()) strong = Perturbations.Cutout(Perturbations.Strong(images, rng), rng).images;
+        Tensor strong, strongLabels = labels;
+        using (no_grad())
+        {
+            if (_unimatchStrong) strong = Perturbations.Cutout(Perturbations.Strong(images, rng), rng).images;
+            else (strong, strongLabels) = StrongView(images, labels, rng);
+        }
         var o1 = Net1.forward(images); var o2 = Net2.forward(strong);
         // the reference: loss3/loss4 = 0 once iter_num > 20000 of 30000
         bool useAbdI = context.Iteration <= _abdIUntil * context.MaxIterations && nl > 0;
@@ -116,7 +126,7 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
             if (useAbdI)
             {
                 var apply = Enumerable.Range(0, (int)nl).Select(_ => rng.NextDouble() < _abdIP).ToArray();
-                (xi, yi) = Displacement.AbdI(images.narrow(0, 0, nl), strong.narrow(0, 0, nl), labels, labels, conf1, conf2, apply, _grid);
+                (xi, yi) = Displacement.AbdI(images.narrow(0, 0, nl), strong.narrow(0, 0, nl), labels, strongLabels, conf1, conf2, apply, _grid);
             }
             if (nu > 0)
             {
@@ -129,7 +139,7 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
         Tensor? e1i = xi is null ? null : Net1.forward(xi), e2i = xi is null ? null : Net2.forward(xi);
         Tensor? e1r = xr is null ? null : Net1.forward(xr), e2r = xr is null ? null : Net2.forward(xr);
         double lambda = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
-        var t = Losses(o1, o2, labels, nl, e1i, e2i, yi, e1r, e2r, lambda, _abdIWeight);
+        var t = Losses(o1, o2, labels, strongLabels, nl, e1i, e2i, yi, e1r, e2r, lambda, _abdIWeight);
         if (t.TryGetValue("abd_r", out var r) && _cad) { t.Remove("abd_r"); t["llcr"] = r; }
         var total = t["loss"]; t.Remove("loss");
         return new MethodStep(total, t);
@@ -137,17 +147,17 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
 
     /// <summary>
     /// The ABD cross-teaching loss of train_ACDC_Cross_Teaching.py from the networks' logits: o₁, o₂ on the weak /
-    /// strong batch (labeled first), e₁ᵢ, e₂ᵢ of both networks on the 2·n_l ABD-I images with labels yᵢ, e₁ᵣ, e₂ᵣ on the
+    /// strong batch (labeled first; network 2 is supervised by the strong view's labels), e₁ᵢ, e₂ᵢ of both networks on the 2·n_l ABD-I images with labels yᵢ, e₁ᵣ, e₂ᵣ on the
     /// 2·n_u ABD-R images (either pair null when absent). loss = sup + w_I·abd_i + λ·(cps + abd_r) with
     /// sup = ½(CE+Dice)(o₁ₗ) + ½(CE+Dice)(o₂ₗ), abd_i = ½(CE+Dice)(e₁ᵢ, yᵢ) + ½(CE+Dice)(e₂ᵢ, yᵢ),
     /// cps = Dice(p₁ᵤ, argmax p₂ᵤ) + Dice(p₂ᵤ, argmax p₁ᵤ), abd_r = Dice(softmax e₁ᵣ, argmax e₂ᵣ) + Dice(softmax e₂ᵣ, argmax e₁ᵣ).
     /// Returns the terms and "loss".
     /// </summary>
-    public static Dictionary<string, Tensor> Losses(Tensor o1, Tensor o2, Tensor labels, long nl, Tensor? e1i, Tensor? e2i, Tensor? yi,
+    public static Dictionary<string, Tensor> Losses(Tensor o1, Tensor o2, Tensor labels, Tensor strongLabels, long nl, Tensor? e1i, Tensor? e2i, Tensor? yi,
         Tensor? e1r, Tensor? e2r, double lambda, double abdIWeight)
     {
         long nu = o1.shape[0] - nl;
-        var sup = SegmentationLosses.CeDice(o1.narrow(0, 0, nl), labels) + SegmentationLosses.CeDice(o2.narrow(0, 0, nl), labels);
+        var sup = SegmentationLosses.CeDice(o1.narrow(0, 0, nl), labels) + SegmentationLosses.CeDice(o2.narrow(0, 0, nl), strongLabels);
         var terms = new Dictionary<string, Tensor> { ["sup"] = sup };
         var loss = sup;
         if (e1i is not null && e2i is not null && yi is not null)
@@ -173,6 +183,24 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
         }
         terms["loss"] = loss;
         return terms;
+    }
+
+    /// <summary>
+    /// ABD's strong view (dataloaders/dataset.py WeakStrongAugment): cutout_gray with p 0.5 (a box of area U(0.02, 0.4)·HW
+    /// and aspect U(0.3, 1/0.3), filled per pixel with random 0/1, its labels set to 0), then ColorJitter(0.8, 0.8, 0.8,
+    /// 0.2) always (on one grey channel saturation and hue do nothing; brightness then contrast here, torchvision draws
+    /// the order), no blur. Returns the view and its labels (for the first labels.shape[0] images).
+    /// </summary>
+    public static (Tensor images, Tensor labels) StrongView(Tensor images, Tensor labels, Random rng)
+    {
+        using var scope = NewDisposeScope();
+        long n = images.shape[0], h = images.shape[2], w = images.shape[3];
+        var boxes = tensor(Enumerable.Range(0, (int)n).SelectMany(_ => Perturbations.CutMixBox((int)h, (int)w, rng, p: 0.5)).ToArray(), new[] { n, 1, h, w });
+        var fill = tensor(Enumerable.Range(0, (int)(n * h * w)).Select(_ => (float)rng.Next(2)).ToArray(), new[] { n, 1, h, w });
+        var cut = images * (1 - boxes) + fill * boxes;
+        var view = Perturbations.Strong(cut, rng, brightness: 0.8, contrast: 0.8, jitterP: 1.0, blurP: 0.0);
+        var inBox = boxes.narrow(0, 0, labels.shape[0]).squeeze(1).gt(0.5);
+        return (view.MoveToOuterDisposeScope(), labels.masked_fill(inBox, 0).MoveToOuterDisposeScope());
     }
 
     /// <summary>CAD's displaced unlabeled batch [x₁'; x₂'] (2·n_u images): LLCR regions pasted from the other view at the

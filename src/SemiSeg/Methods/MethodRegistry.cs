@@ -30,7 +30,7 @@ public static class MethodRegistry
             "EMA teacher; 4x4 grid masks mix labeled and unlabeled both ways, region-weighted Dice+CE, bottleneck cosine + last-decoder L1 consistency (use --schedule constant); params grid, mask_ratio, u_weight, ema_decay, hl_weight, pretrain_iterations",
             true, (c, s) => new MutualMaskMixMethod(c, s)),
         new Entry("abd", "Chi et al., Adaptive bidirectional displacement for semi-supervised medical image segmentation (CVPR 2024); chy-upc/ABD cross teaching",
-            "two UNets on weak/strong views, cross pseudo-supervision plus KL-guided confident-patch displacement (ABD-R) and inverse-confidence labeled swaps (ABD-I); params grid, top_k, consistency, rampup, abd_i_weight, abd_i_until, abd_i_p, reference_init (default false)",
+            "two UNets on weak/strong views, cross pseudo-supervision plus KL-guided confident-patch displacement (ABD-R) and inverse-confidence labeled swaps (ABD-I); params grid, top_k, consistency, rampup, abd_i_weight, abd_i_until, abd_i_p, strong_view (abd|unimatch), reference_init (default false)",
             true, (c, s) => new AdaptiveDisplacementMethod(c, s, cad: false)),
         new Entry("cad", "Xiao et al., Confidence-aware adaptive displacement (arXiv 2502.00536), on ABD",
             "ABD with the largest low-confidence region replaced by the other view's confident content (LLCR) under a rising threshold and shrinking size cap (DTE); params as abd plus tau_start, tau_end, max_area_start, max_area_end",

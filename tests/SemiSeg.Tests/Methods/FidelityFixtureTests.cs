@@ -65,7 +65,7 @@ public class FidelityFixtureTests
         // the loss: both networks on both displaced batches; ABD-R is CPS between their fresh predictions
         double w = Ramps.Ssl4misConsistency(0.1, f.GetProperty("iteration").GetInt64(), 200);
         Assert.Equal(f.GetProperty("weight").GetDouble(), w, 12);
-        var t = AdaptiveDisplacementMethod.Losses(o1, o2, Longs(f, "y1"), nl, Floats(f, "e1i"), Floats(f, "e2i"), Longs(f, "abd_i_labels"),
+        var t = AdaptiveDisplacementMethod.Losses(o1, o2, Longs(f, "y1"), Longs(f, "y2"), nl, Floats(f, "e1i"), Floats(f, "e2i"), Longs(f, "abd_i_labels"),
             Floats(f, "e1r"), Floats(f, "e2r"), w, 2.0);
         foreach (var k in new[] { "sup", "abd_i", "cps", "abd_r", "loss" }) Close(f, k, t[k]);
     }

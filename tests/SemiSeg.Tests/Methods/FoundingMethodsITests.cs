@@ -178,18 +178,44 @@ public class DisplacementTests
     }
 
     [Fact]
+    public void AbdStrongViewCutsOutABoxWhoseLabelsBecomeBackground()
+    {
+        // all-foreground labels: the pixels the strong view sets to 0 are exactly its cut-out box
+        var images = full(new long[] { 8, 1, 32, 32 }, 0.5f);
+        var labels = ones(new long[] { 8, 32, 32 }, dtype: ScalarType.Int64);
+        var (view, strongLabels) = AdaptiveDisplacementMethod.StrongView(images, labels, new Random(11));
+        Assert.Equal(images.shape, view.shape);
+        Assert.True(view.min().item<float>() >= 0 && view.max().item<float>() <= 1);
+        int cut = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            var zero = strongLabels[i].eq(0);
+            long area = zero.sum().item<long>();
+            if (area == 0) continue;
+            cut++;
+            var rows = zero.any(1).nonzero().flatten(); var cols = zero.any(0).nonzero().flatten();
+            long bh = rows.max().item<long>() - rows.min().item<long>() + 1, bw = cols.max().item<long>() - cols.min().item<long>() + 1;
+            Assert.Equal(bh * bw, area); // one axis-aligned box
+            Assert.InRange(area, 1, (long)(0.4 * 1024) + 1);
+            // inside the box the fill is random 0/1 before the jitter: the grey 0.5 image is no longer uniform there
+            Assert.True(view[i, 0].masked_select(zero).std().item<float>() > 0.05f);
+        }
+        Assert.InRange(cut, 1, 7); // p 0.5 per image
+    }
+
+    [Fact]
     public void AbdRTrainsEachNetworkOnTheOthersFreshPredictionOfTheDisplacedImages()
     {
         var gen = new Generator(3);
         var o = randn(new long[] { 4, 4, 8, 8 }, generator: gen); var labels = Batches.Labels(2, 8);
         var e1 = randn(new long[] { 4, 4, 8, 8 }, generator: gen); var e2 = randn(new long[] { 4, 4, 8, 8 }, generator: gen);
-        var t = AdaptiveDisplacementMethod.Losses(o, o, labels, 2, null, null, null, e1, e2, 0.1, 2.0);
+        var t = AdaptiveDisplacementMethod.Losses(o, o, labels, labels, 2, null, null, null, e1, e2, 0.1, 2.0);
         var expected = SemiSeg.Losses.SegmentationLosses.Dice(softmax(e1, 1), e2.argmax(1)) + SemiSeg.Losses.SegmentationLosses.Dice(softmax(e2, 1), e1.argmax(1));
         Assert.Equal(expected.item<float>(), t["abd_r"].item<float>(), 6);
         Assert.False(t.ContainsKey("abd_i"));
         // the targets are detached: the gradient of abd_r w.r.t. e2 comes only from Dice(softmax e2, argmax e1)
         var e2g = e2.clone().requires_grad_(true);
-        AdaptiveDisplacementMethod.Losses(o, o, labels, 2, null, null, null, e1, e2g, 0.1, 2.0)["abd_r"].backward();
+        AdaptiveDisplacementMethod.Losses(o, o, labels, labels, 2, null, null, null, e1, e2g, 0.1, 2.0)["abd_r"].backward();
         var only = e2.clone().requires_grad_(true);
         SemiSeg.Losses.SegmentationLosses.Dice(softmax(only, 1), e1.argmax(1)).backward();
         Assert.True(e2g.grad!.allclose(only.grad!, 1e-5, 1e-7));

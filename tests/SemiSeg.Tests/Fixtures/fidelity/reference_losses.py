@@ -159,9 +159,9 @@ def abd():
     e1r = randn(2 * (n - lbs), C, H, H)
     e2r = randn(2 * (n - lbs), C, H, H)
 
-    lab = y1  # SemiSeg supervises both networks with the loader's label (the reference: label_batch_strong for net 2)
-    loss1 = 0.5 * (ce_loss(o1[:lbs], lab.long()) + dice_loss(s1[:lbs], lab.unsqueeze(1), C))
-    loss2 = 0.5 * (ce_loss(o2[:lbs], lab.long()) + dice_loss(s2[:lbs], lab.unsqueeze(1), C))
+    # network 1 is supervised by label_batch, network 2 by label_batch_strong (cutout_gray zeroes its box)
+    loss1 = 0.5 * (ce_loss(o1[:lbs], y1.long()) + dice_loss(s1[:lbs], y1.unsqueeze(1), C))
+    loss2 = 0.5 * (ce_loss(o2[:lbs], y2.long()) + dice_loss(s2[:lbs], y2.unsqueeze(1), C))
     ps1 = dice_loss(s1[lbs:], torch.argmax(s2[lbs:], 1).unsqueeze(1), C)
     ps2 = dice_loss(s2[lbs:], torch.argmax(s1[lbs:], 1).unsqueeze(1), C)
     si1, si2 = torch.softmax(e1i, 1), torch.softmax(e2i, 1)
