@@ -53,7 +53,12 @@ namespace SemiSeg.Methods;
 /// the larger Kaiming weights shrink the effective step (see CrossPseudoSupervisionMethod).
 /// Until issue 18 the strong view was UniMatch's (jitter 0.5/0.5 at p 0.8, blur at p 0.5, then Cutout with fill 0 and
 /// the label kept); <c>strong_view=unimatch</c> restores it. CAD keeps ABD's framework (including its strong view) with
-/// LLCR as its displacement of the unlabeled images.
+/// LLCR as its displacement of the unlabeled images. Unverified for CAD (audit B12): a third-party summary of the paper
+/// says it runs "a Mean Teacher and Cross Pseudo Supervision framework"; there is no EMA teacher here, because neither
+/// the abstract nor released code (there is none) says where one would enter, and the paper's full text was not
+/// available to check.
+/// Small remaining departures from ABD: torchvision's ColorJitter draws the order of its transforms, here brightness
+/// always precedes contrast; the KL of ABD-R uses a 1e-8 floor (the reference takes log of the softmax directly).
 /// </summary>
 public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
 {
