@@ -23,7 +23,8 @@ namespace SemiSeg.Methods;
 /// separately as iter_N_ema.pth and not used). <c>stage2_from_ema=true</c> restores this toolkit's behaviour before
 /// issue 18 (the student takes the EMA teacher's weights).
 /// Stage 2: ½(CE + Dice) on labeled images; the teacher's argmax pseudo-labels of the unlabeled images, CutMix-ed among
-/// them (one box per image, partner = next image), train the student by CE weighted per image by the share of its
+/// them (one box per image covering half the image, as the reference's generate_cutout_mask; partner = next image;
+/// <c>cutmix_box=unimatch</c> restores the U(0.02, 0.4)-area box used before issue 18), train the student by CE weighted per image by the share of its
 /// pixels whose confidence reaches the strong threshold 0.97 (ReCo's unsupervised loss); plus the anatomical contrast:
 /// ReCo's regional contrastive loss on a 32-d representation head over the last decoder map (average-pooled 2×, so
 /// the extra memory is B·32·H/2·W/2): per class present, 256 hard queries (valid pixels whose predicted probability of
@@ -46,8 +47,7 @@ namespace SemiSeg.Methods;
 /// by gradient); the student, not the teacher, sees the augmented pre-training view; the EMA warms up and is updated
 /// once per iteration (reference: constant 0.99, twice per stage-2 iteration); the representation head reads only the
 /// last decoder map pooled 2× (reference: all five decoder maps, 496 channels, at full resolution, to 512-d); the
-/// stage-2 CutMix box is UniMatch's U(0.02, 0.4) area (reference: always half the image) and the reference's colour
-/// jitter, blur and AdvMorph of the unlabeled batch are missing; the unsupervised CE averages over all pixels
+/// reference's colour jitter, blur and AdvMorph of the unlabeled batch are missing; the unsupervised CE averages over all pixels
 /// (reference: over pixels with loss > 0).
 /// </summary>
 public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMethod
@@ -55,7 +55,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
     readonly long _pretrain, _queueSize, _queries, _negatives;
     readonly double _emaDecay, _tS, _tT, _strong, _weak, _temp, _contrastWeight, _isdWeight;
     readonly int _numClasses, _localPool;
-    readonly bool _stage2FromEma;
+    readonly bool _stage2FromEma, _unimatchBox;
 
     public AnatomicalContrastiveDistillationMethod(UNetConfig config, MethodSettings settings)
     {
@@ -73,6 +73,12 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         _contrastWeight = settings.Double("contrast_weight", 0.01);
         _localPool = (int)settings.Long("local_pool", 8);
         _stage2FromEma = settings.Bool("stage2_from_ema", false);
+        _unimatchBox = settings.String("cutmix_box", "action") switch
+        {
+            "action" => false,
+            "unimatch" => true,
+            var v => throw new ArgumentException($"cutmix_box must be action or unimatch (got '{v}')"),
+        };
         _numClasses = config.NumClasses;
         Student = new UNet2D(config);
         Teacher = Ema.FrozenCopy(Student);
@@ -125,7 +131,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
             {
                 var pt = functional.softmax(Teacher.forward(xu), 1);
                 (conf, pl) = pt.max(1);
-                var boxes = tensor(Enumerable.Range(0, (int)nu).SelectMany(_ => Perturbations.CutMixBox((int)h, (int)w, rng, p: 1.0)).ToArray(), new[] { nu, h, w });
+                var boxes = tensor(Enumerable.Range(0, (int)nu).SelectMany(_ => _unimatchBox ? Perturbations.CutMixBox((int)h, (int)w, rng, p: 1.0) : HalfImageBox((int)h, (int)w, rng)).ToArray(), new[] { nu, h, w });
                 var partner = tensor(Enumerable.Range(0, (int)nu).Select(i => (long)((i + 1) % nu)).ToArray());
                 var b4 = boxes.unsqueeze(1);
                 xu = xu * (1 - b4) + xu.index_select(0, partner) * b4;
@@ -177,6 +183,18 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
             Teacher.load_state_dict(Student.state_dict());
             TeacherHeads.load_state_dict(Heads.state_dict());
         }
+    }
+
+    /// <summary>ACTION's (ReCo's) CutMix box, generate_cutout_mask(ratio 2) in augment.py: width w ~ U{W/2+1, …, W−1},
+    /// height round(HW/2 / w), uniform position inside the image; 1 inside the box (the partner's pixels), 0 outside.</summary>
+    public static float[] HalfImageBox(int h, int w, Random rng)
+    {
+        int bw = rng.Next(w / 2 + 1, w);
+        int bh = (int)Math.Round(h * w / 2.0 / bw, MidpointRounding.ToEven);
+        int x0 = rng.Next(0, w - bw + 1), y0 = rng.Next(0, h - bh + 1);
+        var m = new float[h * w];
+        for (int y = y0; y < y0 + bh; y++) for (int x = x0; x < x0 + bw; x++) m[y * w + x] = 1f;
+        return m;
     }
 
     /// <summary>The weight k1 of the anatomical contrast in stage 2's loss.</summary>

@@ -315,6 +315,22 @@ public class AnatomicalContrastTests
     }
 
     [Fact]
+    public void StageTwoCutMixBoxCoversHalfTheImageAsTheReferences()
+    {
+        var rng = new Random(4);
+        for (int k = 0; k < 50; k++)
+        {
+            var m = AnatomicalContrastiveDistillationMethod.HalfImageBox(32, 48, rng);
+            int area = (int)m.Sum();
+            var rows = Enumerable.Range(0, 32).Where(y => Enumerable.Range(0, 48).Any(x => m[y * 48 + x] == 1)).ToArray();
+            var cols = Enumerable.Range(0, 48).Where(x => Enumerable.Range(0, 32).Any(y => m[y * 48 + x] == 1)).ToArray();
+            Assert.Equal(rows.Length * cols.Length, area);           // one box
+            Assert.InRange(cols.Length, 25, 47);                      // w ~ U{W/2+1, …, W−1}
+            Assert.InRange(Math.Abs(area - 32 * 48 / 2), 0, cols.Length / 2); // h = round(HW/2 / w)
+        }
+    }
+
+    [Fact]
     public void StageTwoFromEmaSwitchRestoresTheOldHandOver()
     {
         torch.manual_seed(8);
