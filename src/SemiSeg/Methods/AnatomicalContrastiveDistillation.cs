@@ -25,7 +25,8 @@ namespace SemiSeg.Methods;
 /// Stage 2: ½(CE + Dice) on labeled images; the teacher's argmax pseudo-labels of the unlabeled images, CutMix-ed among
 /// them (one box per image covering half the image, as the reference's generate_cutout_mask; partner = next image;
 /// <c>cutmix_box=unimatch</c> restores the U(0.02, 0.4)-area box used before issue 18), train the student by CE weighted per image by the share of its
-/// pixels whose confidence reaches the strong threshold 0.97 (ReCo's unsupervised loss); plus the anatomical contrast:
+/// pixels whose confidence reaches the strong threshold 0.97 and averaged over the pixels whose CE is above 0 (ReCo's
+/// unsupervised loss; until issue 18 it averaged over all pixels); plus the anatomical contrast:
 /// ReCo's regional contrastive loss on a 32-d representation head over the last decoder map (average-pooled 2×, so
 /// the extra memory is B·32·H/2·W/2): per class present, 256 hard queries (valid pixels whose predicted probability of
 /// their class is below 0.97; unlabeled pixels are valid where the teacher's confidence exceeds 0.7), one positive
@@ -47,8 +48,7 @@ namespace SemiSeg.Methods;
 /// by gradient); the student, not the teacher, sees the augmented pre-training view; the EMA warms up and is updated
 /// once per iteration (reference: constant 0.99, twice per stage-2 iteration); the representation head reads only the
 /// last decoder map pooled 2× (reference: all five decoder maps, 496 channels, at full resolution, to 512-d); the
-/// reference's colour jitter, blur and AdvMorph of the unlabeled batch are missing; the unsupervised CE averages over all pixels
-/// (reference: over pixels with loss > 0).
+/// reference's colour jitter, blur and AdvMorph of the unlabeled batch are missing.
 /// </summary>
 public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMethod
 {
@@ -147,9 +147,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         if (supOnly) return new MethodStep(sup, terms);
 
         // ReCo's unsupervised loss: CE to the pseudo-labels, weighted per image by its share of confident pixels
-        var weight = conf.ge(_strong).to_type(ScalarType.Float32).mean(new long[] { 1, 2 });
-        var ce = functional.cross_entropy(logits.narrow(0, nl, nu), pl, reduction: Reduction.None);
-        var unsup = (weight.view(nu, 1, 1) * ce).mean();
+        var unsup = UnsupervisedLoss(logits.narrow(0, nl, nu), pl, conf, _strong);
 
         // anatomical contrast on the pooled representation
         var rep = Heads.Representation(functional.avg_pool2d(decoder, 2));
@@ -183,6 +181,20 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
             Teacher.load_state_dict(Student.state_dict());
             TeacherHeads.load_state_dict(Heads.state_dict());
         }
+    }
+
+    /// <summary>compute_unsupervised_loss of train_2D_action.py: CE to the pseudo-labels, weighted per image by the share
+    /// of its pixels whose confidence reaches <paramref name="strong"/>, averaged over the pixels whose CE is above 0
+    /// (zero when there are none; the reference would give NaN).</summary>
+    public static Tensor UnsupervisedLoss(Tensor logits, Tensor pseudo, Tensor conf, double strong)
+    {
+        using var scope = NewDisposeScope();
+        long n = logits.shape[0];
+        var weight = conf.ge(strong).to_type(ScalarType.Float32).mean(new long[] { 1, 2 });
+        var ce = functional.cross_entropy(logits, pseudo, reduction: Reduction.None);
+        var positive = ce.gt(0);
+        var loss = (weight.view(n, 1, 1) * ce * positive).sum() / positive.sum().clamp_min(1);
+        return loss.MoveToOuterDisposeScope();
     }
 
     /// <summary>ACTION's (ReCo's) CutMix box, generate_cutout_mask(ratio 2) in augment.py: width w ~ U{W/2+1, …, W−1},

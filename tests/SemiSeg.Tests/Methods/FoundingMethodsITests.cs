@@ -331,6 +331,19 @@ public class AnatomicalContrastTests
     }
 
     [Fact]
+    public void UnsupervisedLossWeighsImagesByConfidentShareAndAveragesOverPositiveLossPixels()
+    {
+        // image 0: pixel 0 certain (CE exactly 0 in float32), pixels 1-3 at logits (1, 0) → CE ln(1+e^-1); 3 of 4 confident
+        // image 1: all 4 pixels CE ln 2; 1 of 4 confident
+        var logits = tensor(new float[] { 200, 1, 1, 1, 0, 0, 0, 0, /* image 1 */ 0, 0, 0, 0, 0, 0, 0, 0 }, new long[] { 2, 2, 2, 2 });
+        var pseudo = zeros(new long[] { 2, 2, 2 }, dtype: ScalarType.Int64);
+        var conf = tensor(new float[] { 0.99f, 0.99f, 0.99f, 0.5f, 0.99f, 0.5f, 0.5f, 0.5f }, new long[] { 2, 2, 2 });
+        double a = Math.Log(1 + Math.Exp(-1)), b = Math.Log(2);
+        double expected = (0.75 * 3 * a + 0.25 * 4 * b) / 7; // 7 pixels with CE > 0
+        Assert.Equal(expected, AnatomicalContrastiveDistillationMethod.UnsupervisedLoss(logits, pseudo, conf, 0.97).item<float>(), 5);
+    }
+
+    [Fact]
     public void StageTwoFromEmaSwitchRestoresTheOldHandOver()
     {
         torch.manual_seed(8);
