@@ -16,7 +16,8 @@ namespace SemiSeg.Methods;
 /// per slice); inputs x_u = u_a·M + l_a·(1−M) (a labeled patch pasted into the box of an unlabeled image) and
 /// x_l = l_b·M + u_b·(1−M) (an unlabeled patch into the box of a labeled image) are supervised by the correspondingly mixed
 /// targets with per-region weights (ground truth 1.0, pseudo-labels <c>u_weight</c> 0.5) in a masked Dice and a
-/// masked CE; loss = (Dice + CE) / 2.
+/// masked CE; loss = (Dice + CE) / 2. <see cref="MixLoss"/> and this combination are checked to 1e-5 against our
+/// Python transcription of the reference's mix_loss (tests/SemiSeg.Tests/Fixtures/fidelity/reference_losses.py).
 /// The learning rate is constant, as the reference's ACDC script runs it: `semiseg train --method bcp` defaults to
 /// --schedule constant (until issue 18 it defaulted to poly like every method, and the bcp rows of docs/results.md
 /// were measured with poly).
@@ -25,7 +26,8 @@ namespace SemiSeg.Methods;
 /// and its optimizer state (momentum) simply continue from the last pre-training iterate; the reference loads the
 /// *best* (validation-selected) pre-training checkpoint into the teacher (load_net) and into the student together
 /// with its optimizer state (load_net_opt, ACDC_BCP_train.py:309, :335-336), so its momentum carries over too, but
-/// from the best iterate, not the last. Dice smoothing is 1e-5 (the reference's BCP losses use 1e-10).
+/// from the best iterate, not the last. Dice smoothing is 1e-5 (the reference's BCP losses use 1e-10). The box's
+/// position is drawn from one more place per axis (the reference's np.random.randint(0, H − h) excludes H − h).
 /// </summary>
 public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod
 {

@@ -69,4 +69,20 @@ public class FidelityFixtureTests
             Floats(f, "e1r"), Floats(f, "e2r"), w, 2.0);
         foreach (var k in new[] { "sup", "abd_i", "cps", "abd_r", "loss" }) Close(f, k, t[k]);
     }
+
+    [Fact]
+    public void BcpMixLossMatchesTheBcpSelfTrainingStep()
+    {
+        // x_u = u_a·M + l_a·(1−M) supervised by (pseudo-label 0.5 where M, ground truth 1 in the box); x_l = l_b·M + u_b·(1−M)
+        // by (ground truth 1 where M, pseudo-label 0.5 in the box); loss = (Dice + CE) / 2
+        var f = Load("bcp.json");
+        var mask = Floats(f, "mask"); var outUnl = Floats(f, "out_unl");
+        var m = mask.unsqueeze(0).expand(outUnl.shape[0], -1, -1);
+        double u = f.GetProperty("u_weight").GetDouble();
+        var (ud, uc) = BidirectionalCopyPasteMethod.MixLoss(outUnl, Longs(f, "plab_a"), Longs(f, "lab_a"), m, u, 1.0);
+        var (ld, lc) = BidirectionalCopyPasteMethod.MixLoss(Floats(f, "out_l"), Longs(f, "lab_b"), Longs(f, "plab_b"), m, 1.0, u);
+        Close(f, "dice", ud + ld);
+        Close(f, "ce", uc + lc);
+        Close(f, "loss", (ud + ld + uc + lc) / 2);
+    }
 }

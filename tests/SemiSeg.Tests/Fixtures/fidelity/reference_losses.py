@@ -6,6 +6,8 @@ Transcribed (not copied) from, read on 2026-12-01:
   code/utils/losses.py DiceLoss, code/utils/ramps.py sigmoid_rampup.
 - chy-upc/ABD code/utils/displacement.py (ABD_I, ABD_R) and code/train_ACDC_Cross_Teaching.py (the loss of one
   iteration): ABD-I on the labeled half, ABD-R on the unlabeled half, both displaced batches through both networks.
+- DeepMed-Lab-ECNU/BCP code/ACDC_BCP_train.py mix_loss and the self-training loss, code/utils/losses.py DiceLoss
+  with a mask (smooth 1e-10; SemiSeg's 1e-5 stays within the 1e-5 tolerance here).
 The networks are replaced by fixed logits (inputs of the fixture), so only the method's own arithmetic is compared.
 einops.rearrange 'b (h p1) (w p2) -> b (h w) (p1 p2)' is written out with reshape/permute.
 
@@ -181,8 +183,57 @@ def abd():
             "abd_r": float(ps3 + ps4), "loss": float(model1_loss + model2_loss)}
 
 
+# ---------------------------------------------------------------- BCP (self-training step, ACDC)
+def bcp_dice(score, target, mask, n_classes):
+    # BCP utils/losses.py DiceLoss.forward(inputs, target (B,1,H,W), mask (B,1,H,W)): _dice_mask_loss per class
+    target = torch.cat([(target == i).float() for i in range(n_classes)], dim=1)
+    mask = mask.repeat(1, n_classes, 1, 1).float()
+    loss = 0.0
+    for i in range(n_classes):
+        s, t, m = score[:, i], target[:, i], mask[:, i]
+        intersect = torch.sum(s * t * m)
+        y_sum = torch.sum(t * t * m)
+        z_sum = torch.sum(s * s * m)
+        loss += 1 - (2 * intersect + 1e-10) / (z_sum + y_sum + 1e-10)
+    return loss / n_classes
+
+
+def mix_loss(output, img_l, patch_l, mask, C, l_weight=1.0, u_weight=0.5, unlab=False):
+    CE = torch.nn.CrossEntropyLoss(reduction='none')
+    output_soft = F.softmax(output, dim=1)
+    image_weight, patch_weight = l_weight, u_weight
+    if unlab:
+        image_weight, patch_weight = u_weight, l_weight
+    patch_mask = 1 - mask
+    loss_dice = bcp_dice(output_soft, img_l.unsqueeze(1), mask.unsqueeze(1), C) * image_weight
+    loss_dice += bcp_dice(output_soft, patch_l.unsqueeze(1), patch_mask.unsqueeze(1), C) * patch_weight
+    loss_ce = image_weight * (CE(output, img_l) * mask).sum() / (mask.sum() + 1e-16)
+    loss_ce += patch_weight * (CE(output, patch_l) * patch_mask).sum() / (patch_mask.sum() + 1e-16)
+    return loss_dice, loss_ce
+
+
+def bcp():
+    sub, C, H = 2, 4, 12
+    out_unl = randn(sub, C, H, H)
+    out_l = randn(sub, C, H, H)
+    lab_a = torch.randint(0, C, (sub, H, H), generator=gen)
+    lab_b = torch.randint(0, C, (sub, H, H), generator=gen)
+    plab_a = torch.randint(0, C, (sub, H, H), generator=gen)
+    plab_b = torch.randint(0, C, (sub, H, H), generator=gen)
+    mask = torch.ones(H, H)
+    px = int(H * 2 / 3)
+    mask[2:2 + px, 1:1 + px] = 0  # generate_mask's zero box at a fixed place
+    loss_mask = mask.unsqueeze(0).repeat(sub, 1, 1)
+    unl_dice, unl_ce = mix_loss(out_unl, plab_a, lab_a, loss_mask, C, u_weight=0.5, unlab=True)
+    l_dice, l_ce = mix_loss(out_l, lab_b, plab_b, loss_mask, C, u_weight=0.5)
+    loss = ((unl_dice + l_dice) + (unl_ce + l_ce)) / 2
+    return {"mask": flat(mask), "out_unl": flat(out_unl), "out_l": flat(out_l), "lab_a": flat(lab_a), "lab_b": flat(lab_b),
+            "plab_a": flat(plab_a), "plab_b": flat(plab_b), "u_weight": 0.5,
+            "dice": float(unl_dice + l_dice), "ce": float(unl_ce + l_ce), "loss": float(loss)}
+
+
 if __name__ == "__main__":
-    for name, fn in (("cps", cps), ("abd", abd)):
+    for name, fn in (("cps", cps), ("abd", abd), ("bcp", bcp)):
         with open(os.path.join(HERE, name + ".json"), "w") as fh:
             json.dump(fn(), fh, separators=(",", ":"))
         print(name, "written")
