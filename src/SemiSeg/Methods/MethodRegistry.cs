@@ -24,7 +24,7 @@ public static class MethodRegistry
             "weak-view pseudo-labels (confidence 0.95, others ignored) teach two CutMix strong views and a feature-perturbed pass, Dice only; params conf_thresh, strong_weight, fp_weight, fp_dropout, cutmix_p",
             true, (c, s) => new UniMatchMethod(c, s)),
         new Entry("bcp", "Bai et al., Bidirectional copy-paste for semi-supervised medical image segmentation (CVPR 2023)",
-            "labeled copy-paste pre-training, then EMA-teacher pseudo-labels mixed both ways with labeled patches, region-weighted Dice+CE (use --schedule constant); params pretrain_iterations, u_weight, ema_decay",
+            "labeled copy-paste pre-training, then EMA-teacher pseudo-labels mixed both ways with labeled patches, region-weighted Dice+CE; constant rate by default; stage 2 starts from the best pre-training checkpoint with its optimizer state; params pretrain_iterations, u_weight, ema_decay, stage2_from (best|last)",
             true, (c, s) => new BidirectionalCopyPasteMethod(c, s)),
         new Entry("m3hl", "Liu et al., Mutual mask mix with high-low level feature consistency (MICCAI 2025); PHPJava666/M3HL",
             "EMA teacher; 4x4 grid masks mix labeled and unlabeled both ways, region-weighted Dice+CE, bottleneck cosine + last-decoder L1 consistency (use --schedule constant); params grid, mask_ratio, u_weight, ema_decay, hl_weight, pretrain_iterations",
