@@ -10,6 +10,8 @@
 # point it at a copy of the build (dotnet /copy/SemiSeg.Cli.dll) to keep editing the checkout while the table runs.
 # PARAMS: extra "k=v" method parameters (space-separated) appended after the scaled defaults (later ones win);
 # TAG: a suffix for the run folders (e.g. TAG=-pre500 PARAMS="pretrain_iterations=500" bench/acdc-table.sh 7 bcp).
+# bcp trains at a constant rate (its reference's ACDC schedule; `semiseg train`'s default for bcp since issue 18),
+# every other method with poly.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 labeled="$1"; shift

@@ -25,7 +25,7 @@ internal static class TrainCommand
         var labeledBs = new Option<int>("--labeled-bs") { Description = "Labeled images per batch", DefaultValueFactory = _ => 12 };
         // pre-training follows Peng et al.: RAdam, peak 2e-4 after a warm-up of 1/8 of the run (10 of 80 epochs), cosine decay
         var lr = new Option<double>("--lr") { Description = "Base (peak) learning rate", DefaultValueFactory = _ => pretrain ? 2e-4 : 0.01 };
-        var schedule = new Option<LrSchedule>("--schedule") { Description = "poly: lr·(1−it/max)^0.9 (SSL4MIS); constant (BCP family); cosine", DefaultValueFactory = _ => pretrain ? LrSchedule.Cosine : LrSchedule.Poly };
+        var schedule = new Option<LrSchedule>("--schedule") { Description = "poly: lr·(1−it/max)^0.9 (SSL4MIS); constant (BCP family); cosine. Default: poly, constant for bcp (its reference's ACDC schedule)", DefaultValueFactory = _ => pretrain ? LrSchedule.Cosine : LrSchedule.Poly };
         var optimizer = new Option<OptimizerKind>("--optimizer") { Description = "sgd (momentum 0.9), adam, adamw or radam", DefaultValueFactory = _ => pretrain ? OptimizerKind.Radam : OptimizerKind.Sgd };
         var warmup = new Option<long?>("--warmup") { Description = "Linear learning-rate warm-up iterations (default: 0 for train, iterations/8 for pretrain)" };
         var valEvery = new Option<int>("--val-every") { Description = "Validate every N iterations", DefaultValueFactory = _ => 200 };
@@ -34,7 +34,7 @@ internal static class TrainCommand
         var seed = new Option<int>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1337 };
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
         var workers = new Option<int>("--workers") { Description = "Background data-loading workers", DefaultValueFactory = _ => 2 };
-        var up = new Option<UpMode>("--up") { Description = "UNet up path: bilinear (1x1 conv + bilinear, BCP lineage) or transpose (SSL4MIS default)", DefaultValueFactory = _ => UpMode.Bilinear };
+        var up = new Option<UpMode>("--up") { Description = "UNet up path: bilinear (1x1 conv + bilinear: what SSL4MIS, ABD, UniMatch, ACTION and BCP run) or transpose (transposed convolutions, no reference's default)", DefaultValueFactory = _ => UpMode.Bilinear };
         var noAug = new Option<bool>("--no-augment") { Description = "Disable rot90/flip/rotation augmentation" };
         var linear = new Option<bool>("--linear-resize") { Description = "Bilinear image resize (the reference uses nearest)" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --output from its last.ckpt" };
@@ -70,7 +70,7 @@ internal static class TrainCommand
             {
                 Method = pretrain ? "meta-contrast" : V(method, b.Method), InitEncoder = pretrain ? null : V(initEncoder, b.InitEncoder), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
                 PatchHeight = V(patch, b.PatchHeight), PatchWidth = V(patch, b.PatchWidth), BatchSize = V(batch, b.BatchSize), LabeledBatchSize = V(labeledBs, b.LabeledBatchSize),
-                BaseLr = V(lr, b.BaseLr), Schedule = V(schedule, b.Schedule), Optimizer = V(optimizer, b.Optimizer), ValidateEvery = pretrain ? b.ValidateEvery : V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
+                BaseLr = V(lr, b.BaseLr), Schedule = TrainOptions.DefaultSchedule(r.GetResult(schedule) is { Implicit: false } || cfgPath is not null, pretrain ? "meta-contrast" : V(method, b.Method), V(schedule, b.Schedule)), Optimizer = V(optimizer, b.Optimizer), ValidateEvery = pretrain ? b.ValidateEvery : V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
                 LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
                 Augment = Given(noAug) ? !r.GetValue(noAug) : b.Augment, LinearImageResize = V(linear, b.LinearImageResize), Resume = r.GetValue(resume),
                 MethodParams = methodParams, ChannelsLast = Given(contiguous) ? !r.GetValue(contiguous) : b.ChannelsLast,

@@ -18,25 +18,44 @@ namespace SemiSeg.Methods;
 /// of K = 36 past teacher embeddings (one queue per level, FIFO), the student's similarity distribution is distilled
 /// into the teacher's: L_isd = KL( softmax(k·Qᵀ/T_t) ‖ softmax(q·Qᵀ/T_s) ), T_s = 0.1, T_t = 0.01 (soft labels for
 /// the negatives); loss = ½(CE + Dice) on the labeled images + L_isd(global) + L_isd(local).
-/// At the switch the student takes the teacher's (EMA) weights, as stage 2 resumes from the pre-trained EMA.
+/// At the switch the teacher takes the pre-trained student's weights (network and heads), as the reference's stage 2
+/// loads the student's iter_30000.pth into both model and ema_model (train_2D_action.py:154-157; the EMA is saved
+/// separately as iter_N_ema.pth and not used). <c>stage2_from_ema=true</c> restores this toolkit's behaviour before
+/// issue 18 (the student takes the EMA teacher's weights).
 /// Stage 2: ½(CE + Dice) on labeled images; the teacher's argmax pseudo-labels of the unlabeled images, CutMix-ed among
-/// them (one box per image, partner = next image), train the student by CE weighted per image by the share of its
-/// pixels whose confidence reaches the strong threshold 0.97 (ReCo's unsupervised loss); plus the anatomical contrast:
+/// them (one box per image covering half the image, as the reference's generate_cutout_mask; partner = next image;
+/// <c>cutmix_box=unimatch</c> restores the U(0.02, 0.4)-area box used before issue 18), train the student by CE weighted per image by the share of its
+/// pixels whose confidence reaches the strong threshold 0.97 and averaged over the pixels whose CE is above 0 (ReCo's
+/// unsupervised loss; until issue 18 it averaged over all pixels); plus the anatomical contrast:
 /// ReCo's regional contrastive loss on a 32-d representation head over the last decoder map (average-pooled 2×, so
 /// the extra memory is B·32·H/2·W/2): per class present, 256 hard queries (valid pixels whose predicted probability of
 /// their class is below 0.97; unlabeled pixels are valid where the teacher's confidence exceeds 0.7), one positive
 /// (the class's mean representation, no gradient) and 512 negatives drawn from the other classes' valid pixels, the
 /// class chosen with probability softmax(cos(prototype_c, prototype_j)/τ) so that anatomically similar classes give
 /// the hard negatives; CE over [positive, negatives] cosine similarities / τ, τ = 0.5; averaged over classes present.
+/// loss = sup + unsup + k1·contrast with k1 = <c>contrast_weight</c> = 0.01, the reference's <c>--k1</c> default
+/// (train_2D_action.py:68, :241; ACTION++ hard-codes 0.01). It was 1.0 here before issue 18; rows of docs/results.md
+/// measured before then used 1.0.
 /// Deliberate differences: one run holds both stages (and both pre-training passes of the reference, encoder and
 /// encoder+decoder, are one pass here: the global and local losses are trained together); the local embedding has no
 /// projection head; ACTION++'s adaptive anatomical contrast is not included.
+/// Remaining departures, not yet measured (issue 18, audit B8/B9/B13): the pretrain_iterations default (10 000 inside
+/// one budget) is not the reference's 30k + 30k + 30k stage-2 iterations; stage 2 keeps the optimizer (momentum and
+/// the schedule's position) where the reference starts a new nesterov SGD at base lr with its own poly decay; the
+/// local ISD branch pools the 16-channel last decoder map of the whole image with no head, where the reference pools
+/// the output logits of 36 sliding 64×64 crops through a projection head and a predictor; the global head is
+/// 256→512→ReLU→512 with no student predictor, the teacher heads are an EMA copy (the reference trains its key head
+/// by gradient); the student, not the teacher, sees the augmented pre-training view; the EMA warms up and is updated
+/// once per iteration (reference: constant 0.99, twice per stage-2 iteration); the representation head reads only the
+/// last decoder map pooled 2× (reference: all five decoder maps, 496 channels, at full resolution, to 512-d); the
+/// reference's colour jitter, blur and AdvMorph of the unlabeled batch are missing.
 /// </summary>
 public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMethod
 {
     readonly long _pretrain, _queueSize, _queries, _negatives;
     readonly double _emaDecay, _tS, _tT, _strong, _weak, _temp, _contrastWeight, _isdWeight;
     readonly int _numClasses, _localPool;
+    readonly bool _stage2FromEma, _unimatchBox;
 
     public AnatomicalContrastiveDistillationMethod(UNetConfig config, MethodSettings settings)
     {
@@ -51,8 +70,15 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         _temp = settings.Double("contrast_temp", 0.5);
         _queries = settings.Long("num_queries", 256);
         _negatives = settings.Long("num_negatives", 512);
-        _contrastWeight = settings.Double("contrast_weight", 1.0);
+        _contrastWeight = settings.Double("contrast_weight", 0.01);
         _localPool = (int)settings.Long("local_pool", 8);
+        _stage2FromEma = settings.Bool("stage2_from_ema", false);
+        _unimatchBox = settings.String("cutmix_box", "action") switch
+        {
+            "action" => false,
+            "unimatch" => true,
+            var v => throw new ArgumentException($"cutmix_box must be action or unimatch (got '{v}')"),
+        };
         _numClasses = config.NumClasses;
         Student = new UNet2D(config);
         Teacher = Ema.FrozenCopy(Student);
@@ -95,11 +121,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         long n = images.shape[0], nl = labeledCount, nu = n - nl;
         var rng = new Random(Seeds.Mix(context.Iteration, 0xAC7));
         if (context.Iteration < _pretrain) return Pretrain(images, labels, nl, rng);
-        if (context.Iteration == _pretrain && _pretrain > 0)
-        {
-            Student.load_state_dict(Teacher.state_dict());
-            Heads.load_state_dict(TeacherHeads.state_dict());
-        }
+        if (context.Iteration == _pretrain && _pretrain > 0) SwitchToStageTwo();
         var supOnly = nu == 0;
         long h = images.shape[2], w = images.shape[3];
         Tensor xu = images.narrow(0, nl, nu), pl = empty(0), conf = empty(0);
@@ -109,7 +131,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
             {
                 var pt = functional.softmax(Teacher.forward(xu), 1);
                 (conf, pl) = pt.max(1);
-                var boxes = tensor(Enumerable.Range(0, (int)nu).SelectMany(_ => Perturbations.CutMixBox((int)h, (int)w, rng, p: 1.0)).ToArray(), new[] { nu, h, w });
+                var boxes = tensor(Enumerable.Range(0, (int)nu).SelectMany(_ => _unimatchBox ? Perturbations.CutMixBox((int)h, (int)w, rng, p: 1.0) : HalfImageBox((int)h, (int)w, rng)).ToArray(), new[] { nu, h, w });
                 var partner = tensor(Enumerable.Range(0, (int)nu).Select(i => (long)((i + 1) % nu)).ToArray());
                 var b4 = boxes.unsqueeze(1);
                 xu = xu * (1 - b4) + xu.index_select(0, partner) * b4;
@@ -125,9 +147,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         if (supOnly) return new MethodStep(sup, terms);
 
         // ReCo's unsupervised loss: CE to the pseudo-labels, weighted per image by its share of confident pixels
-        var weight = conf.ge(_strong).to_type(ScalarType.Float32).mean(new long[] { 1, 2 });
-        var ce = functional.cross_entropy(logits.narrow(0, nl, nu), pl, reduction: Reduction.None);
-        var unsup = (weight.view(nu, 1, 1) * ce).mean();
+        var unsup = UnsupervisedLoss(logits.narrow(0, nl, nu), pl, conf, _strong);
 
         // anatomical contrast on the pooled representation
         var rep = Heads.Representation(functional.avg_pool2d(decoder, 2));
@@ -145,6 +165,52 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         terms["unsup"] = unsup; terms["contrast"] = contrast;
         return new MethodStep(loss, terms);
     }
+
+    /// <summary>The stage switch: by default the pre-trained student (network and heads) is copied into the teacher,
+    /// as the reference loads iter_30000.pth into both; with stage2_from_ema=true the student takes the teacher's.</summary>
+    public void SwitchToStageTwo()
+    {
+        using var _ = no_grad();
+        if (_stage2FromEma)
+        {
+            Student.load_state_dict(Teacher.state_dict());
+            Heads.load_state_dict(TeacherHeads.state_dict());
+        }
+        else
+        {
+            Teacher.load_state_dict(Student.state_dict());
+            TeacherHeads.load_state_dict(Heads.state_dict());
+        }
+    }
+
+    /// <summary>compute_unsupervised_loss of train_2D_action.py: CE to the pseudo-labels, weighted per image by the share
+    /// of its pixels whose confidence reaches <paramref name="strong"/>, averaged over the pixels whose CE is above 0
+    /// (zero when there are none; the reference would give NaN).</summary>
+    public static Tensor UnsupervisedLoss(Tensor logits, Tensor pseudo, Tensor conf, double strong)
+    {
+        using var scope = NewDisposeScope();
+        long n = logits.shape[0];
+        var weight = conf.ge(strong).to_type(ScalarType.Float32).mean(new long[] { 1, 2 });
+        var ce = functional.cross_entropy(logits, pseudo, reduction: Reduction.None);
+        var positive = ce.gt(0);
+        var loss = (weight.view(n, 1, 1) * ce * positive).sum() / positive.sum().clamp_min(1);
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>ACTION's (ReCo's) CutMix box, generate_cutout_mask(ratio 2) in augment.py: width w ~ U{W/2+1, …, W−1},
+    /// height round(HW/2 / w), uniform position inside the image; 1 inside the box (the partner's pixels), 0 outside.</summary>
+    public static float[] HalfImageBox(int h, int w, Random rng)
+    {
+        int bw = rng.Next(w / 2 + 1, w);
+        int bh = (int)Math.Round(h * w / 2.0 / bw, MidpointRounding.ToEven);
+        int x0 = rng.Next(0, w - bw + 1), y0 = rng.Next(0, h - bh + 1);
+        var m = new float[h * w];
+        for (int y = y0; y < y0 + bh; y++) for (int x = x0; x < x0 + bw; x++) m[y * w + x] = 1f;
+        return m;
+    }
+
+    /// <summary>The weight k1 of the anatomical contrast in stage 2's loss.</summary>
+    public double ContrastWeight => _contrastWeight;
 
     MethodStep Pretrain(Tensor images, Tensor labels, long nl, Random rng)
     {

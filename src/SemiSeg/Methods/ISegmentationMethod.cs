@@ -42,6 +42,15 @@ public interface ITrainableMethod : IDisposable
     void Train(bool on) { foreach (var m in StatefulModules) m.train(on); }
 }
 
+/// <summary>A method whose second stage starts from its first stage's best (validation-selected) checkpoint, optimizer
+/// state included, as BCP's self-training loads the pre-training's best model and optimizer. The 2D trainer keeps that
+/// checkpoint (stage1-best.ckpt) and restores it just before iteration <see cref="StageTwoStart"/>.</summary>
+public interface IStartsStageTwoFromBest
+{
+    /// <summary>The first iteration of stage 2; 0 or less: no restore.</summary>
+    long StageTwoStart { get; }
+}
+
 /// <summary>A method trained on 2D slices with the 2D UNet as its inference network.</summary>
 public interface ISegmentationMethod : ITrainableMethod
 {

@@ -13,7 +13,10 @@ namespace SemiSeg.Methods;
 /// max_iterations))·ln C; loss = 0.5·(CE + Dice) + λ(t)·Σ(mask·(softmax_s − softmax_t)²) / (2·Σmask + 1e-16), with
 /// λ(t) = 0.1·sigmoid_rampup(t // 150, 200). EMA teacher of the parameters, decay 0.99.
 /// Deliberate difference: the threshold uses ln C (the maximum entropy of C classes, as PyMIC does) instead of the 2D
-/// script's ln 2, which for 4-class ACDC masks almost nothing out; <c>ln2_threshold=true</c> restores the reference.
+/// script's ln 2. The threshold scales with the entropy's range: with 4 ACDC classes the entropy runs up to ln 4, and
+/// ln 2 (half of it) is the stricter bar, excluding every pixel whose teacher hesitates between more than about two
+/// classes; ln C is the more permissive one, which late in training lets the consistency reach all but the most
+/// uncertain pixels. <c>ln2_threshold=true</c> restores the reference.
 /// </summary>
 public sealed class UncertaintyAwareMeanTeacherMethod : ISegmentationMethod
 {

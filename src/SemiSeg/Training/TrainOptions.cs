@@ -68,6 +68,12 @@ public sealed record TrainOptions
 
     public (int d, int h, int w) Stride => Stride3D is { Length: 3 } s ? (s[0], s[1], s[2]) : SlidingWindow.HalfPatch(Patch3D);
 
+    /// <summary>The schedule a run gets: <paramref name="current"/> when one was given (command line or config file),
+    /// else the method's reference schedule: constant for bcp (ACDC_BCP_train.py never decays its rate), otherwise
+    /// <paramref name="current"/> (the command's default).</summary>
+    public static LrSchedule DefaultSchedule(bool given, string? method, LrSchedule current) =>
+        !given && string.Equals(method, "bcp", StringComparison.OrdinalIgnoreCase) ? LrSchedule.Constant : current;
+
     public double LearningRateAt(long iteration)
     {
         double t = (double)iteration / MaxIterations;

@@ -85,6 +85,8 @@ public sealed class Trainer
         using var optimizer = _o.CreateOptimizer(parameters);
 
         long start = 0; double bestDice = double.NegativeInfinity; long bestIt = 0;
+        long stageTwo = method is IStartsStageTwoFromBest s2 ? s2.StageTwoStart : 0;
+        string stageOnePath = Path.Combine(_o.OutputDir, "stage1-best.ckpt");
         using var log = new StreamWriter(Path.Combine(_o.OutputDir, "train.log"), append: true) { AutoFlush = true };
         void Log(string line) { var l = $"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] {line}"; log.WriteLine(l); _monitor.OnMessage(line); }
 
@@ -124,6 +126,15 @@ public sealed class Trainer
         {
             FinalizerGuard.SafePoint();
             if (cancel.IsCancellationRequested) { Log($"interrupted at iteration {it}; saving {LastPath}"); break; }
+            if (stageTwo > 0 && it == stageTwo)
+            {
+                if (File.Exists(stageOnePath))
+                {
+                    var m1 = Checkpoint.Restore(stageOnePath, method, optimizer);
+                    Log($"stage 2 starts from the best stage-1 checkpoint (iteration {m1.Iteration}), optimizer state included");
+                }
+                else Log("stage 2 starts from the last stage-1 iterate (no stage-1 validation)");
+            }
             double lr = _o.LearningRateAt(it);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             var batch = loader.Next();
@@ -159,7 +170,11 @@ public sealed class Trainer
             {
                 var report = Evaluator.Evaluate(method.InferenceNetwork, _data.Val, _o.PatchHeight, _o.PatchWidth, _o.LinearImageResize, _data.ClassNames,
                     MetricMode.Medpy, EmptyPolicy.Exclude, load: cache.Get);
-                RecordValidation(report, done, ref bestDice, ref bestIt, () => Checkpoint.Save(BestPath, Meta(done), method, null), method, _o.OutputDir, _monitor, Log);
+                RecordValidation(report, done, ref bestDice, ref bestIt, () =>
+                {
+                    Checkpoint.Save(BestPath, Meta(done), method, null);
+                    if (done <= stageTwo) Checkpoint.Save(stageOnePath, Meta(done), method, optimizer);
+                }, method, _o.OutputDir, _monitor, Log);
             }
             if (done % _o.SaveEvery == 0 || last) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
         }

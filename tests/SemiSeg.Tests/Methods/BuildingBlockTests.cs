@@ -97,16 +97,22 @@ public class BuildingBlockTests
     }
 
     [Fact]
-    public void CpsUsesTheReferenceInitialisationAndAbdCadTheDefaultUnlessSwitched()
+    public void CpsAbdCadUseTheDefaultInitialisationAndReferenceInitRestoresTheDroppedPair()
     {
+        // SSL4MIS's 2D CPS at HEAD: model1 = create_model(); model2 = create_model() (commit 9a74d15 dropped the pair)
         torch.manual_seed(5);
         using var reference = new CrossPseudoSupervisionMethod(new UNetConfig(), new MethodSettings());
-        using var plain = new CrossPseudoSupervisionMethod(new UNetConfig(), new MethodSettings(new Dictionary<string, string> { ["reference_init"] = "false" }));
-        // first conv (fan-in 9): Kaiming-normal std √(2/9) ≈ 0.47; libtorch's default (Kaiming-uniform, a = √5) ≈ 0.19
+        var pairOn = new MethodSettings(new Dictionary<string, string> { ["reference_init"] = "true" });
+        using var pair = new CrossPseudoSupervisionMethod(new UNetConfig(), pairOn);
+        pairOn.EnsureAllUsed("cps");
+        // first conv (fan-in 9): libtorch's default (Kaiming-uniform, a = √5) std 1/√27 ≈ 0.19; Kaiming-normal √(2/9) ≈ 0.47;
+        // Xavier-normal √(2/(9+144)) ≈ 0.11 (fan-out 16·9)
         double Std(UNet2D n) => n.parameters().First().std().item<float>();
-        Assert.InRange(Std(reference.Net1), 0.35, 0.6);
-        Assert.InRange(Std(plain.Net1), 0.12, 0.26);
-        Assert.False(plain.Net1.parameters().First().allclose(plain.Net2.parameters().First()));
+        Assert.InRange(Std(reference.Net1), 0.12, 0.26);
+        Assert.InRange(Std(reference.Net2), 0.12, 0.26);
+        Assert.False(reference.Net1.parameters().First().allclose(reference.Net2.parameters().First()));
+        Assert.InRange(Std(pair.Net1), 0.35, 0.6);
+        Assert.InRange(Std(pair.Net2), 0.07, 0.15);
         // ABD / CAD take the same switch, off by default (their reference's second network is a pretrained Swin-UNet)
         var on = new MethodSettings(new Dictionary<string, string> { ["reference_init"] = "true" });
         using var abd = new AdaptiveDisplacementMethod(new UNetConfig(), new MethodSettings(), cad: false);

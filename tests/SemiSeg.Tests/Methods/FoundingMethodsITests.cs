@@ -156,6 +156,71 @@ public class DisplacementTests
         Assert.Equal((0.95, 0.0625), m.Schedule(1000, 1000));
     }
 
+    [Fact]
+    public void AbdIReplacesBothViewsMostConfidentPatchWithTheOtherViewsLeastConfident()
+    {
+        // 2×2 grid of 2×2 patches; pixel values name (view, patch): view 1 = 10 + patch, view 2 = 20 + patch
+        Tensor View(int v) => tensor(new float[] { 0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3 }, new long[] { 1, 1, 4, 4 }) + 10 * v;
+        var conf1 = new[] { new[] { 0.9f, 0.2f, 0.5f, 0.6f } };  // view 1: most confident patch 0, least 1
+        var conf2 = new[] { new[] { 0.4f, 0.7f, 0.3f, 0.95f } }; // view 2: most confident patch 3, least 2
+        var (x, y) = Displacement.AbdI(View(1), View(2), View(1).squeeze(1).to_type(ScalarType.Int64), View(2).squeeze(1).to_type(ScalarType.Int64),
+            conf1, conf2, new[] { true }, 2);
+        Assert.Equal(new long[] { 2, 1, 4, 4 }, x.shape); // both displaced views, for both networks
+        float Patch(Tensor t, int b, int p) => t[b].flatten()[(p / 2) * 8 + (p % 2) * 2].item<float>();
+        // view 1: patch 0 (its most confident) ← view 2's patch 2 (its least confident); the rest unchanged
+        Assert.Equal(new[] { 22f, 11f, 12f, 13f }, Enumerable.Range(0, 4).Select(p => Patch(x, 0, p)));
+        // view 2: patch 3 (its most confident) ← view 1's patch 1 (its least confident)
+        Assert.Equal(new[] { 20f, 21f, 22f, 11f }, Enumerable.Range(0, 4).Select(p => Patch(x, 1, p)));
+        Assert.True(y.to_type(ScalarType.Float32).eq(x.squeeze(1)).all().item<bool>()); // labels move with the images
+        var (same, _) = Displacement.AbdI(View(1), View(2), View(1).squeeze(1).to_type(ScalarType.Int64), View(2).squeeze(1).to_type(ScalarType.Int64),
+            conf1, conf2, new[] { false }, 2);
+        Assert.True(same.eq(cat(new[] { View(1), View(2) }, 0)).all().item<bool>()); // not drawn: untouched
+    }
+
+    [Fact]
+    public void AbdStrongViewCutsOutABoxWhoseLabelsBecomeBackground()
+    {
+        // all-foreground labels: the pixels the strong view sets to 0 are exactly its cut-out box
+        var images = full(new long[] { 8, 1, 32, 32 }, 0.5f);
+        var labels = ones(new long[] { 8, 32, 32 }, dtype: ScalarType.Int64);
+        var (view, strongLabels) = AdaptiveDisplacementMethod.StrongView(images, labels, new Random(11));
+        Assert.Equal(images.shape, view.shape);
+        Assert.True(view.min().item<float>() >= 0 && view.max().item<float>() <= 1);
+        int cut = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            var zero = strongLabels[i].eq(0);
+            long area = zero.sum().item<long>();
+            if (area == 0) continue;
+            cut++;
+            var rows = zero.any(1).nonzero().flatten(); var cols = zero.any(0).nonzero().flatten();
+            long bh = rows.max().item<long>() - rows.min().item<long>() + 1, bw = cols.max().item<long>() - cols.min().item<long>() + 1;
+            Assert.Equal(bh * bw, area); // one axis-aligned box
+            Assert.InRange(area, 1, (long)(0.4 * 1024) + 1);
+            // inside the box the fill is random 0/1 before the jitter: the grey 0.5 image is no longer uniform there
+            Assert.True(view[i, 0].masked_select(zero).std().item<float>() > 0.05f);
+        }
+        Assert.InRange(cut, 1, 7); // p 0.5 per image
+    }
+
+    [Fact]
+    public void AbdRTrainsEachNetworkOnTheOthersFreshPredictionOfTheDisplacedImages()
+    {
+        var gen = new Generator(3);
+        var o = randn(new long[] { 4, 4, 8, 8 }, generator: gen); var labels = Batches.Labels(2, 8);
+        var e1 = randn(new long[] { 4, 4, 8, 8 }, generator: gen); var e2 = randn(new long[] { 4, 4, 8, 8 }, generator: gen);
+        var t = AdaptiveDisplacementMethod.Losses(o, o, labels, labels, 2, null, null, null, e1, e2, 0.1, 2.0);
+        var expected = SemiSeg.Losses.SegmentationLosses.Dice(softmax(e1, 1), e2.argmax(1)) + SemiSeg.Losses.SegmentationLosses.Dice(softmax(e2, 1), e1.argmax(1));
+        Assert.Equal(expected.item<float>(), t["abd_r"].item<float>(), 6);
+        Assert.False(t.ContainsKey("abd_i"));
+        // the targets are detached: the gradient of abd_r w.r.t. e2 comes only from Dice(softmax e2, argmax e1)
+        var e2g = e2.clone().requires_grad_(true);
+        AdaptiveDisplacementMethod.Losses(o, o, labels, labels, 2, null, null, null, e1, e2g, 0.1, 2.0)["abd_r"].backward();
+        var only = e2.clone().requires_grad_(true);
+        SemiSeg.Losses.SegmentationLosses.Dice(softmax(only, 1), e1.argmax(1)).backward();
+        Assert.True(e2g.grad!.allclose(only.grad!, 1e-5, 1e-7));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -222,7 +287,7 @@ public class AnatomicalContrastTests
     }
 
     [Fact]
-    public void PretrainingDistilsThenStageTwoStartsFromTheEmaTeacher()
+    public void PretrainingDistilsThenStageTwoStartsFromThePretrainedStudentInBothNetworks()
     {
         torch.manual_seed(7);
         using var m = new AnatomicalContrastiveDistillationMethod(new UNetConfig(), Batches.Params(("pretrain_iterations", "2")));
@@ -231,12 +296,68 @@ public class AnatomicalContrastTests
         var s0 = Trainer.Step(m, opt, x, y, 4, new TrainingContext(0, 10, 0.01));
         Assert.True(s0.Terms["isd_global"].item<float>() > 0 && s0.Terms["isd_local"].item<float>() > 0);
         Trainer.Step(m, opt, x, y, 4, new TrainingContext(1, 10, 0.01));
-        var teacherAtSwitch = m.Teacher.parameters().First().clone();
+        // reference: model and ema_model both load the student's iter_30000.pth
+        var studentAtSwitch = m.Student.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter.clone());
+        var headsAtSwitch = m.Heads.parameters().First().clone();
+        Assert.False(m.Teacher.parameters().First().allclose(studentAtSwitch.First().Value));
         var s2 = m.Step(x, y, 4, new TrainingContext(2, 10, 0.01));
-        Assert.True(teacherAtSwitch.allclose(m.Student.parameters().First()));
+        // (parameters: the teacher's train-mode forward in the step has already moved its BatchNorm statistics)
+        foreach (var (k, v) in m.Teacher.named_parameters()) Assert.True(v.eq(studentAtSwitch[k]).all().item<bool>(), k);
+        foreach (var (k, v) in m.Student.named_parameters()) Assert.True(v.eq(studentAtSwitch[k]).all().item<bool>(), k);
+        Assert.True(m.TeacherHeads.parameters().First().eq(headsAtSwitch).all().item<bool>());
         Assert.True(s2.Terms.ContainsKey("contrast") && s2.Terms.ContainsKey("unsup"));
-        Assert.True(float.IsFinite(s2.Loss.item<float>()));
+        // loss = sup + unsup + 0.01·contrast (train_2D_action.py --k1 0.01)
+        Assert.Equal(0.01, m.ContrastWeight);
+        float expected = s2.Terms["sup"].item<float>() + s2.Terms["unsup"].item<float>() + 0.01f * s2.Terms["contrast"].item<float>();
+        Assert.Equal(expected, s2.Loss.item<float>(), 5);
         s2.Loss.backward();
         Assert.True(m.Student.parameters().First().grad!.abs().sum().item<float>() > 0);
+    }
+
+    [Fact]
+    public void StageTwoCutMixBoxCoversHalfTheImageAsTheReferences()
+    {
+        var rng = new Random(4);
+        for (int k = 0; k < 50; k++)
+        {
+            var m = AnatomicalContrastiveDistillationMethod.HalfImageBox(32, 48, rng);
+            int area = (int)m.Sum();
+            var rows = Enumerable.Range(0, 32).Where(y => Enumerable.Range(0, 48).Any(x => m[y * 48 + x] == 1)).ToArray();
+            var cols = Enumerable.Range(0, 48).Where(x => Enumerable.Range(0, 32).Any(y => m[y * 48 + x] == 1)).ToArray();
+            Assert.Equal(rows.Length * cols.Length, area);           // one box
+            Assert.InRange(cols.Length, 25, 47);                      // w ~ U{W/2+1, …, W−1}
+            Assert.InRange(Math.Abs(area - 32 * 48 / 2), 0, cols.Length / 2); // h = round(HW/2 / w)
+        }
+    }
+
+    [Fact]
+    public void UnsupervisedLossWeighsImagesByConfidentShareAndAveragesOverPositiveLossPixels()
+    {
+        // image 0: pixel 0 certain (CE exactly 0 in float32), pixels 1-3 at logits (1, 0) → CE ln(1+e^-1); 3 of 4 confident
+        // image 1: all 4 pixels CE ln 2; 1 of 4 confident
+        var logits = tensor(new float[] { 200, 1, 1, 1, 0, 0, 0, 0, /* image 1 */ 0, 0, 0, 0, 0, 0, 0, 0 }, new long[] { 2, 2, 2, 2 });
+        var pseudo = zeros(new long[] { 2, 2, 2 }, dtype: ScalarType.Int64);
+        var conf = tensor(new float[] { 0.99f, 0.99f, 0.99f, 0.5f, 0.99f, 0.5f, 0.5f, 0.5f }, new long[] { 2, 2, 2 });
+        double a = Math.Log(1 + Math.Exp(-1)), b = Math.Log(2);
+        double expected = (0.75 * 3 * a + 0.25 * 4 * b) / 7; // 7 pixels with CE > 0
+        Assert.Equal(expected, AnatomicalContrastiveDistillationMethod.UnsupervisedLoss(logits, pseudo, conf, 0.97).item<float>(), 5);
+    }
+
+    [Fact]
+    public void StageTwoFromEmaSwitchRestoresTheOldHandOver()
+    {
+        torch.manual_seed(8);
+        var settings = Batches.Params(("pretrain_iterations", "2"), ("stage2_from_ema", "true"), ("contrast_weight", "1"));
+        using var m = new AnatomicalContrastiveDistillationMethod(new UNetConfig(), settings);
+        settings.EnsureAllUsed("action");
+        using var opt = optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9);
+        // (the EMA's warm-up makes the teacher equal to the student after the first step; the second separates them)
+        for (int t = 0; t < 2; t++) Trainer.Step(m, opt, rand(8, 1, 32, 32), Batches.Labels(4, 32), 4, new TrainingContext(t, 10, 0.01));
+        var teacher = m.Teacher.parameters().First().clone();
+        Assert.False(teacher.eq(m.Student.parameters().First()).all().item<bool>());
+        m.SwitchToStageTwo();
+        Assert.True(teacher.eq(m.Student.parameters().First()).all().item<bool>());
+        Assert.True(teacher.eq(m.Teacher.parameters().First()).all().item<bool>());
+        Assert.Equal(1.0, m.ContrastWeight);
     }
 }

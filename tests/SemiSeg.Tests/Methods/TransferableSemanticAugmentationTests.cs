@@ -73,4 +73,16 @@ public class TransferableSemanticAugmentationTests
         Assert.True(m.Student.OutputConv.weight!.grad!.abs().sum().item<float>() > 0);
         Assert.True(m.Student.parameters().First().grad!.abs().sum().item<float>() > 0);
     }
+
+    [Fact]
+    public void UnlabeledWeightIsTheHeadersTenthOfTheSigmoidRamp()
+    {
+        // w(t) = 0.1·sigmoid_rampup(t // 150, 200): exp(−5) at the start, 0.1·exp(−5·(1−100/200)²) at t = 15 000, 0.1 after
+        using var m = new TransferableSemanticAugmentationMethod(new UNetConfig(), new MethodSettings());
+        Assert.Equal(0.1 * Math.Exp(-5), m.UnlabeledWeight(0), 12);
+        Assert.Equal(0.1 * Math.Exp(-5 * 0.25), m.UnlabeledWeight(15000), 12);
+        Assert.Equal(0.1, m.UnlabeledWeight(30000), 12);
+        using var old = new TransferableSemanticAugmentationMethod(new UNetConfig(), new MethodSettings(new Dictionary<string, string> { ["consistency"] = "1" }));
+        Assert.Equal(1.0, old.UnlabeledWeight(30000), 12);
+    }
 }

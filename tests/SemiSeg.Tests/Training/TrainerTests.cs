@@ -31,6 +31,25 @@ public class TrainerTests
         Assert.Throws<IOException>(() => new Trainer(Options(run, 8), m).Run());
     }
 
+    [Fact]
+    public void BcpStageTwoStartsFromTheBestStageOneCheckpointWithItsOptimizer()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 2, val: 1, test: 0, depth: 3, size: 32);
+        var m = CustomDataset.Load(t["data"], 4);
+        var run = t["run"];
+        var o = Options(run, 5) with { Method = "bcp", BatchSize = 8, ValidateEvery = 1, MethodParams = new() { ["pretrain_iterations"] = "3" } };
+        new Trainer(o, m).Run();
+        var stageOne = Path.Combine(run, "stage1-best.ckpt");
+        Assert.True(File.Exists(stageOne));
+        var meta = Checkpoint.ReadMeta(stageOne, out _);
+        Assert.True(meta.HasTrainingState);               // the optimizer state is in it
+        Assert.InRange(meta.Iteration, 1, 3);              // selected within stage 1
+        Assert.Equal(meta.Iteration, meta.BestIteration);
+        Assert.Contains($"stage 2 starts from the best stage-1 checkpoint (iteration {meta.Iteration}), optimizer state included",
+            File.ReadAllText(Path.Combine(run, "train.log")));
+    }
+
     [Theory]
     [InlineData(OptimizerKind.Sgd, 0)]
     [InlineData(OptimizerKind.Radam, 4)] // Adam-family moments are channels_last like the parameters: must still serialise

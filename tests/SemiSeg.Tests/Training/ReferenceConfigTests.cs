@@ -1,0 +1,43 @@
+using SemiSeg.Methods;
+using SemiSeg.Training;
+
+namespace SemiSeg.Tests.Training;
+
+/// <summary>The reference protocols in configs/ load through the loader the CLI's --config uses, validate, name a
+/// method that exists and only parameters that method reads; and the run-level defaults that follow a reference.</summary>
+public class ReferenceConfigTests
+{
+    static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "SemiSeg.sln"))) return d.FullName;
+        throw new DirectoryNotFoundException("SemiSeg.sln not found above the test binaries");
+    }
+
+    [Fact]
+    public void EveryConfigFileLoadsValidatesAndUsesOnlyParametersItsMethodReads()
+    {
+        var files = Directory.GetFiles(Path.Combine(RepoRoot(), "configs"), "*.yaml", SearchOption.AllDirectories);
+        Assert.NotEmpty(files);
+        foreach (var f in files)
+        {
+            var o = TrainOptions.FromFile(f);
+            o.Validate();
+            var entry = MethodRegistry.Get(o.Method);
+            var settings = new MethodSettings(o.MethodParams);
+            using (var m = entry.Create(o.Network, settings)) settings.EnsureAllUsed(entry.Name);
+            Assert.True(o.MaxIterations >= 30000, f); // the references' full schedules, not the CPU table's
+        }
+        var bcp = TrainOptions.FromFile(Path.Combine(RepoRoot(), "configs", "acdc", "bcp.yaml"));
+        Assert.Equal(LrSchedule.Constant, bcp.Schedule);
+        Assert.Equal(40000, bcp.MaxIterations);
+    }
+
+    [Fact]
+    public void BcpDefaultsToItsReferencesConstantRateUnlessAScheduleIsGiven()
+    {
+        Assert.Equal(LrSchedule.Constant, TrainOptions.DefaultSchedule(false, "bcp", LrSchedule.Poly));
+        Assert.Equal(LrSchedule.Poly, TrainOptions.DefaultSchedule(true, "bcp", LrSchedule.Poly));
+        Assert.Equal(LrSchedule.Poly, TrainOptions.DefaultSchedule(false, "cps", LrSchedule.Poly));
+    }
+}
