@@ -41,6 +41,18 @@ public static class TorchRuntime
     /// <summary>Whether <see cref="KeepFreedMemory"/> changed the allocator in this process.</summary>
     public static bool AllocatorTuned { get; private set; }
 
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    static extern int MallocTrim(nuint pad);
+
+    /// <summary>Returns the C heap's free memory to the system (glibc's malloc_trim), e.g. after a start-up check whose
+    /// buffers the tuned allocator would otherwise keep resident for the whole run. Linux/glibc only.</summary>
+    public static void ReleaseFreeMemory()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try { MallocTrim(0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { /* not glibc */ }
+    }
+
     [DllImport("libc", EntryPoint = "mallopt")]
     static extern int Mallopt(int param, int value);
     const int M_TRIM_THRESHOLD = -1, M_MMAP_MAX = -4, M_ARENA_MAX = -8;
