@@ -55,8 +55,6 @@ public sealed class Trainer
 
     /// <summary>Threads. The run folder itself (its lock, the refusal to overwrite a run that was not asked to resume)
     /// is <see cref="RunFolder.Open"/>, held for the whole run.</summary>
-    internal static void OpenRunFolder(TrainOptions o) => TorchRuntime.Configure(o.Threads);
-
     public string BestPath => Path.Combine(_o.OutputDir, "best.ckpt");
     public string LastPath => Path.Combine(_o.OutputDir, "last.ckpt");
 
@@ -66,7 +64,7 @@ public sealed class Trainer
         // creation, the self-check, resuming and the final saves call libtorch while the loaders allocate, too
         using var gate = FinalizerGuard.Enter();
         FinalizerGuard.SafePoint();
-        OpenRunFolder(_o);
+        TorchRuntime.Configure(_o.Threads);
         var entry = MethodRegistry.Get(_o.Method);
         using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
         DataCheck.Run(VolumeSplit.FromManifest(_data));

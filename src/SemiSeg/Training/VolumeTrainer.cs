@@ -41,7 +41,7 @@ public sealed class VolumeTrainer
         // creation, the self-check, resuming and the final saves call libtorch while the loaders allocate, too
         using var gate = FinalizerGuard.Enter();
         FinalizerGuard.SafePoint();
-        Trainer.OpenRunFolder(_o);
+        TorchRuntime.Configure(_o.Threads);
         var entry = VolumeMethodRegistry.Get(_o.Method);
         string selfCheck = KernelSelfCheck.Ensure(volume: true); // before seeding: it draws its own numbers
         TorchRuntime.Seed(_o.Seed);

@@ -27,9 +27,7 @@ public class GradientCorrectnessTests
     [InlineData(2, true)]
     public void UNet2DGradientsMatchFloat64(int threads, bool channelsLast)
     {
-        int before = torch.get_num_threads();
-        torch.set_num_threads(threads);
-        try
+        AtThreads(threads, () =>
         {
             KernelSelfCheck.Ensure(volume: false); // the kernels a run at this thread count would train with
             using var gen = new Generator(4);
@@ -42,8 +40,7 @@ public class GradientCorrectnessTests
                 channelsLast ? MemoryLayout.ToChannelsLast : null);
             _out.WriteLine($"threads {threads} channels_last {channelsLast}: worst relative error {r.Worst:E2} ({r.WorstParameter}); " + string.Join(" ", r.Errors.OrderByDescending(e => e.Value).Take(6).Select(e => $"{e.Key}:{e.Value:E1}")));
             Assert.True(r.Worst < GradientCheck.Bound, $"{r.WorstParameter}: relative error {r.Worst:E2} >= {GradientCheck.Bound}");
-        }
-        finally { torch.set_num_threads(before); }
+        });
     }
 
     [Theory]
@@ -51,9 +48,7 @@ public class GradientCorrectnessTests
     [InlineData(2)]
     public void VNetGradientsMatchFloat64(int threads)
     {
-        int before = torch.get_num_threads();
-        torch.set_num_threads(threads);
-        try
+        AtThreads(threads, () =>
         {
             KernelSelfCheck.Ensure(volume: true);
             using var gen = new Generator(5);
@@ -64,8 +59,7 @@ public class GradientCorrectnessTests
             var r = GradientCheck.Compare(net, () => new VNet(1, 2, dropout: false), x, y, (logits, labels) => SegmentationLosses.CeDice(logits, labels));
             _out.WriteLine($"threads {threads}: worst relative error {r.Worst:E2} ({r.WorstParameter})");
             Assert.True(r.Worst < GradientCheck.Bound, $"{r.WorstParameter}: relative error {r.Worst:E2} >= {GradientCheck.Bound}");
-        }
-        finally { torch.set_num_threads(before); }
+        });
     }
 
     /// <summary>The same backward, repeated in one process at 2 threads (where the race showed), gives the same
@@ -75,9 +69,7 @@ public class GradientCorrectnessTests
     [InlineData(true)]
     public void UNet2DBackwardRepeatsBitForBit(bool channelsLast)
     {
-        int before = torch.get_num_threads();
-        torch.set_num_threads(2);
-        try
+        AtThreads(2, () =>
         {
             KernelSelfCheck.Ensure(volume: false);
             using var gen = new Generator(4);
@@ -99,7 +91,15 @@ public class GradientCorrectnessTests
                 for (int i = 0; i < grads.Length; i++)
                     Assert.True(grads[i].eq(first[i]).all().item<bool>(), $"repetition {rep}: gradient of parameter {i} differs");
             }
-        }
+        });
+    }
+
+    /// <summary>Runs <paramref name="body"/> with libtorch at <paramref name="threads"/> threads, then restores the count.</summary>
+    static void AtThreads(int threads, Action body)
+    {
+        int before = torch.get_num_threads();
+        torch.set_num_threads(threads);
+        try { body(); }
         finally { torch.set_num_threads(before); }
     }
 
