@@ -29,7 +29,7 @@ public static class Ramps
 public static class Ema
 {
     /// <summary>A teacher that starts as an exact copy of the student and never receives gradients.</summary>
-    public static Models.UNet2D FrozenCopy(Models.UNet2D student) => FrozenCopy(student, () => new Models.UNet2D(student.Config));
+    public static Models.Segmenter2D FrozenCopy(Models.Segmenter2D student) => FrozenCopy(student, () => Models.Segmenter2D.Create(student.Config));
 
     /// <summary>A frozen exact copy of any network, made by <paramref name="create"/> (the same architecture).</summary>
     public static T FrozenCopy<T>(T student, Func<T> create) where T : nn.Module

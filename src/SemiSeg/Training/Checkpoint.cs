@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using SemiSeg.Data;
+using SemiSeg.Inference;
 using SemiSeg.Methods;
 using SemiSeg.Models;
 using TorchSharp;
@@ -153,6 +154,7 @@ public static class Checkpoint
         else
         {
             if (CheckUNet(n) is string problem) return problem;
+            if (!Enum.IsDefined(n.Kind)) return $"2D network kind {(int)n.Kind}";
             if (!Patch(m.PatchHeight) || !Patch(m.PatchWidth)) return $"patch {m.PatchHeight}x{m.PatchWidth} (each side must be a multiple of 16, 16..8192)";
         }
         if (m.Iteration < 0) return $"iteration {m.Iteration}";
@@ -192,17 +194,17 @@ public static class Checkpoint
     }
 
     /// <summary>Rebuilds the inference network from a checkpoint alone.</summary>
-    public static (UNet2D net, CheckpointMeta meta) LoadNetwork(string path)
+    public static (Segmenter2D net, CheckpointMeta meta) LoadNetwork(string path)
     {
         if (ReadMeta(path, out _).Network3D is { } n3)
             throw new InvalidDataException($"checkpoint '{path}' holds a 3D network ({n3.Describe()}); it predicts volumes with a sliding window, not slice by slice");
         var (net, meta) = LoadAnyNetwork(path);
-        return ((UNet2D)net, meta);
+        return ((Segmenter2D)net, meta);
     }
 
     /// <summary>The inference network a checkpoint's metadata describes, freshly initialised.</summary>
     public static nn.Module<Tensor, Tensor> CreateNetwork(CheckpointMeta meta) =>
-        meta.Network3D is { } n3 ? n3.Create(meta.Network.InChannels, meta.Network.NumClasses) : new UNet2D(meta.Network);
+        meta.Network3D is { } n3 ? n3.Create(meta.Network.InChannels, meta.Network.NumClasses) : Segmenter2D.Create(meta.Network);
 
     /// <summary>Rebuilds the inference network, 2D or 3D, from a checkpoint alone.</summary>
     public static (nn.Module<Tensor, Tensor> net, CheckpointMeta meta) LoadAnyNetwork(string path)
@@ -224,6 +226,18 @@ public static class Checkpoint
         try { NumericGuard.EnsureFiniteCheckpoint(net, path); }
         catch { net.Dispose(); throw; }
         return (net, meta);
+    }
+
+    /// <summary>The checkpoint's network with the inference it was trained for: slice-wise at the training patch for a
+    /// 2D network, sliding window over the training patch (strides <paramref name="stride"/>, default half the patch)
+    /// for a 3D one. The inferer owns the network.</summary>
+    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, (int d, int h, int w)? stride = null, bool largestComponent = false)
+    {
+        var (net, meta) = LoadAnyNetwork(path);
+        IInferer inferer = net is Segmenter2D net2
+            ? new SliceWiseInferer(net2, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, largestComponent, ownsNetwork: true)
+            : new SlidingWindowInferer(net, meta.Network.NumClasses, (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth), stride, largestComponent, ownsNetwork: true);
+        return (inferer, meta);
     }
 
     /// <summary>Restores a method's modules and the optimizer from a resumable checkpoint.</summary>

@@ -66,7 +66,7 @@ public sealed record TrainOptions
 
     public (int d, int h, int w) Patch3D => (PatchDepth, PatchHeight, PatchWidth);
 
-    public (int d, int h, int w) Stride => Stride3D is { Length: 3 } s ? (s[0], s[1], s[2]) : SlidingWindow.HalfPatch(Patch3D);
+    public (int d, int h, int w) Stride => Stride3D is { Length: 3 } s ? (s[0], s[1], s[2]) : Inference.SlidingWindowInferer.HalfPatch(Patch3D);
 
     /// <summary>The schedule a run gets: <paramref name="current"/> when one was given (command line or config file),
     /// else the method's reference schedule: constant for bcp (ACDC_BCP_train.py never decays its rate), otherwise
@@ -157,6 +157,8 @@ public sealed record TrainOptions
         foreach (var (name, every) in new[] { ("validation interval (--val-every / validate_every)", ValidateEvery), ("checkpoint interval (--save-every / save_every)", SaveEvery), ("log interval (--log-every / log_every)", LogEvery) })
             if (every <= 0) throw new ArgumentException($"the {name} must be at least 1 iteration (got {every})");
         if (!Is3D && Checkpoint.CheckUNet(Network) is string network) throw new ArgumentException($"network: {network}");
+        if (!Is3D && Models.Segmenter2D.SizeMultiple(Network.Kind) is int k && (PatchHeight % k != 0 || PatchWidth % k != 0))
+            throw new ArgumentException($"patch size {PatchHeight}x{PatchWidth}: {Models.Segmenter2D.Name(Network.Kind)} downsamples {k}x, so both sides must be multiples of {k}");
     }
 }
 

@@ -1,3 +1,4 @@
+using SemiSeg.Geometry;
 using SemiSeg.Cli;
 using SemiSeg.Data;
 
@@ -173,7 +174,7 @@ public class CliTests
         Assert.True(c3b == 0, e3b);
         var plain = Nifti.ReadLabel(preds[0], out _);
         var cut = Nifti.ReadLabel(Path.Combine(t["pred-lcc"], Path.GetFileName(preds[0])), out _);
-        Assert.Equal(SemiSeg.Methods.PseudoLabels.LargestComponent(plain, 3, 32, 32, 4, perSlice: false), cut);
+        Assert.Equal(ConnectedComponents.LargestComponent(plain, 3, 32, 32, 4, perSlice: false), cut);
         var (c4, _, _) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["data/imagesTs"], "--output", t["png"], "--format", "png");
         Assert.Equal(0, c4);
         Assert.Equal(6, Directory.GetFiles(t["png"], "*.png").Length);

@@ -46,7 +46,7 @@ public static class VolumeMethodRegistry
             "labeled 3D copy-paste pre-training, then EMA-teacher pseudo-labels (largest 3D component) mixed both ways with labeled cubes; params pretrain_iterations, u_weight, ema_decay",
             c => new VolumeCopyPasteMethod(c)),
         new("mn", "Yeung et al., M&N: semi-supervised 3D medical segmentation from 2D natural-image pretrained model (MLMI 2025)",
-            "a 2D UNet run slice-wise and a 3D network co-trained on each other's soft predictions after a labeled-only warm-up, unlabeled share of each batch growing linearly; params warmup_fraction, init_2d, kl_weight",
+            "a 2D UNet run slice-wise and a 3D network co-trained on each other's soft predictions after a labeled-only warm-up, unlabeled share of each batch growing linearly; params warmup_fraction, init_2d (a SemiSeg 2D checkpoint, or a PyTorch state dict of the 2D encoder such as torchvision's ImageNet ResNet), network_2d (unet, resunet, resnet18-unet, resnet34-unet), kl_weight",
             c => new TwoDimToThreeDimCoTrainingMethod(c)),
     };
 
