@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.CommandLine;
 using System.Globalization;
 using SemiSeg.Data;
@@ -32,7 +33,7 @@ internal static class EvaluateCommand
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
-            if (r.GetValue(ckpt) is string ck && Checkpoint.ReadMeta(ck, out long _).Network3D is not null)
+            if (r.GetValue(ckpt) is string ck && CheckpointFile.ReadMeta(ck, out long _).Network3D is not null)
                 return Evaluate3D(r, data, ck, r.GetValue(split), r.GetValue(output), r.GetValue(savePred), r.GetValue(mode), r.GetValue(policy),
                     MetricOptions.ParseSpacing(r.GetValue(spacing)), r.GetValue(lcc), MetricOptions.ParseTriple(r.GetValue(stride), "--stride"));
             var manifest = data.Load(r);
@@ -79,7 +80,7 @@ internal static class EvaluateCommand
                 WriteReport(rep, dir, $"{list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
                 return 0;
             }
-            var (inferer, meta) = Checkpoint.LoadInferer(r.GetValue(ckpt)!, largestComponent: r.GetValue(lcc));
+            var (inferer, meta) = CheckpointFile.LoadInferer(r.GetValue(ckpt)!, largestComponent: r.GetValue(lcc));
             using var _ = inferer;
             if (meta.Network.NumClasses != manifest.NumClasses)
                 throw new ArgumentException($"checkpoint '{r.GetValue(ckpt)}' predicts {meta.Network.NumClasses} classes, the dataset has {manifest.NumClasses}");
@@ -108,7 +109,7 @@ internal static class EvaluateCommand
     static int Evaluate3D(ParseResult r, DataOptions data, string ck, Split sp, string? output, bool save, MetricMode mode, EmptyPolicy policy,
         double[]? spacing, bool lcc, int[]? stride)
     {
-        var (inferer, meta) = Checkpoint.LoadInferer(ck, stride is { } s3 ? (s3[0], s3[1], s3[2]) : null, lcc);
+        var (inferer, meta) = CheckpointFile.LoadInferer(ck, stride is { } s3 ? (s3[0], s3[1], s3[2]) : null, lcc);
         using var _ = inferer;
         var volumes = data.LoadVolumes(r, scoring: true);
         if (meta.Network.NumClasses != volumes.NumClasses)

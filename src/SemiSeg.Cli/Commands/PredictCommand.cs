@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.CommandLine;
 using SemiSeg.Data;
 using SemiSeg.Runtime;
@@ -26,7 +27,7 @@ internal static class PredictCommand
             using var gate = FinalizerGuard.Enter(); // finalizers only between native calls (see FinalizerGuard)
             FinalizerGuard.SafePoint();
             // 2D: slice by slice at the training size; 3D: sliding window over the (D, H, W) volume, half-patch strides
-            var (inferer, meta) = Checkpoint.LoadInferer(r.GetValue(ckpt)!, largestComponent: r.GetValue(lcc));
+            var (inferer, meta) = CheckpointFile.LoadInferer(r.GetValue(ckpt)!, largestComponent: r.GetValue(lcc));
             using var _ = inferer;
             var inPath = r.GetValue(input)!;
             List<string> files;

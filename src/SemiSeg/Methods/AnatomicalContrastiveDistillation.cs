@@ -82,8 +82,8 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         _numClasses = config.NumClasses;
         Student = Segmenter2D.Create(config);
         Teacher = Ema.FrozenCopy(Student);
-        Heads = new ActionHeads(config.Features[^1], config.Features[0]);
-        TeacherHeads = new ActionHeads(config.Features[^1], config.Features[0]);
+        Heads = new ActionHeads(Student.BottleneckChannels, config.Features[0]);
+        TeacherHeads = new ActionHeads(Student.BottleneckChannels, config.Features[0]);
         TeacherHeads.load_state_dict(Heads.state_dict());
         foreach (var p in TeacherHeads.parameters()) p.requires_grad_(false);
         Memory = new IsdMemory(_queueSize, ActionHeads.GlobalDim, config.Features[0] * _localPool * _localPool);

@@ -68,7 +68,7 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod
         // embedding is noise the contrastive objective has to fight (see the header)
         Network = Segmenter2D.Create(settings.Bool("dropout", false) ? config : config with { Dropout = new double[config.Dropout.Length] });
         // one projection head per meta-label kind, as the reference's hooks (each SelfPacedINFONCEHook builds its own)
-        Projectors = _kinds.Select(_ => new ProjectionHead(config.Features[^1], 256)).ToArray();
+        Projectors = _kinds.Select(_ => new ProjectionHead(Network.BottleneckChannels, 256)).ToArray();
     }
 
     public string Name => "meta-contrast";

@@ -70,20 +70,10 @@ public sealed class ResNetUNet2D : Segmenter2D
 
     public override Tensor Decode(EncoderFeatures enc, out Tensor? decoderFeatures, bool keepDecoderFeatures = false)
     {
-        var s = enc.Scales;
-        var d = ups[0].forward(s[4], s[3]);
-        for (int i = 1; i < 4; i++)
-        {
-            var nd = ups[i].forward(d, s[3 - i]);
-            d.Dispose();
-            d = nd;
-        }
         Tensor full;
-        using (var up = functional.interpolate(d, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Bilinear, align_corners: true)) full = head.forward(up);
-        d.Dispose();
-        var logits = NarrowOutputs.Forward(outConv, full, padding: 1);
-        if (keepDecoderFeatures) decoderFeatures = full;
-        else { full.Dispose(); decoderFeatures = null; }
-        return logits;
+        using (var d = UpPath(ups, enc.Scales))
+        using (var up = functional.interpolate(d, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Bilinear, align_corners: true))
+            full = head.forward(up);
+        return Classify(full, out decoderFeatures, keepDecoderFeatures);
     }
 }

@@ -64,17 +64,6 @@ public sealed class ResUNet2D : Segmenter2D
 
     public override Tensor Decode(EncoderFeatures enc, out Tensor? decoderFeatures, bool keepDecoderFeatures = false)
     {
-        var s = enc.Scales;
-        var d = ups[0].forward(s[4], s[3]);
-        for (int i = 1; i < 4; i++)
-        {
-            var nd = ups[i].forward(d, s[3 - i]);
-            d.Dispose();
-            d = nd;
-        }
-        var logits = NarrowOutputs.Forward(outConv, d, padding: 1);
-        if (keepDecoderFeatures) decoderFeatures = d;
-        else { d.Dispose(); decoderFeatures = null; }
-        return logits;
+        return Classify(UpPath(ups, enc.Scales), out decoderFeatures, keepDecoderFeatures);
     }
 }

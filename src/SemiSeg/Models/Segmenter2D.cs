@@ -55,6 +55,30 @@ public abstract class Segmenter2D : Module<Tensor, Tensor>
     /// output conv) when asked for, otherwise it is disposed.</summary>
     public abstract Tensor Decode(EncoderFeatures enc, out Tensor? decoderFeatures, bool keepDecoderFeatures = false);
 
+    /// <summary>The UNet up path over five encoder scales: ups[0](s4, s3), ups[1](·, s2), ... (intermediate maps
+    /// disposed); returns the last map.</summary>
+    protected static Tensor UpPath(ModuleList<UpBlock> ups, Tensor[] s)
+    {
+        var d = ups[0].forward(s[4], s[3]);
+        for (int i = 1; i < 4; i++)
+        {
+            var nd = ups[i].forward(d, s[3 - i]);
+            d.Dispose();
+            d = nd;
+        }
+        return d;
+    }
+
+    /// <summary>The pixel classifier (<see cref="OutputConv"/>, 3×3) over the last decoder map, which goes to
+    /// <paramref name="decoderFeatures"/> when kept and is disposed otherwise.</summary>
+    protected Tensor Classify(Tensor last, out Tensor? decoderFeatures, bool keepDecoderFeatures)
+    {
+        var logits = NarrowOutputs.Forward(OutputConv, last, padding: 1);
+        if (keepDecoderFeatures) decoderFeatures = last;
+        else { last.Dispose(); decoderFeatures = null; }
+        return logits;
+    }
+
     public override Tensor forward(Tensor x)
     {
         using var enc = Encode(x);

@@ -116,17 +116,6 @@ public sealed class UNet2D : Segmenter2D
 
     public override Tensor Decode(EncoderFeatures enc, out Tensor? decoderFeatures, bool keepDecoderFeatures = false)
     {
-        var s = enc.Scales;
-        var x = ups[0].forward(s[4], s[3]);
-        for (int i = 1; i < 4; i++)
-        {
-            var nx = ups[i].forward(x, s[3 - i]);
-            x.Dispose();
-            x = nx;
-        }
-        var logits = NarrowOutputs.Forward(outConv, x, padding: 1);
-        if (keepDecoderFeatures) decoderFeatures = x;
-        else { x.Dispose(); decoderFeatures = null; }
-        return logits;
+        return Classify(UpPath(ups, enc.Scales), out decoderFeatures, keepDecoderFeatures);
     }
 }

@@ -193,7 +193,7 @@ public static class Benchmark
         KernelSelfCheck.Ensure(volume: true);
         Runtime.TorchRuntime.Seed(0);
         var settings = new MethodSettings(parameters ?? new Dictionary<string, string>());
-        using var m = Methods.Volume.VolumeMethodRegistry.Get(method).Create(new Methods.Volume.VolumeMethodContext(network ?? new Net3DConfig(), new UNetConfig { NumClasses = 2 }, settings));
+        using var m = Methods.MethodRegistry.GetVolume(method).Create(new Methods.Volume.VolumeMethodContext(network ?? new Net3DConfig(), new UNetConfig { NumClasses = 2 }, settings));
         settings.EnsureAllUsed(method);
         using var opt = torch.optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
         m.Train(true);

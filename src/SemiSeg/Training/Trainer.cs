@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -101,9 +102,15 @@ public sealed class Trainer
             Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Fmt(bestDice)} at {bestIt})");
         }
         AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"),
-            JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, TrainOptions.Json));
+            JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, JsonFormat.Options));
         Log(selfCheck);
         Log($"method {_data.DescribeMethod(_o, name)}; {_data.Summary()}");
+        var summary = new RunSummary
+        {
+            Method = name, Network = _data.Volumetric ? _o.Network3D!.Describe() : Models.Segmenter2D.Name(_o.Network.Kind), Data = _data.Summary(),
+            Iterations = start, MaxIterations = _o.MaxIterations,
+        };
+        summary.Write(_o.OutputDir);
         Log($"{_data.DescribeBatches(_o, method, start)}, threads {torch.get_num_threads()}");
 
         using var loader = _data.OpenBatches(_o, method, start);
@@ -182,6 +189,11 @@ public sealed class Trainer
         bool interrupted = done < _o.MaxIterations;
         Log($"{(interrupted ? "stopped after" : "finished")} {done} iterations ({spi:F3} s/iteration); best mean Dice {Fmt(bestDice)} at {bestIt}; " +
             $"data wait {loader.WaitSeconds:F1} s; peak resident memory {Benchmark.PeakRssMiB() / 1024:F2} GiB");
+        (summary with
+        {
+            Iterations = done, Finished = !interrupted, SecondsPerIteration = spi, BestIteration = bestIt,
+            BestValidationDice = double.IsNegativeInfinity(bestDice) ? double.NaN : bestDice,
+        }).Write(_o.OutputDir);
         return new TrainingResult(done, bestDice, bestIt, BestPath, LastPath, spi, interrupted);
     }
 
@@ -196,7 +208,7 @@ public sealed class Trainer
         var kind = method.InferenceNetwork.Config.Kind;
         var targets = method.StatefulModules.OfType<Models.Segmenter2D>().Where(n => n.Config.Kind == kind).ToList();
         if (Models.PretrainedWeights.IsPyTorchFile(checkpoint)) return Models.PretrainedWeights.LoadEncoder(checkpoint, targets);
-        var (source, _) = Checkpoint.LoadNetwork(checkpoint);
+        var (source, _) = CheckpointFile.LoadNetwork(checkpoint);
         using var _ = source;
         if (source.Config.Kind != kind)
             throw new InvalidDataException($"checkpoint '{checkpoint}' holds a {Models.Segmenter2D.Name(source.Config.Kind)} network; this run trains {Models.Segmenter2D.Name(kind)}");

@@ -29,14 +29,23 @@ public interface IBatchSource : IDisposable
 /// </summary>
 public abstract class TrainingData
 {
-    public abstract string Name { get; }
-    public abstract int NumClasses { get; }
-    public abstract int LabeledCount { get; }
-    public abstract int UnlabeledCount { get; }
-    public abstract IReadOnlyList<CaseRef> Val { get; }
-    public abstract IReadOnlyList<string> ClassNames { get; }
-    public abstract bool Volumetric { get; }
-    public abstract string Summary();
+    readonly Func<string> _summary;
+
+    TrainingData(string name, int numClasses, int labeled, int unlabeled, IReadOnlyList<CaseRef> val, IReadOnlyList<string> classNames, bool volumetric, Func<string> summary)
+    {
+        Name = name; NumClasses = numClasses; LabeledCount = labeled; UnlabeledCount = unlabeled; Val = val; ClassNames = classNames; Volumetric = volumetric; _summary = summary;
+    }
+
+    public string Name { get; }
+    public int NumClasses { get; }
+    /// <summary>Labeled training items: slices for 2D, volumes for 3D.</summary>
+    public int LabeledCount { get; }
+    public int UnlabeledCount { get; }
+    public IReadOnlyList<CaseRef> Val { get; }
+    public IReadOnlyList<string> ClassNames { get; }
+    public bool Volumetric { get; }
+    public string Summary() => _summary();
+    /// <summary>The data as volumes, for the checks that run before training (<see cref="DataCheck"/>).</summary>
     internal abstract VolumeSplit Split { get; }
 
     /// <summary>Slices of a 2D dataset for a 2D network, volumes for a 3D one.</summary>
@@ -58,15 +67,10 @@ public abstract class TrainingData
     {
         readonly DatasetManifest _d;
         readonly CaseCache _cache;
-        public Slices(DatasetManifest data) { _d = data; _cache = new CaseCache(data.NumClasses); }
-        public override string Name => _d.Name;
-        public override int NumClasses => _d.NumClasses;
-        public override int LabeledCount => _d.Labeled.Count;
-        public override int UnlabeledCount => _d.Unlabeled.Count;
-        public override IReadOnlyList<CaseRef> Val => _d.Val;
-        public override IReadOnlyList<string> ClassNames => _d.ClassNames;
-        public override bool Volumetric => false;
-        public override string Summary() => _d.Summary();
+        public Slices(DatasetManifest data) : base(data.Name, data.NumClasses, data.Labeled.Count, data.Unlabeled.Count, data.Val, data.ClassNames, false, data.Summary)
+        {
+            _d = data; _cache = new CaseCache(data.NumClasses);
+        }
         internal override VolumeSplit Split => VolumeSplit.FromManifest(_d);
 
         bool _usesUnlabeled;
@@ -129,15 +133,7 @@ public abstract class TrainingData
     public sealed class Volumes : TrainingData
     {
         readonly VolumeSplit _d;
-        public Volumes(VolumeSplit data) => _d = data;
-        public override string Name => _d.Name;
-        public override int NumClasses => _d.NumClasses;
-        public override int LabeledCount => _d.Labeled.Count;
-        public override int UnlabeledCount => _d.Unlabeled.Count;
-        public override IReadOnlyList<CaseRef> Val => _d.Val;
-        public override IReadOnlyList<string> ClassNames => _d.ClassNames;
-        public override bool Volumetric => true;
-        public override string Summary() => _d.Summary();
+        public Volumes(VolumeSplit data) : base(data.Name, data.NumClasses, data.Labeled.Count, data.Unlabeled.Count, data.Val, data.ClassNames, true, data.Summary) => _d = data;
         internal override VolumeSplit Split => _d;
 
         static (int labeled, int unlabeled) Composition(TrainOptions o, ITrainableMethod method, long b) =>
@@ -145,7 +141,7 @@ public abstract class TrainingData
 
         internal override ITrainableMethod CreateMethod(TrainOptions o, MethodSettings settings, out string name)
         {
-            var entry = VolumeMethodRegistry.Get(o.Method);
+            var entry = MethodRegistry.GetVolume(o.Method);
             name = entry.Name;
             return entry.Create(new VolumeMethodContext(o.Network3D!, o.Network, settings));
         }

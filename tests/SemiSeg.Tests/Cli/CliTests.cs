@@ -223,6 +223,15 @@ public class CliTests
         }
         double expected = Enumerable.Range(0, 3).Average(i => CaseMean("mean-teacher-2", i) - CaseMean("supervised-2", i));
         Assert.Equal(expected, double.Parse(mt[Array.IndexOf(head, "delta_dice")], System.Globalization.CultureInfo.InvariantCulture), 5);
+        // the facts come from run.json; a run from before run.json is read from its train.log, to the same table
+        var sup = SemiSeg.Training.RunSummary.TryRead(t["runs/supervised-2"])!;
+        Assert.Equal(("supervised", 4L, true), (sup.Method, sup.Iterations, sup.Finished));
+        Assert.True(sup.SecondsPerIteration > 0);
+        File.Delete(t["runs/supervised-2/train.log"]);
+        File.Delete(t["runs/mean-teacher-2/run.json"]);
+        var (c2, o2, e2) = Run("report", t["runs"], "-o", t["table2.md"]);
+        Assert.True(c2 == 0, e2);
+        Assert.Equal(or[..or.IndexOf("wrote ", StringComparison.Ordinal)], o2[..o2.IndexOf("wrote ", StringComparison.Ordinal)]);
         var (cm, _, em) = Run("report", t["nowhere"]);
         Assert.Equal(2, cm);
         Assert.Contains("nowhere", em);

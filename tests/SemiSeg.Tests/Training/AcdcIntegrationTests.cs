@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Data;
 using SemiSeg.Evaluation;
 using SemiSeg.Models;
@@ -70,7 +71,7 @@ public class AcdcIntegrationTests
         };
         var res = new Trainer(o, m).Run();
         Assert.Equal(4, res.Iterations);
-        var (inferer, _) = Checkpoint.LoadInferer(res.BestCheckpoint);
+        var (inferer, _) = CheckpointFile.LoadInferer(res.BestCheckpoint);
         using var _i = inferer;
         var report = Evaluator.Evaluate(inferer, m.Test, m.ClassNames, MetricMode.Medpy, EmptyPolicy.Exclude);
         Assert.Single(report.Cases);

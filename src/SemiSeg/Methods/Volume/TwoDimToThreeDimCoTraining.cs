@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -118,7 +119,7 @@ public sealed class TwoDimToThreeDimCoTrainingMethod : IVolumeMethod
     public static int Load2D(string checkpoint, Segmenter2D target)
     {
         if (PretrainedWeights.IsPyTorchFile(checkpoint)) return PretrainedWeights.LoadEncoder(checkpoint, new[] { target });
-        var (source, _) = Training.Checkpoint.LoadNetwork(checkpoint);
+        var (source, _) = Inference.CheckpointFile.LoadNetwork(checkpoint);
         using var _s = source;
         var src = source.state_dict();
         int copied = 0;
