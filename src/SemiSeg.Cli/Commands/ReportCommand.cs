@@ -8,7 +8,7 @@ internal static class ReportCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("report", "Compare training runs: one table per dataset of test Dice/Jaccard/HD95/ASD, per-class Dice, best validation Dice and speed, with each run's per-case Dice difference to a baseline and its Wilcoxon signed-rank p-value.");
+        var cmd = new Command("report", "Compare training runs: one table per dataset of test Dice/Jaccard/HD95/ASD, per-class Dice, best validation Dice and speed, with each run's per-case Dice difference to a baseline and its Wilcoxon signed-rank p-value; runs of a grid (named ...-sSEED) also as mean ± sd over seeds with a paired test over cases and seeds.");
         var runs = new Argument<string[]>("runs") { Description = "Run folders, or folders of runs (e.g. runs/table-96-1000)", Arity = ArgumentArity.OneOrMore };
         var evaluation = new Option<string>("--eval") { Description = "The evaluation folder inside each run", DefaultValueFactory = _ => "eval-test" };
         var baseline = new Option<string>("--baseline") { Description = "Baseline: a run name, or a method (per dataset, its run with the shortest name)", DefaultValueFactory = _ => "supervised" };
@@ -16,8 +16,10 @@ internal static class ReportCommand
         cmd.Add(runs); cmd.Add(evaluation); cmd.Add(baseline); cmd.Add(output);
         cmd.SetAction(r =>
         {
-            var rows = RunComparison.Compare(RunComparison.Load(r.GetValue(runs)!, r.GetValue(evaluation)!), r.GetValue(baseline)!);
-            var md = RunComparison.ToMarkdown(rows);
+            var loaded = RunComparison.Load(r.GetValue(runs)!, r.GetValue(evaluation)!);
+            var rows = RunComparison.Compare(loaded, r.GetValue(baseline)!);
+            // runs named METHOD[-L]-sSEED (a `semiseg grid`) are also summarised over seeds
+            var md = RunComparison.ToMarkdown(rows) + SeedAggregate.ToMarkdown(SeedAggregate.Aggregate(loaded, r.GetValue(baseline)!));
             Console.Write(md);
             if (r.GetValue(output) is string o)
             {
