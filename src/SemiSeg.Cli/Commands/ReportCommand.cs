@@ -13,7 +13,9 @@ internal static class ReportCommand
         var evaluation = new Option<string>("--eval") { Description = "The evaluation folder inside each run", DefaultValueFactory = _ => "eval-test" };
         var baseline = new Option<string>("--baseline") { Description = "Baseline: a run name, or a method (per dataset, its run with the shortest name)", DefaultValueFactory = _ => "supervised" };
         var output = new Option<string?>("--output", "-o") { Description = "Also write the table to FILE.md and one row per run to FILE.csv" };
-        cmd.Add(runs); cmd.Add(evaluation); cmd.Add(baseline); cmd.Add(output);
+        var html = new Option<string?>("--html") { Description = "Also write one self-contained HTML page (tables, per-case Dice box plots, every run's training curves, evaluation overlays) to FILE" };
+        var curves = new Option<bool>("--curves") { Description = "Also (re)draw curves.png in every run folder" };
+        cmd.Add(runs); cmd.Add(evaluation); cmd.Add(baseline); cmd.Add(output); cmd.Add(html); cmd.Add(curves);
         cmd.SetAction(r =>
         {
             var loaded = RunComparison.Load(r.GetValue(runs)!, r.GetValue(evaluation)!);
@@ -28,6 +30,14 @@ internal static class ReportCommand
                 AtomicFile.WriteAllText(stem + ".csv", RunComparison.ToCsv(rows));
                 Console.WriteLine($"wrote {stem}.md and {stem}.csv");
             }
+            if (r.GetValue(html) is string h)
+            {
+                AtomicFile.WriteAllText(h, HtmlReport.Build(loaded, r.GetValue(baseline)!));
+                Console.WriteLine($"wrote {h}");
+            }
+            if (r.GetValue(curves))
+                foreach (var run in loaded)
+                    if (Charts.WriteCurvesPng(run.Folder)) Console.WriteLine($"wrote {Path.Combine(run.Folder, "curves.png")}");
             return 0;
         });
         return cmd;

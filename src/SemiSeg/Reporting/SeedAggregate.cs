@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using System.Text.RegularExpressions;
 
 namespace SemiSeg.Reporting;
@@ -64,28 +63,28 @@ public static class SeedAggregate
         return (mean, sd);
     }
 
-    public static string ToMarkdown(IReadOnlyList<SeedGroup> groups)
+    public static List<ReportTable> Tables(IReadOnlyList<SeedGroup> groups)
     {
-        if (groups.Count == 0) return "";
         static string Pm((double Mean, double Sd) x, double scale) => double.IsNaN(x.Mean) ? "–"
             : (scale * x.Mean).ToString("0.00", CultureInfo.InvariantCulture) + (double.IsNaN(x.Sd) ? "" : " ± " + (scale * x.Sd).ToString("0.00", CultureInfo.InvariantCulture));
-        var sb = new StringBuilder();
+        var tables = new List<ReportTable>();
         foreach (var data in groups.GroupBy(g => g.Data))
         {
-            sb.AppendLine($"### Over seeds: {data.Key}");
-            sb.AppendLine();
-            sb.AppendLine("Mean ± sample sd over the seeds' runs; Δ = mean per-case Dice difference to the baseline run of the same seed (points), p = two-sided Wilcoxon signed-rank test over all (case, seed) pairs.");
-            sb.AppendLine();
-            sb.AppendLine("| runs | method | seeds | Dice | Jaccard | HD95 | ASD | baseline | Δ Dice | pairs | p |");
-            sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+            var rows = new List<string[]>();
             foreach (var g in data)
             {
-                sb.Append($"| {g.Name} | {g.Method} | {string.Join(",", g.Seeds)} | {Pm(MeanSd(g.Runs.Select(r => r.Dice)), 100)} | {Pm(MeanSd(g.Runs.Select(r => r.Jaccard)), 100)} | {Pm(MeanSd(g.Runs.Select(r => r.Hd95)), 1)} | {Pm(MeanSd(g.Runs.Select(r => r.Asd)), 1)} |");
-                if (g.Baseline is null) sb.AppendLine(g.IsBaseline ? " (baseline) | | | |" : " – | | | |");
-                else sb.AppendLine($" {g.Baseline.Name} | {(double.IsNaN(g.DeltaDice) ? "–" : (g.DeltaDice >= 0 ? "+" : "") + (100 * g.DeltaDice).ToString("0.00", CultureInfo.InvariantCulture))} | {g.Pairs} | {(g.Test is null ? "–" : g.Test.P < 1e-4 ? g.Test.P.ToString("0.0e+0", CultureInfo.InvariantCulture) : g.Test.P.ToString("0.0000", CultureInfo.InvariantCulture))} |");
+                var cells = new List<string> { g.Name, g.Method, string.Join(",", g.Seeds), Pm(MeanSd(g.Runs.Select(r => r.Dice)), 100), Pm(MeanSd(g.Runs.Select(r => r.Jaccard)), 100), Pm(MeanSd(g.Runs.Select(r => r.Hd95)), 1), Pm(MeanSd(g.Runs.Select(r => r.Asd)), 1) };
+                if (g.Baseline is null) cells.AddRange(new[] { g.IsBaseline ? "(baseline)" : "–", "", "", "" });
+                else cells.AddRange(new[] { g.Baseline.Name, double.IsNaN(g.DeltaDice) ? "–" : (g.DeltaDice >= 0 ? "+" : "") + (100 * g.DeltaDice).ToString("0.00", CultureInfo.InvariantCulture),
+                    g.Pairs.ToString(CultureInfo.InvariantCulture), g.Test is null ? "–" : g.Test.P < 1e-4 ? g.Test.P.ToString("0.0e+0", CultureInfo.InvariantCulture) : g.Test.P.ToString("0.0000", CultureInfo.InvariantCulture) });
+                rows.Add(cells.ToArray());
             }
-            sb.AppendLine();
+            tables.Add(new ReportTable(data.Key, "Over seeds: " + data.Key,
+                "Mean ± sample sd over the seeds' runs; Δ = mean per-case Dice difference to the baseline run of the same seed (points), p = two-sided Wilcoxon signed-rank test over all (case, seed) pairs.",
+                new[] { "runs", "method", "seeds", "Dice", "Jaccard", "HD95", "ASD", "baseline", "Δ Dice", "pairs", "p" }, rows));
         }
-        return sb.ToString();
+        return tables;
     }
+
+    public static string ToMarkdown(IReadOnlyList<SeedGroup> groups) => string.Concat(Tables(groups).Select(t => t.ToMarkdown()));
 }
