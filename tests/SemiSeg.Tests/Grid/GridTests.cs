@@ -194,3 +194,26 @@ public class SeedAggregateTests
         Assert.Contains("| supervised-3 | supervised | 1,2 |", md);
     }
 }
+
+/// <summary>The grid files shipped in grids/ load and pass the CLI's option check.</summary>
+public class ShippedGridTests
+{
+    [Fact]
+    public void EveryShippedGridIsValid()
+    {
+        string? root = null;
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null && root is null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "SemiSeg.sln"))) root = d.FullName;
+        var files = Directory.GetFiles(Path.Combine(root!, "grids"), "*.yaml");
+        Assert.NotEmpty(files);
+        foreach (var f in files)
+        {
+            var (code, stdout, stderr) = CliTests.Run("grid", "list", f);
+            Assert.True(code == 0, $"{f}: {stderr}");
+            Assert.Contains("runs in ", stdout);
+        }
+        var table = GridSpec.Load(Path.Combine(root!, "grids", "acdc-cpu-table.yaml"));
+        Assert.Equal(Path.GetFullPath(Path.Combine(root!, "..", "shared", "data", "acdc")), table.Data);
+        Assert.Equal(40, table.Expand().Count); // 10 methods x 2 budgets x 2 seeds
+    }
+}
