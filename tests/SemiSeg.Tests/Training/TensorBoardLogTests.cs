@@ -1,4 +1,4 @@
-using SemiSeg.Reporting;
+using SemiSeg.Evaluation;
 using SemiSeg.Training;
 
 namespace SemiSeg.Tests.Training;
