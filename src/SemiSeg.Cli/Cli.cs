@@ -1,3 +1,4 @@
+using SemiSeg.Runtime;
 using System.CommandLine;
 using SemiSeg.Cli.Commands;
 using Spectre.Console;
@@ -45,7 +46,7 @@ public static class Cli
         return e switch
         {
             FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException
-                or SemiSeg.Training.TrainingDivergedException => e.Message,
+                or SemiSeg.Runtime.TrainingDivergedException => e.Message,
             _ => null,
         };
     }

@@ -64,7 +64,7 @@ internal static class BenchCommand
                     Data.CardiacPhantom.WriteDataset(tmp, labeled: 6, unlabeled: 12, val: 0, test: 0, depth: 8, size: r.GetValue(size));
                     manifest = Data.CustomDataset.Load(tmp, 4);
                 }
-                else manifest = DataOptions.IsAcdc(src) ? Data.AcdcDataset.Load(src, 7) : Data.CustomDataset.Load(src, 4);
+                else manifest = Data.DatasetDetection.IsAcdc(src) ? Data.AcdcDataset.Load(src, 7) : Data.CustomDataset.Load(src, 4);
             }
             BenchResult res;
             try

@@ -22,30 +22,12 @@ internal sealed class DataOptions
 
     public void AddTo(Command c) { c.Add(Data); c.Add(Labeled); c.Add(LabeledSlices); c.Add(NumClasses); }
 
-    public DatasetManifest Load(ParseResult r)
-    {
-        var src = r.GetValue(Data)!;
-        if (IsAcdc(src))
-            return AcdcDataset.Load(src, r.GetValue(Labeled) ?? 7, r.GetValue(LabeledSlices));
-        if (LeftAtriumDataset.IsLa(src))
-            throw new ArgumentException($"'{src}' is in the LA layout (3D volumes stored X,Y,Z): train it with --network vnet or unet3d; evaluate a 3D checkpoint on it");
-        if (Hc18Dataset.IsHc18(src)) return Hc18Dataset.Load(src, r.GetValue(Labeled));
-        if (PsfhDataset.IsPsfh(src)) return PsfhDataset.Load(src, r.GetValue(Labeled));
-        return CustomDataset.Load(src, r.GetValue(NumClasses), r.GetValue(Labeled));
-    }
+    public DatasetManifest Load(ParseResult r) =>
+        DatasetDetection.Load(r.GetValue(Data)!, r.GetValue(Labeled), r.GetValue(LabeledSlices), r.GetValue(NumClasses));
 
-    /// <summary>The data as volumes for a 3D run: the LA layout (train.list/test.list + NAME/mri_norm2.h5; --labeled
-    /// volumes, default 8), ACDC (--labeled patients' volumes, default 7), or own data's volumes.</summary>
-    /// <param name="scoring">evaluation only reads val/test: the labeled count then only has to be valid.</param>
-    public VolumeSplit LoadVolumes(ParseResult r, bool scoring = false)
-    {
-        var src = r.GetValue(Data)!;
-        if (LeftAtriumDataset.IsLa(src)) return LeftAtriumDataset.Load(src, r.GetValue(Labeled) ?? (scoring ? 1 : 8));
-        if (IsAcdc(src)) return AcdcDataset.LoadVolumes(src, r.GetValue(Labeled) ?? 7);
-        return VolumeSplit.FromManifest(Load(r));
-    }
-
-    public static bool IsAcdc(string src) => Directory.Exists(src) && File.Exists(Path.Combine(src, "train_slices.list"));
+    /// <summary>The data as volumes for a 3D run (see <see cref="DatasetDetection.LoadVolumes"/>).</summary>
+    public VolumeSplit LoadVolumes(ParseResult r, bool scoring = false) =>
+        DatasetDetection.LoadVolumes(r.GetValue(Data)!, r.GetValue(Labeled), r.GetValue(LabeledSlices), r.GetValue(NumClasses), scoring);
 }
 
 internal static class MetricOptions

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.CommandLine;
 using SemiSeg.Data;
 using SemiSeg.Evaluation;
@@ -38,11 +39,10 @@ internal static class DemoCommand
             var result = TrainCommand.RunTraining(o, manifest, r.GetValue(quiet));
             if (result.Interrupted) { Console.Error.WriteLine($"interrupted; the run so far is in {o.OutputDir}"); return 130; }
             Console.WriteLine("3/4 evaluating best.ckpt on the 4 test volumes");
-            var (net, meta) = Checkpoint.LoadNetwork(result.BestCheckpoint);
-            using (net)
+            var (inferer, _) = CheckpointFile.LoadInferer(result.BestCheckpoint);
+            using (inferer)
             {
-                var report = Evaluator.Evaluate(net, manifest.Test, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, manifest.ClassNames,
-                    MetricMode.Spacing, EmptyPolicy.Exclude);
+                var report = Evaluator.Evaluate(inferer, manifest.Test, manifest.ClassNames, MetricMode.Spacing, EmptyPolicy.Exclude);
                 var evalDir = Path.Combine(root, "run", "eval-test");
                 report.Write(evalDir);
                 EvaluateCommand.PrintReport(report, "phantom test volumes");

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.CommandLine;
 using System.Globalization;
 using SemiSeg.Data;
@@ -32,7 +33,7 @@ internal static class EvaluateCommand
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
-            if (r.GetValue(ckpt) is string ck && Checkpoint.ReadMeta(ck, out long _).Network3D is not null)
+            if (r.GetValue(ckpt) is string ck && CheckpointFile.ReadMeta(ck, out long _).Network3D is not null)
                 return Evaluate3D(r, data, ck, r.GetValue(split), r.GetValue(output), r.GetValue(savePred), r.GetValue(mode), r.GetValue(policy),
                     MetricOptions.ParseSpacing(r.GetValue(spacing)), r.GetValue(lcc), MetricOptions.ParseTriple(r.GetValue(stride), "--stride"));
             var manifest = data.Load(r);
@@ -79,8 +80,8 @@ internal static class EvaluateCommand
                 WriteReport(rep, dir, $"{list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
                 return 0;
             }
-            var (net, meta) = Checkpoint.LoadNetwork(r.GetValue(ckpt)!);
-            using var _ = net;
+            var (inferer, meta) = CheckpointFile.LoadInferer(r.GetValue(ckpt)!, largestComponent: r.GetValue(lcc));
+            using var _ = inferer;
             if (meta.Network.NumClasses != manifest.NumClasses)
                 throw new ArgumentException($"checkpoint '{r.GetValue(ckpt)}' predicts {meta.Network.NumClasses} classes, the dataset has {manifest.NumClasses}");
             var sp = r.GetValue(split);
@@ -88,8 +89,7 @@ internal static class EvaluateCommand
             if (cases.Count == 0) throw new ArgumentException($"the dataset has no {sp.ToString().ToLowerInvariant()} volumes");
             var outDir = r.GetValue(output) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(r.GetValue(ckpt)!))!, $"eval-{sp.ToString().ToLowerInvariant()}");
             bool save = r.GetValue(savePred);
-            var report = Evaluator.Evaluate(net, cases, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, manifest.ClassNames,
-                r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)), largestComponent: r.GetValue(lcc),
+            var report = Evaluator.Evaluate(inferer, cases, manifest.ClassNames, r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)),
                 onPrediction: (c, vol, pred) =>
                 {
                     Measure(c, vol, pred);
@@ -109,17 +109,15 @@ internal static class EvaluateCommand
     static int Evaluate3D(ParseResult r, DataOptions data, string ck, Split sp, string? output, bool save, MetricMode mode, EmptyPolicy policy,
         double[]? spacing, bool lcc, int[]? stride)
     {
-        var (net, meta) = Checkpoint.LoadAnyNetwork(ck);
-        using var _ = net;
+        var (inferer, meta) = CheckpointFile.LoadInferer(ck, stride is { } s3 ? (s3[0], s3[1], s3[2]) : null, lcc);
+        using var _ = inferer;
         var volumes = data.LoadVolumes(r, scoring: true);
         if (meta.Network.NumClasses != volumes.NumClasses)
             throw new ArgumentException($"checkpoint '{ck}' predicts {meta.Network.NumClasses} classes, the dataset has {volumes.NumClasses}");
         var cases = sp == Split.Val ? volumes.Val : sp == Split.Test ? volumes.Test : volumes.Labeled;
         if (cases.Count == 0) throw new ArgumentException($"the dataset has no {sp.ToString().ToLowerInvariant()} volumes");
-        var patch = (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth);
-        var st = stride is { } s3 ? (s3[0], s3[1], s3[2]) : SlidingWindow.HalfPatch(patch);
         var outDir = output ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ck))!, $"eval-{sp.ToString().ToLowerInvariant()}");
-        var report = Evaluator.Evaluate3D(net, volumes.NumClasses, cases, patch, st, volumes.ClassNames, mode, policy, spacing, load: volumes.Reader, largestComponent: lcc,
+        var report = Evaluator.Evaluate(inferer, cases, volumes.ClassNames, mode, policy, spacing, load: volumes.Reader,
             onPrediction: (c, vol, pred) =>
             {
                 if (!save) return;
@@ -128,7 +126,7 @@ internal static class EvaluateCommand
                 Nifti.Write(path, new Volume(c.Name, vol.Depth, vol.Height, vol.Width, vol.Image, pred) { Spacing = vol.Spacing, Affine = vol.Affine }, asLabel: true);
             });
         report.Write(outDir);
-        PrintReport(report, $"{cases.Count} {sp.ToString().ToLowerInvariant()} volumes, 3D checkpoint {ck} (iteration {meta.Iteration}), sliding window {patch} stride {st}");
+        PrintReport(report, $"{cases.Count} {sp.ToString().ToLowerInvariant()} volumes, 3D checkpoint {ck} (iteration {meta.Iteration}), {inferer.Describe()}");
         Console.WriteLine($"wrote {Path.Combine(outDir, "metrics.csv")} and metrics.json");
         return 0;
     }

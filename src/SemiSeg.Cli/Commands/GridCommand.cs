@@ -34,7 +34,7 @@ internal static class GridCommand
                 if (args is not null && parser.Parse(args.ToArray()).Errors is { Count: > 0 } errors)
                     throw new InvalidDataException($"grid file '{file}': run {run.Name}: {string.Join("; ", errors.Select(e => e.Message))}");
         foreach (var m in spec.Methods)
-            if (!SemiSeg.Methods.MethodRegistry.All.Any(e => e.Name == m) && !SemiSeg.Methods.Volume.VolumeMethodRegistry.All.Any(e => e.Name == m))
+            if (!SemiSeg.Methods.MethodRegistry.All.Any(e => e.Name == m))
                 throw new InvalidDataException($"grid file '{file}': unknown method '{m}' (see `semiseg methods`)");
         return (spec, runs);
     }

@@ -10,10 +10,10 @@ internal static class MethodsCommand
         var cmd = new Command("methods", "List the training methods with their papers.");
         cmd.SetAction(_ =>
         {
-            foreach (var e in MethodRegistry.All)
+            foreach (var e in MethodRegistry.Slices)
                 Console.WriteLine($"{e.Name,-14} {e.Summary}\n{"",-14} paper: {e.Paper}{(e.UsesUnlabeled ? "" : " (uses labeled data only)")}");
             Console.WriteLine("\n3D (train --network vnet|unet3d):");
-            foreach (var e in Methods.Volume.VolumeMethodRegistry.All)
+            foreach (var e in MethodRegistry.Volumes)
                 Console.WriteLine($"{e.Name,-14} {e.Summary}\n{"",-14} paper: {e.Paper}");
             return 0;
         });

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.CommandLine;
 using SemiSeg.Data;
 using SemiSeg.Runtime;
@@ -25,8 +26,9 @@ internal static class PredictCommand
             TorchRuntime.Configure(r.GetValue(threads));
             using var gate = FinalizerGuard.Enter(); // finalizers only between native calls (see FinalizerGuard)
             FinalizerGuard.SafePoint();
-            var (net, meta) = Checkpoint.LoadAnyNetwork(r.GetValue(ckpt)!);
-            using var _ = net;
+            // 2D: slice by slice at the training size; 3D: sliding window over the (D, H, W) volume, half-patch strides
+            var (inferer, meta) = CheckpointFile.LoadInferer(r.GetValue(ckpt)!, largestComponent: r.GetValue(lcc));
+            using var _ = inferer;
             var inPath = r.GetValue(input)!;
             List<string> files;
             if (Directory.Exists(inPath))
@@ -41,19 +43,7 @@ internal static class PredictCommand
             {
                 FinalizerGuard.SafePoint();
                 var vol = VolumeIO.Read(f, null);
-                byte[] pred;
-                if (meta.Network3D is not null)
-                {
-                    // 3D checkpoint: sliding window over the (D, H, W) volume, half-patch strides
-                    var patch = (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth);
-                    pred = SlidingWindow.Predict(net, vol.Image, vol.Depth, vol.Height, vol.Width, meta.Network.NumClasses, patch,
-                        SlidingWindow.HalfPatch(patch), r.GetValue(lcc)).Labels;
-                }
-                else
-                {
-                    pred = Inference.PredictVolume((Models.UNet2D)net, vol, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize);
-                    if (r.GetValue(lcc)) pred = Inference.KeepLargestComponent(pred, vol, meta.Network.NumClasses);
-                }
+                var pred = inferer.Predict(vol);
                 written += Write(vol, pred, names[f], files);
             }
             Console.WriteLine($"predicted {files.Count} image(s) with {r.GetValue(ckpt)}; wrote {written} mask file(s) to {outDir}");

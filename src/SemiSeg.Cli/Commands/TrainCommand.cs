@@ -42,9 +42,9 @@ internal static class TrainCommand
         var param = new Option<string[]>("--param", "-p") { Description = "Method hyper-parameter key=value (repeatable); see `semiseg methods`", AllowMultipleArgumentsPerToken = false };
         var config = new Option<string?>("--config") { Description = "Configuration file (JSON, e.g. a run's config.json, or YAML) with the same snake_case keys; options given here override it" };
         var contiguous = new Option<bool>("--no-channels-last") { Description = "Keep NCHW memory order (channels_last is faster and numerically the same)" };
-        var initEncoder = new Option<string?>("--init-encoder") { Description = "Start the UNet encoder(s) from this checkpoint's network (e.g. best.ckpt of `semiseg pretrain`)" };
-        var network = new Option<string>("--network") { Description = "unet (2D slices; default), or a 3D network trained on volume patches: vnet (the LA lineage's) or unet3d", DefaultValueFactory = _ => "unet" };
-        network.AcceptOnlyFromAmong("unet", "vnet", "unet3d");
+        var initEncoder = new Option<string?>("--init-encoder") { Description = "Start the 2D network's encoder(s) from this checkpoint's network (e.g. best.ckpt of `semiseg pretrain`) or from a PyTorch state dict of the encoder (e.g. torchvision's ImageNet resnet34 for --network resnet34-unet; see README)" };
+        var network = new Option<string>("--network") { Description = "A 2D network trained on slices, for every 2D method: unet (default), resunet (ResNet blocks at the UNet's widths), resnet18-unet or resnet34-unet (TorchVision's ResNet encoder, patches multiple of 32; ImageNet weights via --init-encoder); or a 3D network trained on volume patches: vnet (the LA lineage's) or unet3d", DefaultValueFactory = _ => "unet" };
+        network.AcceptOnlyFromAmong(Enum.GetValues<Net2DKind>().Select(Segmenter2D.Name).Concat(new[] { "vnet", "unet3d" }).ToArray());
         var patchDepth = new Option<int>("--patch-depth") { Description = "3D networks: patch depth in slices, multiple of 16 (the LA lineage's 112x112x80 is --patch-size 112 --patch-depth 80)", DefaultValueFactory = _ => 80 };
         var stride = MetricOptions.Stride();
         var stepSize = new Option<long>("--step-size") { Description = "--schedule step: lr·0.1^(it // N) (the LA lineage: 2500)", DefaultValueFactory = _ => 2500 };
@@ -53,7 +53,7 @@ internal static class TrainCommand
         foreach (var o in options) cmd.Add(o);
         cmd.SetAction(r =>
         {
-            bool is3D = !pretrain && r.GetValue(network) != "unet";
+            bool is3D = !pretrain && r.GetValue(network) is "vnet" or "unet3d";
             VolumeSplit? volumes = is3D ? data.LoadVolumes(r) : null;
             var manifest = is3D ? null : data.Load(r);
             if (pretrain) manifest = manifest!.WithoutValidation();
@@ -74,7 +74,11 @@ internal static class TrainCommand
                 LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
                 Augment = Given(noAug) ? !r.GetValue(noAug) : b.Augment, LinearImageResize = V(linear, b.LinearImageResize), Resume = r.GetValue(resume),
                 MethodParams = methodParams, ChannelsLast = Given(contiguous) ? !r.GetValue(contiguous) : b.ChannelsLast,
-                Network = b.Network with { NumClasses = numClasses, Up = V(up, b.Network.Up) },
+                Network = b.Network with
+                {
+                    NumClasses = numClasses, Up = V(up, b.Network.Up),
+                    Kind = !is3D && r.GetResult(network) is { Implicit: false } && Segmenter2D.TryParse(r.GetValue(network)!, out var k2) ? k2 : b.Network.Kind,
+                },
             };
             if (is3D)
             {
@@ -111,7 +115,7 @@ internal static class TrainCommand
         WithCancellation(o, quiet, (m, token) => new Trainer(o, manifest, m).Run(token));
 
     public static TrainingResult RunTraining3D(TrainOptions o, Data.VolumeSplit volumes, bool quiet) =>
-        WithCancellation(o, quiet, (m, token) => new VolumeTrainer(o, volumes, m).Run(token));
+        WithCancellation(o, quiet, (m, token) => new Trainer(o, volumes, m).Run(token));
 
     static bool _terminated;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using SemiSeg.Evaluation;
+using SemiSeg.Geometry;
 
 namespace SemiSeg.Data;
 

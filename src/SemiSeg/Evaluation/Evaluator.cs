@@ -1,32 +1,18 @@
 using SemiSeg.Data;
-using SemiSeg.Models;
-using SemiSeg.Training;
+using SemiSeg.Inference;
 
 namespace SemiSeg.Evaluation;
 
-/// <summary>Scores predictions of labeled volumes: from a network (slice-wise inference) or from mask files.</summary>
+/// <summary>Scores predictions of labeled volumes: from an inferer (slice-wise or sliding-window) or from mask files.</summary>
 public static class Evaluator
 {
-    public static EvaluationReport Evaluate(UNet2D net, IReadOnlyList<CaseRef> cases, int patchH, int patchW, bool linearResize,
-        IReadOnlyList<string> classNames, MetricMode mode, EmptyPolicy policy, double[]? spacingOverride = null,
-        Action<CaseRef, Volume, byte[]>? onPrediction = null, Func<CaseRef, Volume>? load = null, bool largestComponent = false) =>
-        Score(cases, net.Config.NumClasses, classNames, mode, policy, spacingOverride, load, (c, vol) =>
+    /// <summary>Scores an inferer's predictions (slice-wise 2D or sliding-window 3D) on labeled volumes;
+    /// <paramref name="load"/> reads a case (e.g. the LA's Z-first reader, or a cache).</summary>
+    public static EvaluationReport Evaluate(IInferer inferer, IReadOnlyList<CaseRef> cases, IReadOnlyList<string> classNames, MetricMode mode, EmptyPolicy policy,
+        double[]? spacingOverride = null, Action<CaseRef, Volume, byte[]>? onPrediction = null, Func<CaseRef, Volume>? load = null) =>
+        Score(cases, inferer.NumClasses, classNames, mode, policy, spacingOverride, load, (c, vol) =>
         {
-            var pred = Inference.PredictVolume(net, vol, patchH, patchW, linearResize);
-            if (largestComponent) pred = Inference.KeepLargestComponent(pred, vol, net.Config.NumClasses);
-            onPrediction?.Invoke(c, vol, pred);
-            return pred;
-        });
-
-    /// <summary>Scores a 3D network on volumes with sliding-window inference (<see cref="SlidingWindow"/>);
-    /// <paramref name="load"/> reads a case as (D, H, W) (e.g. the LA's Z-first reader).</summary>
-    public static EvaluationReport Evaluate3D(TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> net, int numClasses,
-        IReadOnlyList<CaseRef> cases, (int d, int h, int w) patch, (int d, int h, int w) stride, IReadOnlyList<string> classNames,
-        MetricMode mode, EmptyPolicy policy, double[]? spacingOverride = null, Action<CaseRef, Volume, byte[]>? onPrediction = null,
-        Func<CaseRef, Volume>? load = null, bool largestComponent = false) =>
-        Score(cases, numClasses, classNames, mode, policy, spacingOverride, load, (c, vol) =>
-        {
-            var pred = SlidingWindow.Predict(net, vol.Image, vol.Depth, vol.Height, vol.Width, numClasses, patch, stride, largestComponent).Labels;
+            var pred = inferer.Predict(vol);
             onPrediction?.Invoke(c, vol, pred);
             return pred;
         });

@@ -1,3 +1,4 @@
+using SemiSeg.Geometry;
 using System.Globalization;
 using System.Text;
 using SemiSeg.Data;

@@ -1,3 +1,4 @@
+using SemiSeg.Geometry;
 using SemiSeg.Losses;
 using SemiSeg.Models;
 using SemiSeg.Runtime;
@@ -89,15 +90,15 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
             _area0 = settings.Double("max_area_start", 0.25);
             _area1 = settings.Double("max_area_end", 1.0 / 16);
         }
-        Net1 = new UNet2D(config);
-        Net2 = new UNet2D(config);
+        Net1 = Segmenter2D.Create(config);
+        Net2 = Segmenter2D.Create(config);
         if (settings.Bool("reference_init", false)) CrossPseudoSupervisionMethod.ReferenceInit(Net1, Net2);
     }
 
     public string Name => _cad ? "cad" : "abd";
-    public UNet2D Net1 { get; }
-    public UNet2D Net2 { get; }
-    public UNet2D InferenceNetwork => Net1;
+    public Segmenter2D Net1 { get; }
+    public Segmenter2D Net2 { get; }
+    public Segmenter2D InferenceNetwork => Net1;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Net1, Net2 };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Net1, Net2 };
 
@@ -345,7 +346,7 @@ public static class Displacement
     {
         var low = new byte[h * w];
         for (int i = 0; i < low.Length; i++) low[i] = conf[i] < tau ? (byte)1 : (byte)0;
-        var largest = PseudoLabels.LargestComponent(low, 1, h, w, 2, perSlice: true, fullConnectivity: true);
+        var largest = ConnectedComponents.LargestComponent(low, 1, h, w, 2, perSlice: true, fullConnectivity: true);
         var pixels = new List<int>();
         for (int i = 0; i < largest.Length; i++) if (largest[i] == 1) pixels.Add(i);
         if (pixels.Count > maxPixels)

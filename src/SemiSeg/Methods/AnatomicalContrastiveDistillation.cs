@@ -80,22 +80,22 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
             var v => throw new ArgumentException($"cutmix_box must be action or unimatch (got '{v}')"),
         };
         _numClasses = config.NumClasses;
-        Student = new UNet2D(config);
+        Student = Segmenter2D.Create(config);
         Teacher = Ema.FrozenCopy(Student);
-        Heads = new ActionHeads(config.Features[^1], config.Features[0]);
-        TeacherHeads = new ActionHeads(config.Features[^1], config.Features[0]);
+        Heads = new ActionHeads(Student.BottleneckChannels, config.Features[0]);
+        TeacherHeads = new ActionHeads(Student.BottleneckChannels, config.Features[0]);
         TeacherHeads.load_state_dict(Heads.state_dict());
         foreach (var p in TeacherHeads.parameters()) p.requires_grad_(false);
         Memory = new IsdMemory(_queueSize, ActionHeads.GlobalDim, config.Features[0] * _localPool * _localPool);
     }
 
     public string Name => "action";
-    public UNet2D Student { get; }
-    public UNet2D Teacher { get; }
+    public Segmenter2D Student { get; }
+    public Segmenter2D Teacher { get; }
     public ActionHeads Heads { get; }
     public ActionHeads TeacherHeads { get; }
     public IsdMemory Memory { get; }
-    public UNet2D InferenceNetwork => Student;
+    public Segmenter2D InferenceNetwork => Student;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Student, Heads };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher, Heads, TeacherHeads, Memory };
 

@@ -52,14 +52,14 @@ public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod, IStartsS
             var v => throw new ArgumentException($"stage2_from must be best or last (got '{v}')"),
         };
         _numClasses = config.NumClasses;
-        Student = new UNet2D(config);
+        Student = Segmenter2D.Create(config);
         Teacher = Ema.FrozenCopy(Student);
     }
 
     public string Name => "bcp";
-    public UNet2D Student { get; }
-    public UNet2D Teacher { get; }
-    public UNet2D InferenceNetwork => Student;
+    public Segmenter2D Student { get; }
+    public Segmenter2D Teacher { get; }
+    public Segmenter2D InferenceNetwork => Student;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Student };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
 

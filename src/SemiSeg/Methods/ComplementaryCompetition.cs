@@ -39,7 +39,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
         _contrastTemp = settings.Double("contrast_temp", 0.1);
         _contrastWeight = settings.Double("contrast_weight", 0.1);
         _anchors = (int)settings.Long("anchors", 256);
-        NetA = new UNet2D(config);
+        NetA = Segmenter2D.Create(config);
         NetB = new ResUNet2D(config);
         ProjA = PixelProjector(config.Features[0]);
         ProjB = PixelProjector(config.Features[0]);
@@ -48,11 +48,11 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
     static TorchSharp.Modules.Sequential PixelProjector(long c) => Sequential(Conv2d(c, 32, 1), Norms.BatchNorm2d(32), ReLU(), Conv2d(32, 32, 1));
 
     public string Name => "c3s3";
-    public UNet2D NetA { get; }
+    public Segmenter2D NetA { get; }
     public ResUNet2D NetB { get; }
     public TorchSharp.Modules.Sequential ProjA { get; }
     public TorchSharp.Modules.Sequential ProjB { get; }
-    public UNet2D InferenceNetwork => NetA;
+    public Segmenter2D InferenceNetwork => NetA;
     public IReadOnlyList<Module> TrainableModules => new Module[] { NetA, NetB, ProjA, ProjB };
     public IReadOnlyList<Module> StatefulModules => new Module[] { NetA, NetB, ProjA, ProjB };
 

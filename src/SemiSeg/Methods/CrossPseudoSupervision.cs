@@ -32,15 +32,15 @@ public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
         _consistency = settings.Double("consistency", 0.1);
         _rampup = settings.Double("rampup", 200);
         bool referenceInit = settings.Bool("reference_init", false);
-        Net1 = new UNet2D(config);
-        Net2 = new UNet2D(config);
+        Net1 = Segmenter2D.Create(config);
+        Net2 = Segmenter2D.Create(config);
         if (referenceInit) ReferenceInit(Net1, Net2);
     }
 
     /// <summary>The initialisation SSL4MIS's 2D CPS used before commit 9a74d15 (and its 3D CPS still uses); CPS, ABD
     /// and CAD apply it with reference_init=true: Kaiming-normal conv weights for the first network, Xavier-normal for
     /// the second.</summary>
-    public static void ReferenceInit(UNet2D kaiming, UNet2D xavier)
+    public static void ReferenceInit(Segmenter2D kaiming, Segmenter2D xavier)
     {
         using var _ = no_grad();
         foreach (var (_, p) in kaiming.named_parameters()) if (p.dim() == 4) init.kaiming_normal_(p);
@@ -48,9 +48,9 @@ public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
     }
 
     public string Name => "cps";
-    public UNet2D Net1 { get; }
-    public UNet2D Net2 { get; }
-    public UNet2D InferenceNetwork => Net1;
+    public Segmenter2D Net1 { get; }
+    public Segmenter2D Net2 { get; }
+    public Segmenter2D InferenceNetwork => Net1;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Net1, Net2 };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Net1, Net2 };
 

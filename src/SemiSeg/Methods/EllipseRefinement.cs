@@ -1,4 +1,4 @@
-using SemiSeg.Evaluation;
+using SemiSeg.Geometry;
 using SemiSeg.Losses;
 using SemiSeg.Models;
 using SemiSeg.Runtime;
@@ -47,17 +47,17 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
         _sigmaC = settings.Double("sigma_centre", 0.5);
         _sigmaO = settings.Double("sigma_outside", 0.1);
         _mirrorWeight = settings.Double("mirror_weight", 1.0);
-        Student = new UNet2D(config);
+        Student = Segmenter2D.Create(config);
         Teacher = Ema.FrozenCopy(Student);
         Scores = new ScoreMemory();
     }
 
     public string Name => "ersr";
-    public UNet2D Student { get; }
-    public UNet2D Teacher { get; }
+    public Segmenter2D Student { get; }
+    public Segmenter2D Teacher { get; }
     /// <summary>Running means of the two scores (the adaptive thresholds), kept in checkpoints.</summary>
     public ScoreMemory Scores { get; }
-    public UNet2D InferenceNetwork => Student;
+    public Segmenter2D InferenceNetwork => Student;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Student };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher, Scores };
 
@@ -139,7 +139,7 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
     {
         var m = new byte[h * w];
         for (int i = 0; i < m.Length; i++) m[i] = argmax[i] == _ellipseClass ? (byte)1 : (byte)0;
-        return PseudoLabels.LargestComponent(m, 1, h, w, 2, perSlice: true);
+        return ConnectedComponents.LargestComponent(m, 1, h, w, 2, perSlice: true);
     }
 
     /// <summary>Dice between the boundary bands (pixels of the mask within <paramref name="band"/> pixels, chessboard

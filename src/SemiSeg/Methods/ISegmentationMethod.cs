@@ -51,10 +51,11 @@ public interface IStartsStageTwoFromBest
     long StageTwoStart { get; }
 }
 
-/// <summary>A method trained on 2D slices with the 2D UNet as its inference network.</summary>
+/// <summary>A method trained on 2D slices; its inference network is any 2D network (<see cref="Segmenter2D"/>, chosen by
+/// the configuration's <see cref="UNetConfig.Kind"/>, `--network`).</summary>
 public interface ISegmentationMethod : ITrainableMethod
 {
     /// <summary>The network used for validation, checkpoints' best weights and prediction.</summary>
-    UNet2D InferenceNetwork { get; }
+    Segmenter2D InferenceNetwork { get; }
     nn.Module ITrainableMethod.InferenceModule => InferenceNetwork;
 }

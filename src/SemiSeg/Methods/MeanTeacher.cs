@@ -30,14 +30,14 @@ public sealed class MeanTeacherMethod : ISegmentationMethod
         _emaDecay = settings.Double("ema_decay", 0.99);
         _consistencyStart = settings.Long("consistency_start", 1000);
         _emaBuffers = settings.Bool("ema_buffers", false);
-        Student = new UNet2D(config);
+        Student = Segmenter2D.Create(config);
         Teacher = Ema.FrozenCopy(Student);
     }
 
     public string Name => "mean-teacher";
-    public UNet2D Student { get; }
-    public UNet2D Teacher { get; }
-    public UNet2D InferenceNetwork => Student;
+    public Segmenter2D Student { get; }
+    public Segmenter2D Teacher { get; }
+    public Segmenter2D InferenceNetwork => Student;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Student };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
 

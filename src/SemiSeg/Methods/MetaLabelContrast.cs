@@ -66,16 +66,16 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod
         _kinds = kinds.ToArray();
         // the reference's UNet has no dropout; with the SSL4MIS rates (0.5 on the bottleneck) the pooled bottleneck
         // embedding is noise the contrastive objective has to fight (see the header)
-        Network = new UNet2D(settings.Bool("dropout", false) ? config : config with { Dropout = new double[config.Dropout.Length] });
+        Network = Segmenter2D.Create(settings.Bool("dropout", false) ? config : config with { Dropout = new double[config.Dropout.Length] });
         // one projection head per meta-label kind, as the reference's hooks (each SelfPacedINFONCEHook builds its own)
-        Projectors = _kinds.Select(_ => new ProjectionHead(config.Features[^1], 256)).ToArray();
+        Projectors = _kinds.Select(_ => new ProjectionHead(Network.BottleneckChannels, 256)).ToArray();
     }
 
     public string Name => "meta-contrast";
-    public UNet2D Network { get; }
+    public Segmenter2D Network { get; }
     /// <summary>The projection heads, one per enabled meta-label kind (in the order partition, patient, cycle, self).</summary>
     public IReadOnlyList<ProjectionHead> Projectors { get; }
-    public UNet2D InferenceNetwork => Network;
+    public Segmenter2D InferenceNetwork => Network;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Network }.Concat(Projectors).ToArray();
     public IReadOnlyList<Module> StatefulModules => TrainableModules;
 

@@ -1,13 +1,25 @@
+using SemiSeg.Methods.Volume;
 using SemiSeg.Models;
 
 namespace SemiSeg.Methods;
 
-/// <summary>The methods the CLI can name.</summary>
+/// <summary>
+/// The methods `--method` can name, each with its 2D variant (trained on slices with any 2D network, <see cref="Slices"/>)
+/// and/or its 3D variant (volume patches with a VNet or 3D UNet, <see cref="Volumes"/>); a new method is its file plus
+/// one line here.
+/// </summary>
 public static class MethodRegistry
 {
+    /// <summary>A method on 2D slices.</summary>
     public sealed record Entry(string Name, string Paper, string Summary, bool UsesUnlabeled, Func<UNetConfig, MethodSettings, ISegmentationMethod> Create);
 
-    public static readonly IReadOnlyList<Entry> All = new[]
+    /// <summary>A method on 3D patches.</summary>
+    public sealed record VolumeVariant(string Name, string Paper, string Summary, Func<VolumeMethodContext, IVolumeMethod> Create);
+
+    /// <summary>A method name with the variants it has.</summary>
+    public sealed record Method(string Name, Entry? Slices, VolumeVariant? Volumes);
+
+    public static readonly IReadOnlyList<Entry> Slices = new[]
     {
         new Entry("supervised", "Ronneberger et al., U-Net (MICCAI 2015); SSL4MIS supervised baseline",
             "0.5·(CE + Dice) on labeled slices only", false, (c, s) => new SupervisedMethod(c, s)),
@@ -55,7 +67,40 @@ public static class MethodRegistry
             true, (c, s) => new MutualEvidentialMethod(c, s)),
     };
 
+    public static readonly IReadOnlyList<VolumeVariant> Volumes = new VolumeVariant[]
+    {
+        new VolumeVariant("supervised", "Milletari et al., V-Net (3DV 2016); the LA lineage's labeled-only row",
+            "0.5·(CE + Dice) on labeled patches", c => new VolumeSupervisedMethod(c)),
+        new VolumeVariant("mean-teacher", "Tarvainen & Valpola (NeurIPS 2017) as UA-MT's train_LA_meanteacher.py runs it",
+            "EMA teacher on noisy unlabeled patches, softmax-MSE consistency ramped up; params consistency, rampup, noise_std, noise_clamp, ema_decay",
+            c => new VolumeMeanTeacherMethod(c, uncertaintyAware: false)),
+        new VolumeVariant("ua-mt", "Yu et al., Uncertainty-aware self-ensembling model for semi-supervised 3D left atrium segmentation (MICCAI 2019)",
+            "Mean Teacher with consistency only where the teacher's MC entropy (8 noisy passes) is below (3/4 + 1/4·ramp)·ln 2; params as mean-teacher plus passes",
+            c => new VolumeMeanTeacherMethod(c, uncertaintyAware: true)),
+        new VolumeVariant("cps", "Chen et al., Cross pseudo supervision (CVPR 2021); SSL4MIS 3D script",
+            "two differently initialised 3D networks supervise each other with hard pseudo-labels; params consistency, rampup",
+            c => new VolumeCrossPseudoSupervisionMethod(c)),
+        new VolumeVariant("bcp", "Bai et al., Bidirectional copy-paste (CVPR 2023), LA_BCP_train.py",
+            "labeled 3D copy-paste pre-training, then EMA-teacher pseudo-labels (largest 3D component) mixed both ways with labeled cubes; params pretrain_iterations, u_weight, ema_decay",
+            c => new VolumeCopyPasteMethod(c)),
+        new VolumeVariant("mn", "Yeung et al., M&N: semi-supervised 3D medical segmentation from 2D natural-image pretrained model (MLMI 2025)",
+            "a 2D UNet run slice-wise and a 3D network co-trained on each other's soft predictions after a labeled-only warm-up, unlabeled share of each batch growing linearly; params warmup_fraction, init_2d (a SemiSeg 2D checkpoint, or a PyTorch state dict of the 2D encoder such as torchvision's ImageNet ResNet), network_2d (unet, resunet, resnet18-unet, resnet34-unet), kl_weight",
+            c => new TwoDimToThreeDimCoTrainingMethod(c)),
+    };
+
+    /// <summary>Every method name, with its 2D and 3D variants.</summary>
+    public static readonly IReadOnlyList<Method> All = Slices.Select(e => e.Name).Concat(Volumes.Select(v => v.Name)).Distinct()
+        .Select(n => new Method(n, Slices.FirstOrDefault(e => e.Name == n), Volumes.FirstOrDefault(v => v.Name == n))).ToArray();
+
+    /// <summary>The 2D variant of a method.</summary>
     public static Entry Get(string name) =>
-        All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new ArgumentException($"unknown method '{name}'; available: {string.Join(", ", All.Select(e => e.Name))}");
+        Slices.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase))
+        ?? throw new ArgumentException(Volumes.Any(v => string.Equals(v.Name, name, StringComparison.OrdinalIgnoreCase))
+            ? $"method '{name}' has no 2D version; train it with --network vnet or unet3d"
+            : $"unknown method '{name}'; available: {string.Join(", ", All.Select(e => e.Name))}");
+
+    /// <summary>The 3D variant of a method.</summary>
+    public static VolumeVariant GetVolume(string name) =>
+        Volumes.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase))
+        ?? throw new ArgumentException($"method '{name}' has no 3D version; 3D methods: {string.Join(", ", Volumes.Select(e => e.Name))}");
 }

@@ -54,16 +54,16 @@ public sealed class MutualEvidentialMethod : ISegmentationMethod
         _gamma0 = settings.Double("gamma", 10);
         _reliabilityMomentum = settings.Double("reliability_momentum", 0.9);
         _numClasses = config.NumClasses;
-        NetA = new UNet2D(config);
+        NetA = Segmenter2D.Create(config);
         NetB = new ResUNet2D(config);
         Reliability = new ReliabilityMemory(2, config.NumClasses);
     }
 
     public string Name => "medl";
-    public UNet2D NetA { get; }
+    public Segmenter2D NetA { get; }
     public ResUNet2D NetB { get; }
     public ReliabilityMemory Reliability { get; }
-    public UNet2D InferenceNetwork => NetA;
+    public Segmenter2D InferenceNetwork => NetA;
     public IReadOnlyList<Module> TrainableModules => new Module[] { NetA, NetB };
     public IReadOnlyList<Module> StatefulModules => new Module[] { NetA, NetB, Reliability };
 

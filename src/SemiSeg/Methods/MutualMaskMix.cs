@@ -36,14 +36,14 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
         _hlWeight = settings.Double("hl_weight", 1.0);
         _pretrain = settings.Long("pretrain_iterations", 0);
         _numClasses = config.NumClasses;
-        Student = new UNet2D(config);
+        Student = Segmenter2D.Create(config);
         Teacher = Ema.FrozenCopy(Student);
     }
 
     public string Name => "m3hl";
-    public UNet2D Student { get; }
-    public UNet2D Teacher { get; }
-    public UNet2D InferenceNetwork => Student;
+    public Segmenter2D Student { get; }
+    public Segmenter2D Teacher { get; }
+    public Segmenter2D InferenceNetwork => Student;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Student };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
 

@@ -11,12 +11,12 @@ namespace SemiSeg.Methods;
 /// </summary>
 public sealed class SupervisedMethod : ISegmentationMethod
 {
-    public SupervisedMethod(UNetConfig config) => Network = new UNet2D(config);
+    public SupervisedMethod(UNetConfig config) => Network = Segmenter2D.Create(config);
     public SupervisedMethod(UNetConfig config, MethodSettings _) : this(config) { }
 
     public string Name => "supervised";
-    public UNet2D Network { get; }
-    public UNet2D InferenceNetwork => Network;
+    public Segmenter2D Network { get; }
+    public Segmenter2D InferenceNetwork => Network;
     public IReadOnlyList<nn.Module> TrainableModules => new nn.Module[] { Network };
     public IReadOnlyList<nn.Module> StatefulModules => new nn.Module[] { Network };
 

@@ -46,16 +46,16 @@ public sealed class TransferableSemanticAugmentationMethod : ISegmentationMethod
         _memoryMomentum = settings.Double("memory_momentum", 0.9);
         _sample = (int)settings.Long("pixels_per_class", 4096);
         _numClasses = config.NumClasses;
-        Student = new UNet2D(config);
+        Student = Segmenter2D.Create(config);
         Teacher = Ema.FrozenCopy(Student);
         Memory = new ClassStatistics(config.NumClasses, config.Features[0]);
     }
 
     public string Name => "transmedseg";
-    public UNet2D Student { get; }
-    public UNet2D Teacher { get; }
+    public Segmenter2D Student { get; }
+    public Segmenter2D Teacher { get; }
     public ClassStatistics Memory { get; }
-    public UNet2D InferenceNetwork => Student;
+    public Segmenter2D InferenceNetwork => Student;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Student };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher, Memory };
 

@@ -34,16 +34,16 @@ public sealed class UncertaintyAwareMeanTeacherMethod : ISegmentationMethod
         _passes = settings.Long("passes", 8);
         _ln2 = settings.Bool("ln2_threshold", false);
         if (_passes < 2 || _passes % 2 != 0) throw new ArgumentException($"UA-MT: passes must be an even number >= 2 (got {_passes})");
-        Student = new UNet2D(config);
+        Student = Segmenter2D.Create(config);
         Teacher = Ema.FrozenCopy(Student);
         NumClasses = config.NumClasses;
     }
 
     public string Name => "ua-mt";
     public int NumClasses { get; }
-    public UNet2D Student { get; }
-    public UNet2D Teacher { get; }
-    public UNet2D InferenceNetwork => Student;
+    public Segmenter2D Student { get; }
+    public Segmenter2D Teacher { get; }
+    public Segmenter2D InferenceNetwork => Student;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Student };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
 

@@ -30,12 +30,12 @@ public sealed class UniMatchMethod : ISegmentationMethod
         _wFp = settings.Double("fp_weight", 0.5);
         _fpDropout = settings.Double("fp_dropout", 0.5);
         _cutmixP = settings.Double("cutmix_p", 0.5);
-        Network = new UNet2D(config);
+        Network = Segmenter2D.Create(config);
     }
 
     public string Name => "unimatch";
-    public UNet2D Network { get; }
-    public UNet2D InferenceNetwork => Network;
+    public Segmenter2D Network { get; }
+    public Segmenter2D InferenceNetwork => Network;
     public IReadOnlyList<Module> TrainableModules => new Module[] { Network };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Network };
 

@@ -5,12 +5,6 @@ using static TorchSharp.torch.nn;
 
 namespace SemiSeg.Models;
 
-/// <summary>A segmentation network that also returns its bottleneck and last decoder map from the same pass.</summary>
-public interface IFeatureSegmenter
-{
-    (Tensor logits, Tensor bottleneck, Tensor decoderFeatures) ForwardWithFeatures(Tensor x);
-}
-
 /// <summary>ResNet basic block: conv3x3(stride) → BN → ReLU → conv3x3 → BN, plus the (projected) input, → ReLU.</summary>
 public sealed class BasicBlock : Module<Tensor, Tensor>
 {
@@ -36,15 +30,14 @@ public sealed class BasicBlock : Module<Tensor, Tensor>
 /// A UNet with a ResNet encoder (two basic blocks per scale, strided-convolution downsampling, widths as the UNet's
 /// 16..256) and the UNet's decoder: the "different architecture" partner of the UNet in C3S3 and MEDL.
 /// </summary>
-public sealed class ResUNet2D : Module<Tensor, Tensor>, IFeatureSegmenter
+public sealed class ResUNet2D : Segmenter2D
 {
     readonly ModuleList<Sequential> stages;
     readonly ModuleList<UpBlock> ups;
     readonly Conv2d outConv;
 
-    public ResUNet2D(UNetConfig config) : base(nameof(ResUNet2D))
+    public ResUNet2D(UNetConfig config) : base(nameof(ResUNet2D), config)
     {
-        Config = config;
         var f = config.Features;
         stages = new ModuleList<Sequential>();
         stages.Add(Sequential(Conv2d(config.InChannels, f[0], 3, padding: 1, bias: false), Norms.BatchNorm2d(f[0]), ReLU(), new BasicBlock(f[0], f[0])));
@@ -55,17 +48,22 @@ public sealed class ResUNet2D : Module<Tensor, Tensor>, IFeatureSegmenter
         RegisterComponents();
     }
 
-    public UNetConfig Config { get; }
+    public override Conv2d OutputConv => outConv;
 
-    public (Tensor logits, Tensor bottleneck, Tensor decoderFeatures) ForwardWithFeatures(Tensor x)
+    public override long BottleneckChannels => Config.Features[4];
+
+    public override IReadOnlyList<string> EncoderPrefixes { get; } = new[] { "stages." };
+
+    public override EncoderFeatures Encode(Tensor x)
     {
         var s = new Tensor[5];
         s[0] = stages[0].forward(x);
         for (int i = 1; i < 5; i++) s[i] = stages[i].forward(s[i - 1]);
-        var d = ups[0].forward(s[4], s[3]);
-        for (int i = 1; i < 4; i++) d = ups[i].forward(d, s[3 - i]);
-        return (NarrowOutputs.Forward(outConv, d, padding: 1), s[4], d);
+        return new EncoderFeatures(s);
     }
 
-    public override Tensor forward(Tensor x) => ForwardWithFeatures(x).logits;
+    public override Tensor Decode(EncoderFeatures enc, out Tensor? decoderFeatures, bool keepDecoderFeatures = false)
+    {
+        return Classify(UpPath(ups, enc.Scales), out decoderFeatures, keepDecoderFeatures);
+    }
 }

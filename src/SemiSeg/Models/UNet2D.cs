@@ -16,7 +16,8 @@ public enum UpMode
     Transpose,
 }
 
-/// <summary>Network configuration stored inside every checkpoint, so a checkpoint alone rebuilds its network.</summary>
+/// <summary>The 2D network's configuration (kind, channels, classes, UNet widths), stored inside every checkpoint so a
+/// checkpoint alone rebuilds its network; a 3D checkpoint keeps its channels and classes here.</summary>
 public sealed record UNetConfig
 {
     public int InChannels { get; init; } = 1;
@@ -24,6 +25,8 @@ public sealed record UNetConfig
     public int[] Features { get; init; } = { 16, 32, 64, 128, 256 };
     public double[] Dropout { get; init; } = { 0.05, 0.1, 0.2, 0.3, 0.5 };
     public UpMode Up { get; init; } = UpMode.Bilinear;
+    /// <summary>Which 2D network (UNet by default); the widths and dropout rates above are the UNet's.</summary>
+    public Net2DKind Kind { get; init; } = Net2DKind.Unet;
     /// <summary>LeakyReLU in place on the BN output (saves a tensor and a memory pass per block; same values and
     /// gradients, since BN's backward needs its input, not its output).</summary>
     public bool InplaceActivations { get; init; } = true;
@@ -69,31 +72,21 @@ public sealed class UpBlock : Module<Tensor, Tensor, Tensor>
     }
 }
 
-/// <summary>Encoder features of one forward pass: five scales, shallow to deep (the last is the bottleneck).</summary>
-public sealed class EncoderFeatures : IDisposable
-{
-    public EncoderFeatures(Tensor[] scales) => Scales = scales;
-    public Tensor[] Scales { get; }
-    public Tensor Bottleneck => Scales[^1];
-    public void Dispose() { foreach (var t in Scales) t.Dispose(); }
-}
-
 /// <summary>
 /// The standard SSMIS 2D UNet (SSL4MIS networks/unet.py): widths 16-32-64-128-256, encoder dropout
 /// 0.05/0.1/0.2/0.3/0.5, four max-pool downsamplings, decoder without dropout, 3x3 output conv. Both up-path variants.
 /// <see cref="Encode"/> / <see cref="Decode"/> expose the bottleneck and the last decoder features for methods that need
 /// them (feature perturbation, feature consistency) without a second forward pass.
 /// </summary>
-public sealed class UNet2D : Module<Tensor, Tensor>, IFeatureSegmenter
+public sealed class UNet2D : Segmenter2D
 {
     readonly ConvBlock inConv;
     readonly ModuleList<Sequential> down;
     readonly ModuleList<UpBlock> ups;
     readonly Conv2d outConv;
 
-    public UNet2D(UNetConfig config) : base(nameof(UNet2D))
+    public UNet2D(UNetConfig config) : base(nameof(UNet2D), config)
     {
-        Config = config;
         var f = config.Features; var d = config.Dropout;
         if (f.Length != 5 || d.Length != 5) throw new ArgumentException("UNet2D needs 5 feature widths and 5 dropout rates");
         bool ip = config.InplaceActivations;
@@ -106,12 +99,14 @@ public sealed class UNet2D : Module<Tensor, Tensor>, IFeatureSegmenter
         RegisterComponents();
     }
 
-    public UNetConfig Config { get; }
-
     /// <summary>The 3×3 output convolution (the pixel classifier over the last decoder map).</summary>
-    public Conv2d OutputConv => outConv;
+    public override Conv2d OutputConv => outConv;
 
-    public EncoderFeatures Encode(Tensor x)
+    public override long BottleneckChannels => Config.Features[4];
+
+    public override IReadOnlyList<string> EncoderPrefixes { get; } = new[] { "inConv.", "down." };
+
+    public override EncoderFeatures Encode(Tensor x)
     {
         var scales = new Tensor[5];
         scales[0] = inConv.forward(x);
@@ -119,51 +114,8 @@ public sealed class UNet2D : Module<Tensor, Tensor>, IFeatureSegmenter
         return new EncoderFeatures(scales);
     }
 
-    /// <summary>Decodes encoder features; <paramref name="decoderFeatures"/> receives the last decoder map (before the
-    /// output conv) when asked for, otherwise it is disposed.</summary>
-    public Tensor Decode(EncoderFeatures enc, out Tensor? decoderFeatures, bool keepDecoderFeatures = false)
+    public override Tensor Decode(EncoderFeatures enc, out Tensor? decoderFeatures, bool keepDecoderFeatures = false)
     {
-        var s = enc.Scales;
-        var x = ups[0].forward(s[4], s[3]);
-        for (int i = 1; i < 4; i++)
-        {
-            var nx = ups[i].forward(x, s[3 - i]);
-            x.Dispose();
-            x = nx;
-        }
-        var logits = NarrowOutputs.Forward(outConv, x, padding: 1);
-        if (keepDecoderFeatures) decoderFeatures = x;
-        else { x.Dispose(); decoderFeatures = null; }
-        return logits;
-    }
-
-    /// <summary>One pass returning the logits, the bottleneck (high-level, (B, 256, H/16, W/16)) and the last decoder
-    /// map before the output conv (low-level, (B, 16, H, W)): the features M3HL and ACTION compare, without a second pass.</summary>
-    public (Tensor logits, Tensor bottleneck, Tensor decoderFeatures) ForwardWithFeatures(Tensor x)
-    {
-        var enc = Encode(x);
-        var logits = Decode(enc, out var low, keepDecoderFeatures: true);
-        for (int i = 0; i < 4; i++) enc.Scales[i].Dispose();
-        return (logits, enc.Bottleneck, low!);
-    }
-
-    public override Tensor forward(Tensor x)
-    {
-        using var enc = Encode(x);
-        return Decode(enc, out _);
-    }
-
-    /// <summary>
-    /// UniMatch's need_fp pass: one encoder pass, then the decoder on [features, Dropout2d(p)(features)] at every
-    /// scale, returning the clean and the feature-perturbed logits.
-    /// </summary>
-    public (Tensor clean, Tensor perturbed) ForwardWithFeaturePerturbation(Tensor x, double p = 0.5)
-    {
-        using var scope = NewDisposeScope();
-        using var enc = Encode(x);
-        using var both = new EncoderFeatures(enc.Scales.Select(f => cat(new[] { f, functional.dropout2d(f, p, training: true) }, 0)).ToArray());
-        var logits = Decode(both, out _);
-        long n = x.shape[0];
-        return (logits.narrow(0, 0, n).MoveToOuterDisposeScope(), logits.narrow(0, n, n).MoveToOuterDisposeScope());
+        return Classify(UpPath(ups, enc.Scales), out decoderFeatures, keepDecoderFeatures);
     }
 }

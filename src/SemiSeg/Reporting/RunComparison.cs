@@ -5,8 +5,9 @@ using System.Text.RegularExpressions;
 
 namespace SemiSeg.Reporting;
 
-/// <summary>One training run as its folder records it: config.json (method), train.log (the data it was trained on,
-/// seconds per iteration), validation.csv (best validation Dice) and an evaluation's metrics.json.</summary>
+/// <summary>One training run as its folder records it: config.json (method), run.json (the data it was trained on,
+/// seconds per iteration; train.log for runs older than run.json), validation.csv (best validation Dice) and an
+/// evaluation's metrics.json.</summary>
 public sealed record RunRecord(string Name, string Folder, string Method, string Data, string? MetricsPath,
     double Dice, double Jaccard, double Hd95, double Asd, IReadOnlyList<(string Class, double Dice)> ClassDice,
     IReadOnlyDictionary<string, double> CaseDice, string? Mode, double BestValDice, long BestValIteration, double SecondsPerIteration)
@@ -85,7 +86,8 @@ public static class RunComparison
 
         string data = "?"; double secondsPerIteration = double.NaN;
         var log = Path.Combine(folder, "train.log");
-        if (File.Exists(log))
+        if (Training.RunSummary.TryRead(folder) is { } run) (data, secondsPerIteration) = (run.Data, run.SecondsPerIteration);
+        else if (File.Exists(log)) // runs from before run.json
             foreach (var line in File.ReadLines(log))
             {
                 if (data == "?" && DataLine.Match(line) is { Success: true } dm) data = dm.Groups["data"].Value.Trim();

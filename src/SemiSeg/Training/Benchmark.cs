@@ -173,7 +173,7 @@ public static class Benchmark
         {
             Runtime.FinalizerGuard.SafePoint();
             var sw = Stopwatch.StartNew();
-            windows = SlidingWindow.Predict(net, vol, volume.d, volume.h, volume.w, 2, (80, 112, 112), (4, 18, 18)).Windows;
+            windows = Inference.SlidingWindowInferer.Predict(net, vol, volume.d, volume.h, volume.w, 2, (80, 112, 112), (4, 18, 18)).Windows;
             if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
         }
         times.Sort();
@@ -193,7 +193,7 @@ public static class Benchmark
         KernelSelfCheck.Ensure(volume: true);
         Runtime.TorchRuntime.Seed(0);
         var settings = new MethodSettings(parameters ?? new Dictionary<string, string>());
-        using var m = Methods.Volume.VolumeMethodRegistry.Get(method).Create(new Methods.Volume.VolumeMethodContext(network ?? new Net3DConfig(), new UNetConfig { NumClasses = 2 }, settings));
+        using var m = Methods.MethodRegistry.GetVolume(method).Create(new Methods.Volume.VolumeMethodContext(network ?? new Net3DConfig(), new UNetConfig { NumClasses = 2 }, settings));
         settings.EnsureAllUsed(method);
         using var opt = torch.optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
         m.Train(true);
@@ -212,7 +212,7 @@ public static class Benchmark
         return (times[times.Count / 2], PeakRssMiB(), torch.get_num_threads());
     }
 
-    static double InferenceThroughput(UNet2D net, int size, bool channelsLast, int slices = 16, int reps = 3)
+    static double InferenceThroughput(Segmenter2D net, int size, bool channelsLast, int slices = 16, int reps = 3)
     {
         net.eval();
         using var noGrad = no_grad();

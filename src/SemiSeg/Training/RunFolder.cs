@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.Globalization;
 using SemiSeg.Data;
 
@@ -69,7 +70,7 @@ public sealed class RunFolder : IDisposable
         var bestPath = Path.Combine(Dir, "best.ckpt");
         if (File.Exists(bestPath))
         {
-            var m = Checkpoint.ReadMeta(bestPath, out _);
+            var m = CheckpointFile.ReadMeta(bestPath, out _);
             Consider(m.BestMetric, m.BestIteration);
         }
         var csv = Path.Combine(Dir, "validation.csv");

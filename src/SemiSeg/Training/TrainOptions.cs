@@ -1,3 +1,5 @@
+using SemiSeg.Runtime;
+using SemiSeg.Inference;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using SemiSeg.Models;
@@ -66,7 +68,7 @@ public sealed record TrainOptions
 
     public (int d, int h, int w) Patch3D => (PatchDepth, PatchHeight, PatchWidth);
 
-    public (int d, int h, int w) Stride => Stride3D is { Length: 3 } s ? (s[0], s[1], s[2]) : SlidingWindow.HalfPatch(Patch3D);
+    public (int d, int h, int w) Stride => Stride3D is { Length: 3 } s ? (s[0], s[1], s[2]) : Inference.SlidingWindowInferer.HalfPatch(Patch3D);
 
     /// <summary>The schedule a run gets: <paramref name="current"/> when one was given (command line or config file),
     /// else the method's reference schedule: constant for bcp (ACDC_BCP_train.py never decays its rate), otherwise
@@ -97,13 +99,6 @@ public sealed record TrainOptions
         _ => throw new ArgumentOutOfRangeException(nameof(Optimizer)),
     };
 
-    public static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals | JsonNumberHandling.AllowReadingFromString,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-    };
 
     /// <summary>
     /// Reads a configuration file: JSON (a run's config.json can be given back as is) or YAML, with the same
@@ -122,7 +117,7 @@ public sealed record TrainOptions
                 json = JsonSerializer.Serialize(ToJsonFriendly(yaml));
             }
             else json = text;
-            var strict = new JsonSerializerOptions(Json) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+            var strict = new JsonSerializerOptions(Runtime.JsonFormat.Options) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
             return JsonSerializer.Deserialize<TrainOptions>(json, strict) ?? throw new InvalidDataException("empty document");
         }
         catch (Exception e) when (e is JsonException or YamlDotNet.Core.YamlException or InvalidDataException or NotSupportedException)
@@ -156,7 +151,9 @@ public sealed record TrainOptions
         if (Network.NumClasses < 2) throw new ArgumentException($"at least 2 classes are needed (got {Network.NumClasses})");
         foreach (var (name, every) in new[] { ("validation interval (--val-every / validate_every)", ValidateEvery), ("checkpoint interval (--save-every / save_every)", SaveEvery), ("log interval (--log-every / log_every)", LogEvery) })
             if (every <= 0) throw new ArgumentException($"the {name} must be at least 1 iteration (got {every})");
-        if (!Is3D && Checkpoint.CheckUNet(Network) is string network) throw new ArgumentException($"network: {network}");
+        if (!Is3D && Inference.CheckpointFile.CheckUNet(Network) is string network) throw new ArgumentException($"network: {network}");
+        if (!Is3D && Models.Segmenter2D.SizeMultiple(Network.Kind) is int k && (PatchHeight % k != 0 || PatchWidth % k != 0))
+            throw new ArgumentException($"patch size {PatchHeight}x{PatchWidth}: {Models.Segmenter2D.Name(Network.Kind)} downsamples {k}x, so both sides must be multiples of {k}");
     }
 }
 

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -26,35 +27,39 @@ public interface ITrainingMonitor
 public sealed record TrainingResult(long Iterations, double BestDice, long BestIteration, string BestCheckpoint, string LastCheckpoint, double SecondsPerIteration, bool Interrupted);
 
 /// <summary>
-/// The method-agnostic training loop: SGD (momentum, weight decay) with poly or constant learning rate, background
-/// data loading, validation every N iterations on the validation volumes (slice-wise inference, best checkpoint by
-/// mean foreground Dice), last checkpoint for resume, a log file and config.json beside the run.
+/// The method-agnostic training loop, for 2D slices and 3D patches alike (what differs is a <see cref="TrainingData"/>:
+/// batches, method registry variant, validator): SGD (momentum, weight decay) or the Adam family with poly, constant,
+/// cosine or step learning rate, background data loading, validation every N iterations on the validation volumes
+/// through an <see cref="Inference.IInferer"/> (slice-wise or sliding window; best checkpoint by mean foreground Dice),
+/// last checkpoint for resume, a log file and config.json beside the run; without validation volumes (the LA protocol)
+/// the last weights are the result.
 /// </summary>
 public sealed class Trainer
 {
     readonly TrainOptions _o;
-    readonly DatasetManifest _data;
+    readonly TrainingData _data;
     readonly ITrainingMonitor _monitor;
 
-    public Trainer(TrainOptions options, DatasetManifest data, ITrainingMonitor? monitor = null)
+    /// <summary>A 2D dataset: slices for a 2D network, its volumes for a 3D one (<see cref="TrainOptions.Network3D"/>).</summary>
+    public Trainer(TrainOptions options, DatasetManifest data, ITrainingMonitor? monitor = null) : this(options, TrainingData.For(options, data), monitor) { }
+
+    /// <summary>Volumes (LA, ACDC volumes): a 3D network's run.</summary>
+    public Trainer(TrainOptions options, VolumeSplit data, ITrainingMonitor? monitor = null) : this(options, TrainingData.For(data), monitor) { }
+
+    public Trainer(TrainOptions options, TrainingData data, ITrainingMonitor? monitor = null)
     {
-        CheckOptions(options, data.NumClasses, data.Labeled.Count, data.Name);
+        if (data.Volumetric && options.Network3D is null) throw new ArgumentException("a 3D training run needs a 3D network (Network3D)");
+        if (data.Volumetric && options.InitEncoder is not null)
+            throw new ArgumentException("--init-encoder starts a 2D network; a 3D run's 2D branch (M&N) takes its weights as --param init_2d=PATH");
+        options.Validate();
+        if (data.NumClasses != options.Network.NumClasses)
+            throw new ArgumentException($"dataset has {data.NumClasses} classes but the network is configured for {options.Network.NumClasses}");
+        if (data.LabeledCount == 0) throw new ArgumentException($"{data.Name}: the labeled set is empty");
         _o = options; _data = data; _monitor = monitor ?? new NullMonitor();
     }
 
     internal sealed class NullMonitor : ITrainingMonitor { }
 
-    /// <summary>What every training run checks before it starts (2D and 3D).</summary>
-    internal static void CheckOptions(TrainOptions options, int dataClasses, int labeledCount, string dataName)
-    {
-        options.Validate();
-        if (dataClasses != options.Network.NumClasses)
-            throw new ArgumentException($"dataset has {dataClasses} classes but the network is configured for {options.Network.NumClasses}");
-        if (labeledCount == 0) throw new ArgumentException($"{dataName}: the labeled set is empty");
-    }
-
-    /// <summary>Threads. The run folder itself (its lock, the refusal to overwrite a run that was not asked to resume)
-    /// is <see cref="RunFolder.Open"/>, held for the whole run.</summary>
     public string BestPath => Path.Combine(_o.OutputDir, "best.ckpt");
     public string LastPath => Path.Combine(_o.OutputDir, "last.ckpt");
 
@@ -65,20 +70,18 @@ public sealed class Trainer
         using var gate = FinalizerGuard.Enter();
         FinalizerGuard.SafePoint();
         TorchRuntime.Configure(_o.Threads);
-        var entry = MethodRegistry.Get(_o.Method);
+        // the run folder itself (its lock, the refusal to overwrite a run that was not asked to resume), for the whole run
         using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
-        DataCheck.Run(VolumeSplit.FromManifest(_data));
-        int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
-        if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)
-            throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_data.Name} has none");
-
-        string selfCheck = KernelSelfCheck.Ensure(volume: false); // before seeding: it draws its own numbers
-        TorchRuntime.Seed(_o.Seed);
+        DataCheck.Run(_data.Split);
         var settings = new MethodSettings(_o.MethodParams);
-        using var method = entry.Create(_o.Network, settings);
-        settings.EnsureAllUsed(entry.Name);
-        if (_o.InitEncoder is string init) LoadEncoder(init, method);
-        if (_o.ChannelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
+        string selfCheck = KernelSelfCheck.Ensure(volume: _data.Volumetric); // before seeding: it draws its own numbers
+        TorchRuntime.Seed(_o.Seed);
+        using var method = _data.CreateMethod(_o, settings, out string name);
+        settings.EnsureAllUsed(name);
+        _data.CheckComposition(_o, method, name);
+        if (_o.InitEncoder is string init) LoadEncoder(init, (ISegmentationMethod)method);
+        bool channelsLast = _o.ChannelsLast && !_data.Volumetric;
+        if (channelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
         var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
         using var optimizer = _o.CreateOptimizer(parameters);
 
@@ -86,40 +89,42 @@ public sealed class Trainer
         long stageTwo = method is IStartsStageTwoFromBest s2 ? s2.StageTwoStart : 0;
         string stageOnePath = Path.Combine(_o.OutputDir, "stage1-best.ckpt");
         using var log = new StreamWriter(Path.Combine(_o.OutputDir, "train.log"), append: true) { AutoFlush = true };
-        void Log(string line) { var l = $"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] {line}"; log.WriteLine(l); _monitor.OnMessage(line); }
+        void Log(string line) { log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] {line}"); _monitor.OnMessage(line); }
 
         if (_o.Resume && File.Exists(LastPath))
         {
-            var meta = Checkpoint.Restore(LastPath, method, optimizer, entry.Name);
+            var meta = Checkpoint.Restore(LastPath, method, optimizer, name);
+            if ((meta.Network3D is not null) != _data.Volumetric)
+                throw new InvalidDataException($"checkpoint '{LastPath}' is a {(meta.Network3D is null ? "2D" : "3D")} run; it cannot resume a {(_data.Volumetric ? "3D" : "2D")} training");
             start = meta.Iteration; bestDice = double.IsNaN(meta.BestMetric) ? double.NegativeInfinity : meta.BestMetric; bestIt = meta.BestIteration;
             (bestDice, bestIt) = runFolder.PrepareResume(start, bestDice, bestIt);
             TorchRuntime.Seed(Seeds.Mix(_o.Seed, start));
             Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Fmt(bestDice)} at {bestIt})");
         }
         AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"),
-            JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, TrainOptions.Json));
+            JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, JsonFormat.Options));
         Log(selfCheck);
-        Log($"method {entry.Name}; {_data.Summary()}");
-        Log($"batch {_o.BatchSize} ({_o.LabeledBatchSize} labeled{(unlabeledBs > 0 ? $" + {unlabeledBs} unlabeled" : "")}), patch {_o.PatchHeight}x{_o.PatchWidth}, " +
-            $"{_o.MaxIterations} iterations, {_o.Optimizer} lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}{(_o.WarmupIterations > 0 ? $", warm-up {_o.WarmupIterations}" : "")}){(_o.Optimizer == OptimizerKind.Sgd ? $", momentum {_o.Momentum}" : "")}, wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");
-
-        var cache = new CaseCache(_data.NumClasses);
-        var sampler = new TwoStreamBatchSampler(_data.Labeled.Count, _data.Unlabeled.Count, _o.LabeledBatchSize, unlabeledBs, _o.Seed);
-        var aug = new SliceAugmenter(_o.PatchHeight, _o.PatchWidth, _o.Augment, _o.LinearImageResize);
-        using var loader = new BatchLoader(_data.Labeled, _data.Unlabeled, sampler, aug, cache, _o.Seed, start, _o.Prefetch, _o.LoaderWorkers);
-
-        CheckpointMeta Meta(long it) => new()
+        Log($"method {_data.DescribeMethod(_o, name)}; {_data.Summary()}");
+        var summary = new RunSummary
         {
-            Method = entry.Name, Network = _o.Network, PatchHeight = _o.PatchHeight, PatchWidth = _o.PatchWidth, LinearImageResize = _o.LinearImageResize,
-            ClassNames = _data.ClassNames, Iteration = it, BestMetric = double.IsNegativeInfinity(bestDice) ? double.NaN : bestDice, BestIteration = bestIt,
+            Method = name, Network = _data.Volumetric ? _o.Network3D!.Describe() : Models.Segmenter2D.Name(_o.Network.Kind), Data = _data.Summary(),
+            Iterations = start, MaxIterations = _o.MaxIterations,
+        };
+        summary.Write(_o.OutputDir);
+        Log($"{_data.DescribeBatches(_o, method, start)}, threads {torch.get_num_threads()}");
+
+        using var loader = _data.OpenBatches(_o, method, start);
+        using var validator = _data.Validator(_o, method);
+        var metaBase = _data.Meta(_o, name);
+        CheckpointMeta Meta(long it) => metaBase with
+        {
+            Iteration = it, BestMetric = double.IsNegativeInfinity(bestDice) ? double.NaN : bestDice, BestIteration = bestIt, Created = DateTime.UtcNow.ToString("O"),
         };
 
         method.Train(true);
         var clock = Stopwatch.StartNew();
         long done = start;
-        double lastLoss = double.NaN;
         var windowClock = Stopwatch.StartNew(); long windowStart = start; double windowWait = loader.WaitSeconds;
-        double itPerSec = 0;
         for (long it = start; it < _o.MaxIterations; it++)
         {
             FinalizerGuard.SafePoint();
@@ -136,38 +141,35 @@ public sealed class Trainer
             double lr = _o.LearningRateAt(it);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             var batch = loader.Next();
-            var ctx = new TrainingContext(it, _o.MaxIterations, lr) { Meta = batch.Items.Select(i => i.Meta).ToArray() };
+            var ctx = new TrainingContext(it, _o.MaxIterations, lr) { Meta = batch.Meta };
             bool logNow = (it + 1) % _o.LogEvery == 0 || it == start;
-            Dictionary<string, double> terms = new();
+            double loss = double.NaN; var terms = new Dictionary<string, double>();
             using (var scope = NewDisposeScope())
             {
-                var x = tensor(batch.Images, new long[] { batch.Count, _o.Network.InChannels, batch.Height, batch.Width });
-                var y = tensor(batch.Labels, new long[] { batch.LabeledCount, batch.Height, batch.Width });
-                var step = Step(method, optimizer, _o.ChannelsLast ? Models.MemoryLayout.ToChannelsLast(x) : x, y, batch.LabeledCount, ctx);
+                var x = tensor(batch.Images, batch.ImageShape);
+                var y = tensor(batch.Labels, batch.LabelShape);
+                var step = Step(method, optimizer, channelsLast ? Models.MemoryLayout.ToChannelsLast(x) : x, y, batch.LabeledCount, ctx);
                 if (logNow)
                 {
-                    lastLoss = step.Loss.item<float>();
+                    loss = step.Loss.item<float>();
                     foreach (var (k, v) in step.Terms) terms[k] = v.item<float>();
                 }
             }
             done = it + 1;
             if (logNow)
             {
-                double secs = windowClock.Elapsed.TotalSeconds;
-                long n = done - windowStart;
-                itPerSec = n / Math.Max(secs, 1e-9);
+                double secs = windowClock.Elapsed.TotalSeconds, itPerSec = (done - windowStart) / Math.Max(secs, 1e-9);
                 double waitFrac = (loader.WaitSeconds - windowWait) / Math.Max(secs, 1e-9);
                 windowClock.Restart(); windowStart = done; windowWait = loader.WaitSeconds;
-                var eta = TimeSpan.FromSeconds((_o.MaxIterations - done) / Math.Max(itPerSec, 1e-9));
-                _monitor.OnIteration(new IterationInfo(done, _o.MaxIterations, lastLoss, lr, itPerSec, eta, waitFrac, terms));
-                log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] it {done} loss {lastLoss:F4} " + string.Join(" ", terms.Select(t => $"{t.Key} {t.Value:F4}")) +
-                              $" lr {lr:G4} {itPerSec:F2} it/s data-wait {100 * waitFrac:F1}%");
+                _monitor.OnIteration(new IterationInfo(done, _o.MaxIterations, loss, lr, itPerSec,
+                    TimeSpan.FromSeconds((_o.MaxIterations - done) / Math.Max(itPerSec, 1e-9)), waitFrac, terms));
+                log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] it {done} loss {loss:F4} " + string.Join(" ", terms.Select(t => $"{t.Key} {t.Value:F4}")) +
+                              $"{_data.DescribeBatch(batch)} lr {lr:G4} {itPerSec:F2} it/s data-wait {100 * waitFrac:F1}%");
             }
             bool last = done == _o.MaxIterations;
             if (_data.Val.Count > 0 && (done % _o.ValidateEvery == 0 || last))
             {
-                var report = Evaluator.Evaluate(method.InferenceNetwork, _data.Val, _o.PatchHeight, _o.PatchWidth, _o.LinearImageResize, _data.ClassNames,
-                    MetricMode.Medpy, EmptyPolicy.Exclude, load: cache.Get);
+                var report = Evaluator.Evaluate(validator, _data.Val, _data.ClassNames, MetricMode.Medpy, EmptyPolicy.Exclude, load: loader.Get);
                 RecordValidation(report, done, ref bestDice, ref bestIt, () =>
                 {
                     Checkpoint.Save(BestPath, Meta(done), method, null);
@@ -185,22 +187,35 @@ public sealed class Trainer
         }
         double spi = clock.Elapsed.TotalSeconds / Math.Max(1, done - start);
         bool interrupted = done < _o.MaxIterations;
-        Log($"{(interrupted ? "stopped after" : "finished")} {done} iterations ({spi:F3} s/iteration); best mean Dice {Fmt(bestDice)} at {bestIt}; data wait {loader.WaitSeconds:F1} s in total");
+        Log($"{(interrupted ? "stopped after" : "finished")} {done} iterations ({spi:F3} s/iteration); best mean Dice {Fmt(bestDice)} at {bestIt}; " +
+            $"data wait {loader.WaitSeconds:F1} s; peak resident memory {Benchmark.PeakRssMiB() / 1024:F2} GiB");
+        (summary with
+        {
+            Iterations = done, Finished = !interrupted, SecondsPerIteration = spi, BestIteration = bestIt,
+            BestValidationDice = double.IsNegativeInfinity(bestDice) ? double.NaN : bestDice,
+        }).Write(_o.OutputDir);
         return new TrainingResult(done, bestDice, bestIt, BestPath, LastPath, spi, interrupted);
     }
 
     /// <summary>
-    /// Starts every UNet of a method (student, EMA teacher, second network of the same configuration) from the encoder
-    /// of a checkpoint's network, e.g. the one `semiseg pretrain` writes; the decoder keeps its initialisation.
+    /// Starts every network of a method that has the run's 2D network kind (student, EMA teacher, second network of the
+    /// same configuration) from an encoder: a checkpoint's network (e.g. the one `semiseg pretrain` writes) or a
+    /// PyTorch state dict (e.g. torchvision's ImageNet ResNet, see <see cref="Models.PretrainedWeights"/>); the decoder
+    /// keeps its initialisation.
     /// </summary>
     public static int LoadEncoder(string checkpoint, ISegmentationMethod method)
     {
-        var (source, _) = Checkpoint.LoadNetwork(checkpoint);
+        var kind = method.InferenceNetwork.Config.Kind;
+        var targets = method.StatefulModules.OfType<Models.Segmenter2D>().Where(n => n.Config.Kind == kind).ToList();
+        if (Models.PretrainedWeights.IsPyTorchFile(checkpoint)) return Models.PretrainedWeights.LoadEncoder(checkpoint, targets);
+        var (source, _) = CheckpointFile.LoadNetwork(checkpoint);
         using var _ = source;
-        var encoder = source.named_parameters().Where(p => p.name.StartsWith("inConv.") || p.name.StartsWith("down.")).ToDictionary(p => p.name, p => p.parameter);
+        if (source.Config.Kind != kind)
+            throw new InvalidDataException($"checkpoint '{checkpoint}' holds a {Models.Segmenter2D.Name(source.Config.Kind)} network; this run trains {Models.Segmenter2D.Name(kind)}");
+        var encoder = source.named_parameters().Where(p => source.EncoderPrefixes.Any(pre => p.name.StartsWith(pre))).ToDictionary(p => p.name, p => p.parameter);
         int copied = 0;
         using var noGrad = no_grad();
-        foreach (var net in method.StatefulModules.OfType<Models.UNet2D>())
+        foreach (var net in targets)
             foreach (var (name, p) in net.named_parameters())
             {
                 if (!encoder.TryGetValue(name, out var src)) continue;

@@ -1,3 +1,4 @@
+using SemiSeg.Geometry;
 using SemiSeg.Cli;
 using SemiSeg.Data;
 
@@ -173,7 +174,7 @@ public class CliTests
         Assert.True(c3b == 0, e3b);
         var plain = Nifti.ReadLabel(preds[0], out _);
         var cut = Nifti.ReadLabel(Path.Combine(t["pred-lcc"], Path.GetFileName(preds[0])), out _);
-        Assert.Equal(SemiSeg.Methods.PseudoLabels.LargestComponent(plain, 3, 32, 32, 4, perSlice: false), cut);
+        Assert.Equal(ConnectedComponents.LargestComponent(plain, 3, 32, 32, 4, perSlice: false), cut);
         var (c4, _, _) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["data/imagesTs"], "--output", t["png"], "--format", "png");
         Assert.Equal(0, c4);
         Assert.Equal(6, Directory.GetFiles(t["png"], "*.png").Length);
@@ -222,6 +223,15 @@ public class CliTests
         }
         double expected = Enumerable.Range(0, 3).Average(i => CaseMean("mean-teacher-2", i) - CaseMean("supervised-2", i));
         Assert.Equal(expected, double.Parse(mt[Array.IndexOf(head, "delta_dice")], System.Globalization.CultureInfo.InvariantCulture), 5);
+        // the facts come from run.json; a run from before run.json is read from its train.log, to the same table
+        var sup = SemiSeg.Training.RunSummary.TryRead(t["runs/supervised-2"])!;
+        Assert.Equal(("supervised", 4L, true), (sup.Method, sup.Iterations, sup.Finished));
+        Assert.True(sup.SecondsPerIteration > 0);
+        File.Delete(t["runs/supervised-2/train.log"]);
+        File.Delete(t["runs/mean-teacher-2/run.json"]);
+        var (c2, o2, e2) = Run("report", t["runs"], "-o", t["table2.md"]);
+        Assert.True(c2 == 0, e2);
+        Assert.Equal(or[..or.IndexOf("wrote ", StringComparison.Ordinal)], o2[..o2.IndexOf("wrote ", StringComparison.Ordinal)]);
         var (cm, _, em) = Run("report", t["nowhere"]);
         Assert.Equal(2, cm);
         Assert.Contains("nowhere", em);

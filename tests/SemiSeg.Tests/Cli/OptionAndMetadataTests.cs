@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.Text;
 using SemiSeg.Data;
 using SemiSeg.Training;
@@ -69,7 +70,7 @@ public class OptionAndMetadataTests
         using var t = new TempDir();
         var ck = t[name + ".ckpt"];
         WriteMetaOnly(ck, json);
-        var ex = Assert.Throws<InvalidDataException>(() => Checkpoint.ReadMeta(ck, out _));
+        var ex = Assert.Throws<InvalidDataException>(() => CheckpointFile.ReadMeta(ck, out _));
         Assert.Contains(name + ".ckpt", ex.Message);
         Assert.Contains(mentions, ex.Message);
         Png.WriteImage(t["in/a.png"], new float[32 * 32], 32, 32);

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using System.Diagnostics;
 using SemiSeg.Data;
 using SemiSeg.Training;
@@ -35,7 +36,7 @@ public class SignalTests
         Assert.True(p.WaitForExit(120_000), "the process did not stop within 120 s of SIGTERM");
         Assert.Equal(143, p.ExitCode);
         Assert.Contains("SIGTERM", stderr.Result);
-        var meta = Checkpoint.ReadMeta(Path.Combine(run, "last.ckpt"), out _);
+        var meta = CheckpointFile.ReadMeta(Path.Combine(run, "last.ckpt"), out _);
         Assert.True(meta.Iteration >= 3, $"last.ckpt at iteration {meta.Iteration}");
 
         // the requeued task: the same command with --resume continues from that iteration
@@ -46,6 +47,6 @@ public class SignalTests
         Assert.True(q.WaitForExit(120_000));
         Assert.Equal(0, q.ExitCode);
         Assert.Contains($"resumed from {Path.Combine(run, "last.ckpt")} at iteration {meta.Iteration}", File.ReadAllText(log));
-        Assert.Equal(meta.Iteration + 2, Checkpoint.ReadMeta(Path.Combine(run, "last.ckpt"), out _).Iteration);
+        Assert.Equal(meta.Iteration + 2, CheckpointFile.ReadMeta(Path.Combine(run, "last.ckpt"), out _).Iteration);
     }
 }

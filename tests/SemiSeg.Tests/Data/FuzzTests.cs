@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Data;
 using SemiSeg.Models;
 using SemiSeg.Training;
@@ -81,7 +82,7 @@ public class FuzzTests(ITestOutputHelper output)
             new("mha", mha, p => { var (l, d, h, w) = MetaImage.ReadLabel(p); return new object[] { d, h, w, l }; }, MetaImageDefines(mha)),
             new("checkpoint", t["run/last.ckpt"], p =>
             {
-                var (net, meta) = Checkpoint.LoadAnyNetwork(p);
+                var (net, meta) = CheckpointFile.LoadAnyNetwork(p);
                 using var _ = net;
                 return net.parameters().Select(x => (object)x.data<float>().ToArray()).Append(meta.Iteration).ToArray();
             }, _ => false),

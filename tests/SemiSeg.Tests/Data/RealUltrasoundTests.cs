@@ -1,3 +1,4 @@
+using SemiSeg.Geometry;
 using System.Globalization;
 using SemiSeg.Data;
 using SemiSeg.Evaluation;

@@ -1,3 +1,4 @@
+using SemiSeg.Geometry;
 using SemiSeg.Data;
 using SemiSeg.Evaluation;
 

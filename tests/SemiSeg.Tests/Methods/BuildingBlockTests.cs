@@ -1,3 +1,4 @@
+using SemiSeg.Geometry;
 using SemiSeg.Methods;
 using SemiSeg.Models;
 using TorchSharp;
@@ -34,17 +35,17 @@ public class BuildingBlockTests
         // 0 0 2 0 0
         // 0 0 0 1 0     <- touches nothing of class 1 by faces; diagonally touches nothing either
         var m = new byte[] { 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0 };
-        var kept = PseudoLabels.LargestComponent(m, 1, 4, 5, 3, perSlice: true);
+        var kept = ConnectedComponents.LargestComponent(m, 1, 4, 5, 3, perSlice: true);
         Assert.Equal(new byte[] { 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0 }, kept);
         // diagonal neighbours join under full connectivity only
         var diag = new byte[] { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0 };
-        var full = PseudoLabels.LargestComponent(diag, 1, 4, 4, 2, perSlice: true, fullConnectivity: true);
-        var face = PseudoLabels.LargestComponent(diag, 1, 4, 4, 2, perSlice: true, fullConnectivity: false);
+        var full = ConnectedComponents.LargestComponent(diag, 1, 4, 4, 2, perSlice: true, fullConnectivity: true);
+        var face = ConnectedComponents.LargestComponent(diag, 1, 4, 4, 2, perSlice: true, fullConnectivity: false);
         Assert.Equal(diag, full);
         Assert.Equal(2, face.Count(v => v == 1));
         // per slice: each slice keeps its own largest blob
         var two = m.Concat(m).ToArray();
-        Assert.Equal(kept.Concat(kept).ToArray(), PseudoLabels.LargestComponent(two, 2, 4, 5, 3, perSlice: true));
+        Assert.Equal(kept.Concat(kept).ToArray(), ConnectedComponents.LargestComponent(two, 2, 4, 5, 3, perSlice: true));
     }
 
     [Fact]
@@ -107,7 +108,7 @@ public class BuildingBlockTests
         pairOn.EnsureAllUsed("cps");
         // first conv (fan-in 9): libtorch's default (Kaiming-uniform, a = √5) std 1/√27 ≈ 0.19; Kaiming-normal √(2/9) ≈ 0.47;
         // Xavier-normal √(2/(9+144)) ≈ 0.11 (fan-out 16·9)
-        double Std(UNet2D n) => n.parameters().First().std().item<float>();
+        double Std(Segmenter2D n) => n.parameters().First().std().item<float>();
         Assert.InRange(Std(reference.Net1), 0.12, 0.26);
         Assert.InRange(Std(reference.Net2), 0.12, 0.26);
         Assert.False(reference.Net1.parameters().First().allclose(reference.Net2.parameters().First()));

@@ -1,3 +1,4 @@
+using SemiSeg.Geometry;
 using SemiSeg.Evaluation;
 using SemiSeg.Methods;
 using SemiSeg.Models;

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Data;
 using SemiSeg.Methods;
 using SemiSeg.Models;

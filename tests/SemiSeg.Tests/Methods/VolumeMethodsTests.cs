@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Data;
 using SemiSeg.Losses;
 using SemiSeg.Methods;
@@ -67,7 +68,7 @@ public class VolumeMethodsTests
             CustomDataset.Load(t["data"], 4)).Run();
         using var mn = new TwoDimToThreeDimCoTrainingMethod(new VolumeMethodContext(new Net3DConfig(), new UNetConfig(), MethodSettings.Parse(new[] { $"init_2d={run.BestCheckpoint}" })));
         Assert.True(mn.Initialised2D > 50);
-        var (src, _) = Checkpoint.LoadNetwork(run.BestCheckpoint);
+        var (src, _) = CheckpointFile.LoadNetwork(run.BestCheckpoint);
         using (src)
         {
             var mine = mn.Net2D.state_dict();
@@ -98,7 +99,7 @@ public class VolumeMethodsTests
     [Fact]
     public void EveryVolumeMethodTakesAStepOnARealVNet()
     {
-        foreach (var e in VolumeMethodRegistry.All)
+        foreach (var e in MethodRegistry.Volumes)
         {
             manual_seed(7);
             using var scope = NewDisposeScope();

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Losses;
 using SemiSeg.Methods;
 using SemiSeg.Models;
@@ -85,7 +86,7 @@ public class MemoryLayoutTests
         using var before = m.Network.forward(x);
         MemoryLayout.ToChannelsLast(m.Network);
         Checkpoint.Save(t["cl.ckpt"], new CheckpointMeta { Network = m.Network.Config, PatchHeight = 32, PatchWidth = 32 }, m, null);
-        var (net, _) = Checkpoint.LoadNetwork(t["cl.ckpt"]);
+        var (net, _) = CheckpointFile.LoadNetwork(t["cl.ckpt"]);
         using var __ = net;
         net.eval();
         using var after = net.forward(x);

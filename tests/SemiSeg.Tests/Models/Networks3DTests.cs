@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Models;
 using SemiSeg.Training;
 using TorchSharp;
@@ -36,9 +37,9 @@ public class Networks3DTests
     [Fact]
     public void WindowStartsFollowTheReferenceRule()
     {
-        Assert.Equal(new[] { 0, 4, 8, 12, 16, 20 }, SlidingWindow.Starts(100, 80, 4));
-        Assert.Equal(new[] { 0, 18, 31 }, SlidingWindow.Starts(143, 112, 18));
-        Assert.Equal(new[] { 0 }, SlidingWindow.Starts(80, 80, 4));
+        Assert.Equal(new[] { 0, 4, 8, 12, 16, 20 }, SlidingWindowInferer.Starts(100, 80, 4));
+        Assert.Equal(new[] { 0, 18, 31 }, SlidingWindowInferer.Starts(143, 112, 18));
+        Assert.Equal(new[] { 0 }, SlidingWindowInferer.Starts(80, 80, 4));
     }
 
     [Fact]
@@ -48,7 +49,7 @@ public class Networks3DTests
         using var v = new VNet(numClasses: 2);
         v.eval();
         var vol = rand(16, 32, 32);
-        var r = SlidingWindow.Predict(v, vol.data<float>().ToArray(), 16, 32, 32, 2, (16, 32, 32), (4, 18, 18));
+        var r = SlidingWindowInferer.Predict(v, vol.data<float>().ToArray(), 16, 32, 32, 2, (16, 32, 32), (4, 18, 18));
         Assert.Equal(1, r.Windows);
         Tensor whole;
         using (no_grad()) whole = nn.functional.softmax(v.forward(vol.reshape(1, 1, 16, 32, 32)), 1)[0];
@@ -63,7 +64,7 @@ public class Networks3DTests
         using var u = new UNet3D(numClasses: 2, features: new[] { 4, 8, 8, 8, 8 });
         u.eval();
         var vol = rand(16, 16, 48);
-        var r = SlidingWindow.Predict(u, vol.data<float>().ToArray(), 16, 16, 48, 2, (16, 16, 32), (16, 16, 16));
+        var r = SlidingWindowInferer.Predict(u, vol.data<float>().ToArray(), 16, 16, 48, 2, (16, 16, 32), (16, 16, 16));
         Assert.Equal(2, r.Windows);
         Tensor a, b;
         using (no_grad())
@@ -76,7 +77,7 @@ public class Networks3DTests
         Assert.True(p.narrow(3, 16, 16).allclose((a.narrow(3, 16, 16) + b.narrow(3, 0, 16)) / 2, atol: 1e-6));
         Assert.True(p.narrow(3, 32, 16).allclose(b.narrow(3, 16, 16), atol: 1e-6));
         // smaller than the patch: padded, one window, cropped back
-        var small = SlidingWindow.Predict(u, new float[10 * 12 * 20], 10, 12, 20, 2, (16, 16, 32), (4, 8, 8));
+        var small = SlidingWindowInferer.Predict(u, new float[10 * 12 * 20], 10, 12, 20, 2, (16, 16, 32), (4, 8, 8));
         Assert.Equal(1, small.Windows);
         Assert.Equal(10 * 12 * 20, small.Labels.Length);
         Assert.True(u.training == false);

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Losses;
 using SemiSeg.Methods;
 using SemiSeg.Models;
@@ -60,7 +61,7 @@ public class UNet2DTests
         using var m = new SupervisedMethod(new UNetConfig { Up = UpMode.Transpose, NumClasses = 3 });
         var path = t["w.ckpt"];
         Checkpoint.Save(path, new CheckpointMeta { Network = m.Network.Config, PatchHeight = 32, PatchWidth = 32, Iteration = 7 }, m, null);
-        var (net, meta) = Checkpoint.LoadNetwork(path);
+        var (net, meta) = CheckpointFile.LoadNetwork(path);
         using var _ = net;
         Assert.Equal(7, meta.Iteration);
         Assert.Equal(UpMode.Transpose, meta.Network.Up);
@@ -70,6 +71,6 @@ public class UNet2DTests
         using var b = net.forward(x);
         Assert.True(a.allclose(b));
         File.WriteAllText(t["bad.ckpt"], "nope");
-        Assert.Contains("bad.ckpt", Assert.Throws<InvalidDataException>(() => Checkpoint.LoadNetwork(t["bad.ckpt"])).Message);
+        Assert.Contains("bad.ckpt", Assert.Throws<InvalidDataException>(() => CheckpointFile.LoadNetwork(t["bad.ckpt"])).Message);
     }
 }

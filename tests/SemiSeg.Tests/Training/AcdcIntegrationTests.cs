@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Data;
 using SemiSeg.Evaluation;
 using SemiSeg.Models;
@@ -48,7 +49,7 @@ public class AcdcIntegrationTests
             OutputDir = t["run"], Method = "supervised", MaxIterations = 2, PatchDepth = 16, PatchHeight = 64, PatchWidth = 64, BatchSize = 2,
             LabeledBatchSize = 2, ChannelsLast = false, Network3D = new Net3DConfig { Kind = Net3DKind.Unet3d, Filters = 8 }, SaveEvery = 2,
         };
-        var r = new VolumeTrainer(o, v with { Val = Array.Empty<CaseRef>() }).Run();
+        var r = new Trainer(o, v with { Val = Array.Empty<CaseRef>() }).Run();
         Assert.Equal(2, r.Iterations);
     }
 
@@ -70,9 +71,9 @@ public class AcdcIntegrationTests
         };
         var res = new Trainer(o, m).Run();
         Assert.Equal(4, res.Iterations);
-        var (net, meta) = Checkpoint.LoadNetwork(res.BestCheckpoint);
-        using var _ = net;
-        var report = Evaluator.Evaluate(net, m.Test, meta.PatchHeight, meta.PatchWidth, false, m.ClassNames, MetricMode.Medpy, EmptyPolicy.Exclude);
+        var (inferer, _) = CheckpointFile.LoadInferer(res.BestCheckpoint);
+        using var _i = inferer;
+        var report = Evaluator.Evaluate(inferer, m.Test, m.ClassNames, MetricMode.Medpy, EmptyPolicy.Exclude);
         Assert.Single(report.Cases);
         Assert.Equal(3, report.Cases[0].Classes.Count);
         Assert.All(report.Cases[0].Classes, c => Assert.InRange(c.Dice, 0, 1));

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Data;
 using SemiSeg.Training;
 using TorchSharp;
@@ -50,7 +51,7 @@ public class NativeLifetimeStressTests
                     using (SemiSeg.Runtime.FinalizerGuard.Enter())
                     {
                         SemiSeg.Runtime.FinalizerGuard.SafePoint(); // the hammers keep collecting: read inside a gated scope
-                        var (net, _) = Checkpoint.LoadNetwork(Path.Combine(o.OutputDir, "last.ckpt")); // finite, readable
+                        var (net, _) = CheckpointFile.LoadNetwork(Path.Combine(o.OutputDir, "last.ckpt")); // finite, readable
                         net.Dispose();
                     }
                     runs++;

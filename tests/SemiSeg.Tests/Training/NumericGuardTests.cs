@@ -1,3 +1,5 @@
+using SemiSeg.Runtime;
+using SemiSeg.Inference;
 using SemiSeg.Data;
 using SemiSeg.Methods;
 using SemiSeg.Models;
@@ -33,7 +35,7 @@ public class NumericGuardTests
         {
             var path = Path.Combine(t["run"], f);
             if (!File.Exists(path)) continue;
-            var (net, _) = Checkpoint.LoadNetwork(path); // refuses non-finite weights
+            var (net, _) = CheckpointFile.LoadNetwork(path); // refuses non-finite weights
             net.Dispose();
         }
     }
@@ -70,7 +72,7 @@ public class NumericGuardTests
         // re-seal the SHA-256 trailer, as a diverged run's own (intact) file would carry it
         System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, bytes.Length - 40)).CopyTo(bytes, bytes.Length - 32);
         File.WriteAllBytes(t["nan.ckpt"], bytes);
-        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadNetwork(t["nan.ckpt"]));
+        var e = Assert.Throws<InvalidDataException>(() => CheckpointFile.LoadNetwork(t["nan.ckpt"]));
         Assert.Contains("nan.ckpt", e.Message);
         Assert.Contains("outConv.bias", e.Message);
         // and one is never written from such weights

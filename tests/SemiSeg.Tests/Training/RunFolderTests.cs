@@ -1,3 +1,5 @@
+using SemiSeg.Runtime;
+using SemiSeg.Inference;
 using System.Text;
 using SemiSeg.Data;
 using SemiSeg.Models;
@@ -75,7 +77,7 @@ public class RunFolderTests
         var meta = new CheckpointMeta { PatchHeight = 32, PatchWidth = 32, Iteration = bestIt, BestMetric = best, BestIteration = bestIt };
         using var w = new BinaryWriter(File.Create(path), Encoding.UTF8);
         w.Write(Encoding.ASCII.GetBytes("SEMISEG\n"));
-        w.Write(System.Text.Json.JsonSerializer.Serialize(meta, TrainOptions.Json));
+        w.Write(System.Text.Json.JsonSerializer.Serialize(meta, JsonFormat.Options));
     }
 
     [Fact]
@@ -117,14 +119,14 @@ public class RunFolderTests
         Assert.Contains("last.ckpt", e.Message);
 
         var best = Path.Combine(t["run"], "best.ckpt");
-        Checkpoint.LoadNetwork(best).net.Dispose();
+        CheckpointFile.LoadNetwork(best).net.Dispose();
         var bytes = File.ReadAllBytes(best);
         bytes[bytes.Length / 2] ^= 0x10;
         File.WriteAllBytes(t["flipped.ckpt"], bytes);
-        var e2 = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadNetwork(t["flipped.ckpt"]));
+        var e2 = Assert.Throws<InvalidDataException>(() => CheckpointFile.LoadNetwork(t["flipped.ckpt"]));
         Assert.Contains("flipped.ckpt", e2.Message);
         Assert.Contains("checksum mismatch", e2.Message);
         File.WriteAllBytes(t["cut.ckpt"], bytes[..^20]);
-        Assert.Contains("cut.ckpt", Assert.Throws<InvalidDataException>(() => Checkpoint.LoadNetwork(t["cut.ckpt"])).Message);
+        Assert.Contains("cut.ckpt", Assert.Throws<InvalidDataException>(() => CheckpointFile.LoadNetwork(t["cut.ckpt"])).Message);
     }
 }

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Data;
 using SemiSeg.Models;
 using SemiSeg.Training;
@@ -42,7 +43,7 @@ public class TrainerTests
         new Trainer(o, m).Run();
         var stageOne = Path.Combine(run, "stage1-best.ckpt");
         Assert.True(File.Exists(stageOne));
-        var meta = Checkpoint.ReadMeta(stageOne, out _);
+        var meta = CheckpointFile.ReadMeta(stageOne, out _);
         Assert.True(meta.HasTrainingState);               // the optimizer state is in it
         Assert.InRange(meta.Iteration, 1, 3);              // selected within stage 1
         Assert.Equal(meta.Iteration, meta.BestIteration);
@@ -69,12 +70,12 @@ public class TrainerTests
             var o = Options(t["resumed"], 6, net) with { Optimizer = optimizer, WarmupIterations = warmup, BaseLr = optimizer == OptimizerKind.Sgd ? 0.01 : 1e-3 };
             var monitor = new StopAfter(3, cts);
             new Trainer(o, m, monitor).Run(cts.Token);
-            var meta = Checkpoint.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _);
+            var meta = CheckpointFile.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _);
             Assert.Equal(3, meta.Iteration);
             new Trainer(o with { Resume = true }, m).Run();
         }
-        var (a, _) = Checkpoint.LoadNetwork(Path.Combine(t["straight"], "last.ckpt"));
-        var (b, _) = Checkpoint.LoadNetwork(Path.Combine(t["resumed"], "last.ckpt"));
+        var (a, _) = CheckpointFile.LoadNetwork(Path.Combine(t["straight"], "last.ckpt"));
+        var (b, _) = CheckpointFile.LoadNetwork(Path.Combine(t["resumed"], "last.ckpt"));
         using (a) using (b)
         {
             var pa = a.state_dict(); var pb = b.state_dict();

@@ -23,34 +23,3 @@ public sealed record VolumeMethodContext(Net3DConfig Network3D, UNetConfig Netwo
 {
     public nn.Module<Tensor, Tensor> CreateNetwork() => Network3D.Create(Network.InChannels, Network.NumClasses);
 }
-
-/// <summary>The methods `train --network vnet|unet3d` can name.</summary>
-public static class VolumeMethodRegistry
-{
-    public sealed record Entry(string Name, string Paper, string Summary, Func<VolumeMethodContext, IVolumeMethod> Create);
-
-    public static readonly IReadOnlyList<Entry> All = new Entry[]
-    {
-        new("supervised", "Milletari et al., V-Net (3DV 2016); the LA lineage's labeled-only row",
-            "0.5·(CE + Dice) on labeled patches", c => new VolumeSupervisedMethod(c)),
-        new("mean-teacher", "Tarvainen & Valpola (NeurIPS 2017) as UA-MT's train_LA_meanteacher.py runs it",
-            "EMA teacher on noisy unlabeled patches, softmax-MSE consistency ramped up; params consistency, rampup, noise_std, noise_clamp, ema_decay",
-            c => new VolumeMeanTeacherMethod(c, uncertaintyAware: false)),
-        new("ua-mt", "Yu et al., Uncertainty-aware self-ensembling model for semi-supervised 3D left atrium segmentation (MICCAI 2019)",
-            "Mean Teacher with consistency only where the teacher's MC entropy (8 noisy passes) is below (3/4 + 1/4·ramp)·ln 2; params as mean-teacher plus passes",
-            c => new VolumeMeanTeacherMethod(c, uncertaintyAware: true)),
-        new("cps", "Chen et al., Cross pseudo supervision (CVPR 2021); SSL4MIS 3D script",
-            "two differently initialised 3D networks supervise each other with hard pseudo-labels; params consistency, rampup",
-            c => new VolumeCrossPseudoSupervisionMethod(c)),
-        new("bcp", "Bai et al., Bidirectional copy-paste (CVPR 2023), LA_BCP_train.py",
-            "labeled 3D copy-paste pre-training, then EMA-teacher pseudo-labels (largest 3D component) mixed both ways with labeled cubes; params pretrain_iterations, u_weight, ema_decay",
-            c => new VolumeCopyPasteMethod(c)),
-        new("mn", "Yeung et al., M&N: semi-supervised 3D medical segmentation from 2D natural-image pretrained model (MLMI 2025)",
-            "a 2D UNet run slice-wise and a 3D network co-trained on each other's soft predictions after a labeled-only warm-up, unlabeled share of each batch growing linearly; params warmup_fraction, init_2d, kl_weight",
-            c => new TwoDimToThreeDimCoTrainingMethod(c)),
-    };
-
-    public static Entry Get(string name) =>
-        All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new ArgumentException($"method '{name}' has no 3D version; 3D methods: {string.Join(", ", All.Select(e => e.Name))}");
-}

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -41,13 +42,15 @@ public sealed class TwoDimToThreeDimCoTrainingMethod : IVolumeMethod
         var init = c.Settings.String("init_2d", "");
         if (_warmupFraction < 0 || _warmupFraction >= 1) throw new ArgumentException($"mn: warmup_fraction must be in [0, 1) (got {_warmupFraction})");
         Net3D = c.CreateNetwork();
-        Net2D = new UNet2D(c.Network);
+        var kind2D = c.Settings.String("network_2d", "unet");
+        if (!Segmenter2D.TryParse(kind2D, out var k2)) throw new ArgumentException($"mn: network_2d '{kind2D}' is not a 2D network (unet, resunet, resnet18-unet, resnet34-unet)");
+        Net2D = Segmenter2D.Create(c.Network with { Kind = k2 });
         if (init.Length > 0) Initialised2D = Load2D(init, Net2D);
     }
 
     public string Name => "mn";
     public nn.Module<Tensor, Tensor> Net3D { get; }
-    public UNet2D Net2D { get; }
+    public Segmenter2D Net2D { get; }
     /// <summary>Parameters copied from init_2d (0 without one).</summary>
     public int Initialised2D { get; }
     public nn.Module<Tensor, Tensor> InferenceNetwork => Net3D;
@@ -69,7 +72,7 @@ public sealed class TwoDimToThreeDimCoTrainingMethod : IVolumeMethod
     }
 
     /// <summary>The 2D network over every slice of a (B, C, D, H, W) batch, logits as (B, K, D, H, W).</summary>
-    public static Tensor SliceWise(UNet2D net, Tensor volumes)
+    public static Tensor SliceWise(Segmenter2D net, Tensor volumes)
     {
         long b = volumes.shape[0], c = volumes.shape[1], d = volumes.shape[2], h = volumes.shape[3], w = volumes.shape[4];
         var slices = volumes.permute(0, 2, 1, 3, 4).reshape(b * d, c, h, w);
@@ -110,10 +113,13 @@ public sealed class TwoDimToThreeDimCoTrainingMethod : IVolumeMethod
         return new MethodStep(l3 + l2, new Dictionary<string, Tensor> { ["loss3d"] = l3, ["loss2d"] = l2 });
     }
 
-    /// <summary>Copies every parameter and buffer of a SemiSeg 2D checkpoint's network whose name and shape match.</summary>
-    public static int Load2D(string checkpoint, UNet2D target)
+    /// <summary>Starts the 2D branch from a PyTorch state dict of its encoder (e.g. torchvision's ImageNet ResNet for
+    /// network_2d=resnet34-unet: every encoder tensor must match) or copies every parameter and buffer of a SemiSeg 2D
+    /// checkpoint's network whose name and shape match.</summary>
+    public static int Load2D(string checkpoint, Segmenter2D target)
     {
-        var (source, _) = Training.Checkpoint.LoadNetwork(checkpoint);
+        if (PretrainedWeights.IsPyTorchFile(checkpoint)) return PretrainedWeights.LoadEncoder(checkpoint, new[] { target });
+        var (source, _) = Inference.CheckpointFile.LoadNetwork(checkpoint);
         using var _s = source;
         var src = source.state_dict();
         int copied = 0;

@@ -1,3 +1,4 @@
+using SemiSeg.Inference;
 using SemiSeg.Data;
 using SemiSeg.Methods.Volume;
 using SemiSeg.Models;
@@ -6,7 +7,7 @@ using TorchSharp;
 
 namespace SemiSeg.Tests.Training;
 
-public class VolumeTrainerTests
+public class TrainerVolumeTests
 {
     static TrainOptions Options(string dir, string method, long iterations, bool dropout = true) => new()
     {
@@ -42,10 +43,10 @@ public class VolumeTrainerTests
         var la = LeftAtriumDataset.Load(t["la"], labeled: 2);
         // validation on the test case, to exercise the sliding-window validation path (the LA protocol itself has none)
         var split = la with { Val = la.Test };
-        var r = new VolumeTrainer(Options(t["run"], "mean-teacher", 4), split).Run();
+        var r = new Trainer(Options(t["run"], "mean-teacher", 4), split).Run();
         Assert.Equal(4, r.Iterations);
         Assert.True(double.IsFinite(r.BestDice) && r.BestDice >= 0);
-        var (net, meta) = Checkpoint.LoadAnyNetwork(r.BestCheckpoint);
+        var (net, meta) = CheckpointFile.LoadAnyNetwork(r.BestCheckpoint);
         using (net)
         {
             Assert.IsType<VNet>(net);
@@ -56,7 +57,7 @@ public class VolumeTrainerTests
         var log = File.ReadAllText(Path.Combine(t["run"], "train.log"));
         Assert.Contains("batch 1+1", log);
         // the 2D loader refuses a 3D checkpoint with a clear message
-        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadNetwork(r.BestCheckpoint));
+        var e = Assert.Throws<InvalidDataException>(() => CheckpointFile.LoadNetwork(r.BestCheckpoint));
         Assert.Contains("3D network", e.Message);
     }
 
@@ -69,9 +70,9 @@ public class VolumeTrainerTests
         var split = VolumeSplit.FromManifest(CustomDataset.Load(t["data"], 4));
         Assert.Equal((2, 2, 1), (split.Labeled.Count, split.Unlabeled.Count, split.Val.Count));
         var o = Options(t["run"], "mn", 2) with { Network = new UNetConfig { NumClasses = 4 }, Network3D = new Net3DConfig { Kind = Net3DKind.Unet3d, Filters = 8 }, ValidateEvery = 2 };
-        var r = new VolumeTrainer(o, split).Run();
+        var r = new Trainer(o, split).Run();
         Assert.True(double.IsFinite(r.BestDice));
-        var (net, meta) = Checkpoint.LoadAnyNetwork(r.BestCheckpoint);
+        var (net, meta) = CheckpointFile.LoadAnyNetwork(r.BestCheckpoint);
         using (net) Assert.IsType<UNet3D>(net);
         Assert.Equal(Net3DKind.Unet3d, meta.Network3D!.Kind);
         Assert.Equal(4, meta.Network.NumClasses);
@@ -85,16 +86,16 @@ public class VolumeTrainerTests
         var split = LeftAtriumDataset.Load(t["la"], labeled: 2);
         // CPS: two stateful networks, no dropout, no noise; batches and crops are functions of the iteration
         torch.manual_seed(0);
-        new VolumeTrainer(Options(t["straight"], "cps", 4, dropout: false), split).Run();
+        new Trainer(Options(t["straight"], "cps", 4, dropout: false), split).Run();
         using (var cts = new CancellationTokenSource())
         {
             var o = Options(t["resumed"], "cps", 4, dropout: false);
-            new VolumeTrainer(o, split, new StopAfter(2, cts)).Run(cts.Token);
-            Assert.Equal(2, Checkpoint.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _).Iteration);
-            new VolumeTrainer(o with { Resume = true }, split).Run();
+            new Trainer(o, split, new StopAfter(2, cts)).Run(cts.Token);
+            Assert.Equal(2, CheckpointFile.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _).Iteration);
+            new Trainer(o with { Resume = true }, split).Run();
         }
-        var (a, _) = Checkpoint.LoadAnyNetwork(Path.Combine(t["straight"], "last.ckpt"));
-        var (b, _) = Checkpoint.LoadAnyNetwork(Path.Combine(t["resumed"], "last.ckpt"));
+        var (a, _) = CheckpointFile.LoadAnyNetwork(Path.Combine(t["straight"], "last.ckpt"));
+        var (b, _) = CheckpointFile.LoadAnyNetwork(Path.Combine(t["resumed"], "last.ckpt"));
         using (a) using (b)
         {
             var pb = b.state_dict();

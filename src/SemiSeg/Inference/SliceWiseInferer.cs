@@ -3,20 +3,43 @@ using SemiSeg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SemiSeg.Training;
+namespace SemiSeg.Inference;
 
 /// <summary>
 /// Slice-wise 2D inference of a volume as SSL4MIS test_single_volume does it: each slice is resized to the training
 /// size (nearest by default), the network predicts, argmax, and the label map is resized back (nearest).
 /// </summary>
-public static class Inference
+public sealed class SliceWiseInferer : IInferer
 {
-    /// <summary>Post-processing: each foreground class keeps only its largest 26-connected component in the whole
-    /// volume (UA-MT/BCP's getLargestCC, the LA protocol's nms=1; for a single image, 8-connected in 2D).</summary>
-    public static byte[] KeepLargestComponent(byte[] pred, Volume vol, int numClasses) =>
-        Methods.PseudoLabels.LargestComponent(pred, vol.Depth, vol.Height, vol.Width, numClasses, perSlice: false);
+    readonly Segmenter2D _net;
+    readonly int _patchH, _patchW;
+    readonly bool _linear, _largestComponent, _ownsNetwork;
 
-    public static byte[] PredictVolume(UNet2D net, Volume vol, int patchH, int patchW, bool linearImageResize = false, int sliceBatch = 16)
+    /// <param name="largestComponent">post-processing: each foreground class keeps only its largest 26-connected
+    /// component in the whole volume (UA-MT/BCP's getLargestCC, the LA protocol's nms=1; 8-connected for one image).</param>
+    /// <param name="ownsNetwork">dispose the network with the inferer.</param>
+    public SliceWiseInferer(Segmenter2D net, int patchH, int patchW, bool linearImageResize = false, bool largestComponent = false, bool ownsNetwork = false)
+    {
+        _net = net; _patchH = patchH; _patchW = patchW; _linear = linearImageResize; _largestComponent = largestComponent; _ownsNetwork = ownsNetwork;
+    }
+
+    public int NumClasses => _net.Config.NumClasses;
+
+    public byte[] Predict(Volume volume)
+    {
+        var pred = PredictVolume(_net, volume, _patchH, _patchW, _linear);
+        return _largestComponent ? KeepLargestComponent(pred, volume, NumClasses) : pred;
+    }
+
+    public string Describe() => $"slice-wise {Segmenter2D.Name(_net.Config.Kind)} at {_patchH}x{_patchW}{(_largestComponent ? ", largest component" : "")}";
+
+    public void Dispose() { if (_ownsNetwork) _net.Dispose(); }
+
+    /// <summary>Each foreground class's largest connected component in the whole volume (26-connected).</summary>
+    public static byte[] KeepLargestComponent(byte[] pred, Volume vol, int numClasses) =>
+        Geometry.ConnectedComponents.LargestComponent(pred, vol.Depth, vol.Height, vol.Width, numClasses, perSlice: false);
+
+    public static byte[] PredictVolume(Segmenter2D net, Volume vol, int patchH, int patchW, bool linearImageResize = false, int sliceBatch = 16)
     {
         var result = new byte[vol.Image.Length];
         bool wasTraining = net.training;

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SemiSeg.Training;
+namespace SemiSeg.Runtime;
 
 /// <summary>A run that stopped because a loss or gradient became NaN or infinite; nothing was saved from that step on.</summary>
 public sealed class TrainingDivergedException : Exception

@@ -1,8 +1,9 @@
-using SemiSeg.Methods;
+using SemiSeg.Data;
+using SemiSeg.Geometry;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SemiSeg.Training;
+namespace SemiSeg.Inference;
 
 /// <summary>
 /// Sliding-window inference of a 3D network over a (D, H, W) volume, as the LA lineage's test_single_case: the volume
@@ -11,8 +12,30 @@ namespace SemiSeg.Training;
 /// divided by the number of windows covering each voxel, and the argmax is cropped back to the volume. UA-MT / BCP
 /// test LA with patch 80×112×112 (axis order of this volume: D, H, W) and strides 4 / 18 / 18.
 /// </summary>
-public static class SlidingWindow
+public sealed class SlidingWindowInferer : IInferer
 {
+    readonly nn.Module<Tensor, Tensor> _net;
+    readonly (int d, int h, int w) _patch, _stride;
+    readonly bool _largestComponent, _ownsNetwork;
+
+    /// <param name="stride">null: half the patch (<see cref="HalfPatch"/>).</param>
+    public SlidingWindowInferer(nn.Module<Tensor, Tensor> net, int numClasses, (int d, int h, int w) patch, (int d, int h, int w)? stride = null,
+        bool largestComponent = false, bool ownsNetwork = false)
+    {
+        _net = net; NumClasses = numClasses; _patch = patch; _stride = stride ?? HalfPatch(patch); _largestComponent = largestComponent; _ownsNetwork = ownsNetwork;
+    }
+
+    public int NumClasses { get; }
+
+    public (int d, int h, int w) Stride => _stride;
+
+    public byte[] Predict(Volume volume) =>
+        Predict(_net, volume.Image, volume.Depth, volume.Height, volume.Width, NumClasses, _patch, _stride, _largestComponent).Labels;
+
+    public string Describe() => $"sliding window {_patch} stride {_stride}{(_largestComponent ? ", largest component" : "")}";
+
+    public void Dispose() { if (_ownsNetwork) _net.Dispose(); }
+
     public sealed record Result(float[] Probabilities, byte[] Labels, int Windows);
 
     /// <summary>The default strides: half the patch along each axis (at least 1).</summary>
@@ -57,7 +80,7 @@ public static class SlidingWindow
                     }
             var prob = (score / count).narrow(1, pd / 2, depth).narrow(2, ph / 2, height).narrow(3, pw / 2, width).contiguous();
             var labels = prob.argmax(0).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
-            if (largestComponent) labels = PseudoLabels.LargestComponent(labels, depth, height, width, numClasses, perSlice: false);
+            if (largestComponent) labels = ConnectedComponents.LargestComponent(labels, depth, height, width, numClasses, perSlice: false);
             return new Result(prob.data<float>().ToArray(), labels, windows);
         }
         finally { net.train(wasTraining); }

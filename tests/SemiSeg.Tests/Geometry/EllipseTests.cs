@@ -1,7 +1,8 @@
+using SemiSeg.Geometry;
 using SemiSeg.Data;
 using SemiSeg.Evaluation;
 
-namespace SemiSeg.Tests.Evaluation;
+namespace SemiSeg.Tests.Geometry;
 
 public class EllipseTests
 {

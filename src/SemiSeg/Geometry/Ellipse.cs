@@ -1,7 +1,7 @@
 using MathNet.Numerics.LinearAlgebra;
-using SemiSeg.Methods;
 
-namespace SemiSeg.Evaluation;
+
+namespace SemiSeg.Geometry;
 
 /// <summary>
 /// An ellipse in image coordinates (x = column, y = row, pixel centres at integers): centre, semi-axes A ≥ B and the
@@ -121,7 +121,7 @@ public static class EllipseFit
     {
         var binary = new byte[labels.Length];
         for (int i = 0; i < labels.Length; i++) binary[i] = labels[i] == cls ? (byte)1 : (byte)0;
-        var region = PseudoLabels.LargestComponent(binary, 1, height, width, 2, perSlice: true, fullConnectivity: true);
+        var region = ConnectedComponents.LargestComponent(binary, 1, height, width, 2, perSlice: true, fullConnectivity: true);
         var pts = new List<(double, double)>();
         bool In(int y, int x) => y >= 0 && y < height && x >= 0 && x < width && region[y * width + x] == 1;
         for (int y = 0; y < height; y++)
