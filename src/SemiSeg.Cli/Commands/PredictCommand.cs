@@ -12,20 +12,21 @@ internal static class PredictCommand
     public static Command Create()
     {
         var cmd = new Command("predict", "Predict masks for an image or a folder of images (.nii/.nii.gz, .h5, .png); writes NIfTI (spacing and affine kept) or PNG.");
-        var ckpt = new Option<string>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt of a run)", Required = true };
+        var ckpt = new Option<string>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt of a run), or a PyTorch state dict (.pt/.pth/.safetensors) of the SSL4MIS UNet or UA-MT VNet under the reference's parameter names", Required = true };
+        var inputSize = MetricOptions.InputSize();
         var input = new Option<string>("--input", "-i") { Description = "Image file or folder of images", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "Folder for the predicted masks", Required = true };
         var format = new Option<string>("--format") { Description = "auto (PNG for PNG input, NIfTI otherwise), nifti or png", DefaultValueFactory = _ => "auto" };
         format.AcceptOnlyFromAmong("auto", "nifti", "png");
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
         var lcc = new Option<bool>("--largest-component") { Description = "Keep only each class's largest connected component per volume (3D, 26-connected; 8-connected for single images)" };
-        foreach (var o in new Option[] { ckpt, input, output, format, threads, lcc }) cmd.Add(o);
+        foreach (var o in new Option[] { ckpt, input, output, format, threads, lcc, inputSize }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
             using var gate = FinalizerGuard.Enter(); // finalizers only between native calls (see FinalizerGuard)
             FinalizerGuard.SafePoint();
-            var (net, meta) = Checkpoint.LoadAnyNetwork(r.GetValue(ckpt)!);
+            var (net, meta) = MetricOptions.LoadNetwork(r.GetValue(ckpt)!, r.GetValue(inputSize));
             using var _ = net;
             var inPath = r.GetValue(input)!;
             List<string> files;

@@ -172,6 +172,13 @@ public static class Checkpoint
     public static CheckpointMeta ReadMeta(string path, out long networkOffset)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist", path);
+        if (ForeignCheckpoint.Recognise(path)) // a PyTorch state dict: its metadata comes from its names and shapes
+        {
+            networkOffset = 0;
+            var (foreign, meta) = ForeignCheckpoint.Load(path, null);
+            foreign.Dispose();
+            return meta;
+        }
         using var fs = File.OpenRead(path);
         using var r = new BinaryReader(fs, Encoding.UTF8);
         var head = r.ReadBytes(Magic.Length);
@@ -191,12 +198,13 @@ public static class Checkpoint
         }
     }
 
-    /// <summary>Rebuilds the inference network from a checkpoint alone.</summary>
-    public static (UNet2D net, CheckpointMeta meta) LoadNetwork(string path)
+    /// <summary>Rebuilds the inference network from a checkpoint alone (or a PyTorch state dict, see
+    /// <see cref="ForeignCheckpoint"/>; <paramref name="inputSize"/> applies to those only).</summary>
+    public static (UNet2D net, CheckpointMeta meta) LoadNetwork(string path, int[]? inputSize = null)
     {
         if (ReadMeta(path, out _).Network3D is { } n3)
             throw new InvalidDataException($"checkpoint '{path}' holds a 3D network ({n3.Describe()}); it predicts volumes with a sliding window, not slice by slice");
-        var (net, meta) = LoadAnyNetwork(path);
+        var (net, meta) = LoadAnyNetwork(path, inputSize);
         return ((UNet2D)net, meta);
     }
 
@@ -204,9 +212,11 @@ public static class Checkpoint
     public static nn.Module<Tensor, Tensor> CreateNetwork(CheckpointMeta meta) =>
         meta.Network3D is { } n3 ? n3.Create(meta.Network.InChannels, meta.Network.NumClasses) : new UNet2D(meta.Network);
 
-    /// <summary>Rebuilds the inference network, 2D or 3D, from a checkpoint alone.</summary>
-    public static (nn.Module<Tensor, Tensor> net, CheckpointMeta meta) LoadAnyNetwork(string path)
+    /// <summary>Rebuilds the inference network, 2D or 3D, from a checkpoint alone (or a PyTorch state dict, see
+    /// <see cref="ForeignCheckpoint"/>; <paramref name="inputSize"/> applies to those only).</summary>
+    public static (nn.Module<Tensor, Tensor> net, CheckpointMeta meta) LoadAnyNetwork(string path, int[]? inputSize = null)
     {
+        if (ForeignCheckpoint.Recognise(path)) return ForeignCheckpoint.Load(path, inputSize);
         var meta = ReadMeta(path, out long off);
         var net = CreateNetwork(meta);
         try

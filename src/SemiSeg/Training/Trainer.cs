@@ -78,6 +78,7 @@ public sealed class Trainer
         using var method = entry.Create(_o.Network, settings);
         settings.EnsureAllUsed(entry.Name);
         if (_o.InitEncoder is string init) LoadEncoder(init, method);
+        string? initFrom = _o.InitFrom is string from ? InitialWeights.Apply(from, method) : null;
         if (_o.ChannelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
         var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
         using var optimizer = _o.CreateOptimizer(parameters);
@@ -99,6 +100,7 @@ public sealed class Trainer
         AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"),
             JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, TrainOptions.Json));
         Log(selfCheck);
+        if (initFrom != null) Log(initFrom);
         Log($"method {entry.Name}; {_data.Summary()}");
         Log($"batch {_o.BatchSize} ({_o.LabeledBatchSize} labeled{(unlabeledBs > 0 ? $" + {unlabeledBs} unlabeled" : "")}), patch {_o.PatchHeight}x{_o.PatchWidth}, " +
             $"{_o.MaxIterations} iterations, {_o.Optimizer} lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}{(_o.WarmupIterations > 0 ? $", warm-up {_o.WarmupIterations}" : "")}){(_o.Optimizer == OptimizerKind.Sgd ? $", momentum {_o.Momentum}" : "")}, wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");

@@ -50,6 +50,7 @@ public sealed class VolumeTrainer
         var settings = new MethodSettings(_o.MethodParams);
         using var method = entry.Create(new VolumeMethodContext(_o.Network3D!, _o.Network, settings));
         settings.EnsureAllUsed(entry.Name);
+        string? initFrom = _o.InitFrom is string from ? InitialWeights.Apply(from, method) : null;
         // the composition of every batch is known up front; check the data can fill it before the first step
         var composition = (long b) => method.Composition(b, _o.MaxIterations, _o.BatchSize, _o.LabeledBatchSize);
         if (_data.Unlabeled.Count == 0 && composition(_o.MaxIterations - 1).unlabeled > 0)
@@ -73,6 +74,7 @@ public sealed class VolumeTrainer
             JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, TrainOptions.Json));
         var (d, h, w) = _o.Patch3D;
         Log(selfCheck);
+        if (initFrom != null) Log(initFrom);
         Log($"method {entry.Name} (3D, {_o.Network3D!.Describe()}); {_data.Summary()}");
         Log($"batch {_o.BatchSize} (composition at start {composition(start).labeled}+{composition(start).unlabeled}), patch {d}x{h}x{w}, {_o.MaxIterations} iterations, " +
             $"{_o.Optimizer} lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}), wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");
