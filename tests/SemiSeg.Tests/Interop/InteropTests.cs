@@ -168,6 +168,29 @@ public class InteropTests
         Assert.Equal("out_conv.weight", vm["outConv.weight"]);
     }
 
+    /// <summary>The report's check of real, full-size exports (not in CI: needs exported files): for every NAME.onnx
+    /// with a NAME_sample.safetensors (`semiseg export CKPT NAME.onnx`, `semiseg export CKPT NAME.pt --sample
+    /// NAME_sample.safetensors`) in $SEMISEG_INTEROP_SAMPLES, ONNX Runtime's logits equal SemiSeg's to 1e-4.</summary>
+    [SkippableFact]
+    public void FullSizeExportsAgreeInOnnxRuntime()
+    {
+        var dir = Environment.GetEnvironmentVariable("SEMISEG_INTEROP_SAMPLES");
+        Skip.If(dir is null || !Directory.Exists(dir), "set SEMISEG_INTEROP_SAMPLES to a folder of exported NAME.onnx + NAME_sample.safetensors");
+        int checkedModels = 0;
+        foreach (var onnx in Directory.GetFiles(dir!, "*.onnx"))
+        {
+            var samplePath = Path.ChangeExtension(onnx, null) + "_sample.safetensors";
+            if (!File.Exists(samplePath)) continue;
+            using var scope = NewDisposeScope();
+            var sample = Safetensors.LoadStateDict(samplePath);
+            double d = MaxDiff(OnnxLogits(onnx, sample["input"]), sample["logits"]);
+            Console.WriteLine($"{Path.GetFileName(onnx)}: max |ONNX Runtime - SemiSeg| = {d:G3}");
+            Assert.InRange(d, 0, Tol);
+            checkedModels++;
+        }
+        Assert.True(checkedModels > 0, $"no NAME.onnx with NAME_sample.safetensors in {dir}");
+    }
+
     // ---------------------------------------------------------------- errors
     [Fact]
     public void AFileThatDoesNotFitNamesTheFileAndTheKeys()
