@@ -68,6 +68,7 @@ public sealed class Trainer
         var entry = MethodRegistry.Get(_o.Method);
         using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
         DataCheck.Run(VolumeSplit.FromManifest(_data));
+        Provenance.Record(_o.OutputDir, Provenance.Describe(_data), _o.Resume);
         int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
         if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)
             throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_data.Name} has none");

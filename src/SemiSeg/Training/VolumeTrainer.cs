@@ -47,6 +47,7 @@ public sealed class VolumeTrainer
         TorchRuntime.Seed(_o.Seed);
         using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
         DataCheck.Run(_data);
+        Provenance.Record(_o.OutputDir, Provenance.Describe(_data), _o.Resume);
         var settings = new MethodSettings(_o.MethodParams);
         using var method = entry.Create(new VolumeMethodContext(_o.Network3D!, _o.Network, settings));
         settings.EnsureAllUsed(entry.Name);
