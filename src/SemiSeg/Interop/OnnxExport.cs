@@ -40,9 +40,8 @@ public static class OnnxExport
         graph.Name = is3D ? "uamt_vnet" : "ssl4mis_unet";
         var spatial = is3D ? new[] { "depth", "height", "width" } : new[] { "height", "width" };
         graph.Input.Add(ValueInfo("image", new DimSpec[] { "batch", arch.InChannels }.Concat(spatial.Select(s => (DimSpec)s))));
-        graph.Node[^1].Output[0] = "logits";
+        graph.Node.Single(n => n.Output.Contains(output)).Output[0] = "logits"; // the output convolution
         graph.Output.Add(ValueInfo("logits", new DimSpec[] { "batch", arch.NumClasses }.Concat(spatial.Select(s => (DimSpec)s))));
-        _ = output;
         var model = new ModelProto
         {
             IrVersion = 8,
