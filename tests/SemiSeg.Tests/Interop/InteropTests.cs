@@ -2,6 +2,7 @@ using Microsoft.ML.OnnxRuntime;
 using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>;
 using Tensor = TorchSharp.torch.Tensor;
 using SemiSeg.Interop;
+using Xunit.Abstractions;
 using SemiSeg.Models;
 using TorchSharp;
 using TorchSharp.PyBridge;
