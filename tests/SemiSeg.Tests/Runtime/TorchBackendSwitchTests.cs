@@ -37,7 +37,7 @@ public class TorchBackendSwitchTests
         using var doc = JsonDocument.Parse(text[text.IndexOf('{')..]);
         return doc.RootElement.GetProperty("Items").GetProperty("PackageReference").EnumerateArray()
             .Select(e => (e.GetProperty("Identity").GetString()!, e.GetProperty("Version").GetString()!))
-            .Where(r => r.Item1.StartsWith("TorchSharp", StringComparison.OrdinalIgnoreCase)).ToList();
+            .Where(r => r.Item1.StartsWith("TorchSharp-", StringComparison.OrdinalIgnoreCase)).ToList(); // the bundles, not TorchSharp.PyBridge
     }
 
     [Theory]
