@@ -15,6 +15,7 @@ public static class Cli
         root.Add(TrainCommand.Create(pretrain: true));
         root.Add(EvaluateCommand.Create());
         root.Add(PredictCommand.Create());
+        root.Add(ExportCommand.Create());
         root.Add(DemoCommand.Create());
         root.Add(BenchCommand.Create());
         root.Add(ReportCommand.Create());

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using SemiSeg.Data;
 using SemiSeg.Evaluation;
+using SemiSeg.Inference;
 
 namespace SemiSeg.Cli.Commands;
 
@@ -47,6 +48,28 @@ internal static class MetricOptions
     public static Option<string?> Spacing() => new("--spacing") { Description = "Voxel spacing z,y,x in mm for --mode spacing when the files carry none (HDF5)" };
 
     public static Option<string?> Stride() => new("--stride") { Description = "3D networks: sliding-window strides d,h,w in voxels (default: half the patch; the LA lineage tests with 4,18,18)" };
+
+    public static Option<string?> InputSize() => new("--input-size")
+    {
+        Description = "For a PyTorch state dict given as --checkpoint (it records no input size): h,w for the 2D UNet (default 256,256, SSL4MIS's ACDC size) or d,h,w for the VNet (default 80,112,112, the LA lineage's patch); each a multiple of 16. The network, its input channels and class count are read from the file's parameter names and shapes",
+    };
+
+    public static int[]? ParseInputSize(string? s)
+    {
+        if (string.IsNullOrWhiteSpace(s)) return null;
+        var parts = s.Split(',').Select(p => int.TryParse(p.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"--input-size '{s}': expected positive integers h,w or d,h,w")).ToArray();
+        if (parts.Length is not (2 or 3)) throw new ArgumentException($"--input-size '{s}': expected h,w or d,h,w");
+        return parts;
+    }
+
+    /// <summary>A checkpoint's (or a PyTorch state dict's) network with its inference (see
+    /// <see cref="CheckpointFile.LoadInferer"/>); for a state dict, prints what was read from it.</summary>
+    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, string? inputSize, (int d, int h, int w)? stride = null, bool largestComponent = false)
+    {
+        var loaded = CheckpointFile.LoadInferer(path, stride, largestComponent, ParseInputSize(inputSize));
+        if (loaded.meta.Method == ForeignCheckpoint.MethodName) Console.WriteLine(ForeignCheckpoint.Describe(path, loaded.meta));
+        return loaded;
+    }
 
     public static int[]? ParseTriple(string? s, string option)
     {

@@ -16,7 +16,8 @@ internal static class EvaluateCommand
         var cmd = new Command("evaluate", "Score a checkpoint (or a folder of predicted masks) on the labeled validation or test volumes: Dice, Jaccard, HD95, ASD per class and per case (CSV + JSON).");
         var data = new DataOptions();
         data.AddTo(cmd);
-        var ckpt = new Option<string?>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt or last.ckpt of a run)" };
+        var ckpt = new Option<string?>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt or last.ckpt of a run), or a PyTorch state dict (.pt/.pth/.safetensors) of the SSL4MIS UNet or UA-MT VNet under the reference's parameter names" };
+        var inputSize = MetricOptions.InputSize();
         var predictions = new Option<string?>("--predictions") { Description = "Instead of a checkpoint: a folder of predicted masks named CASE_pred.nii.gz / CASE.nii.gz / .nii / .h5 / .png / .mha" };
         var split = new Option<Split>("--split") { Description = "Which volumes: test or val", DefaultValueFactory = _ => Split.Test };
         var output = new Option<string?>("--output", "-o") { Description = "Folder for metrics.csv / metrics.json (default: beside the checkpoint, eval-<split>/)" };
@@ -25,7 +26,7 @@ internal static class EvaluateCommand
         var mode = MetricOptions.Mode(); var policy = MetricOptions.Policy(); var spacing = MetricOptions.Spacing();
         var stride = MetricOptions.Stride();
         var lcc = new Option<bool>("--largest-component") { Description = "Post-process the checkpoint's predictions: each class keeps its largest connected component per volume (the LA protocol's nms=1; off in SSL4MIS's ACDC protocol)" };
-        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing, lcc, stride }) cmd.Add(o);
+        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing, lcc, stride, inputSize }) cmd.Add(o);
         cmd.Validators.Add(r =>
         {
             if ((r.GetValue(ckpt) is null) == (r.GetValue(predictions) is null)) r.AddError("give exactly one of --checkpoint and --predictions");
@@ -35,7 +36,7 @@ internal static class EvaluateCommand
             TorchRuntime.Configure(r.GetValue(threads));
             if (r.GetValue(ckpt) is string ck && CheckpointFile.ReadMeta(ck, out long _).Network3D is not null)
                 return Evaluate3D(r, data, ck, r.GetValue(split), r.GetValue(output), r.GetValue(savePred), r.GetValue(mode), r.GetValue(policy),
-                    MetricOptions.ParseSpacing(r.GetValue(spacing)), r.GetValue(lcc), MetricOptions.ParseTriple(r.GetValue(stride), "--stride"));
+                    MetricOptions.ParseSpacing(r.GetValue(spacing)), r.GetValue(lcc), MetricOptions.ParseTriple(r.GetValue(stride), "--stride"), r.GetValue(inputSize));
             var manifest = data.Load(r);
             // ultrasound layouts: head circumference where a class is the head (HC18), the angle of progression where
             // the classes are the pubic symphysis and the fetal head (PSFH; its heads are cut by the field of view, so no HC)
@@ -80,7 +81,7 @@ internal static class EvaluateCommand
                 WriteReport(rep, dir, $"{list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
                 return 0;
             }
-            var (inferer, meta) = CheckpointFile.LoadInferer(r.GetValue(ckpt)!, largestComponent: r.GetValue(lcc));
+            var (inferer, meta) = MetricOptions.LoadInferer(r.GetValue(ckpt)!, r.GetValue(inputSize), largestComponent: r.GetValue(lcc));
             using var _ = inferer;
             if (meta.Network.NumClasses != manifest.NumClasses)
                 throw new ArgumentException($"checkpoint '{r.GetValue(ckpt)}' predicts {meta.Network.NumClasses} classes, the dataset has {manifest.NumClasses}");
@@ -107,9 +108,9 @@ internal static class EvaluateCommand
 
     /// <summary>A 3D checkpoint: sliding-window inference over the split's volumes (LA, ACDC or own data).</summary>
     static int Evaluate3D(ParseResult r, DataOptions data, string ck, Split sp, string? output, bool save, MetricMode mode, EmptyPolicy policy,
-        double[]? spacing, bool lcc, int[]? stride)
+        double[]? spacing, bool lcc, int[]? stride, string? inputSize)
     {
-        var (inferer, meta) = CheckpointFile.LoadInferer(ck, stride is { } s3 ? (s3[0], s3[1], s3[2]) : null, lcc);
+        var (inferer, meta) = MetricOptions.LoadInferer(ck, inputSize, stride is { } s3 ? (s3[0], s3[1], s3[2]) : null, lcc);
         using var _ = inferer;
         var volumes = data.LoadVolumes(r, scoring: true);
         if (meta.Network.NumClasses != volumes.NumClasses)

@@ -8,26 +8,27 @@ namespace SemiSeg.Cli.Commands;
 
 internal static class PredictCommand
 {
-    static readonly string[] Extensions = { ".nii.gz", ".nii", ".h5", ".hdf5", ".png" };
+    static readonly string[] Extensions = { ".nii.gz", ".nii", ".h5", ".hdf5", ".png", ".mha", ".mhd" };
 
     public static Command Create()
     {
-        var cmd = new Command("predict", "Predict masks for an image or a folder of images (.nii/.nii.gz, .h5, .png); writes NIfTI (spacing and affine kept) or PNG.");
-        var ckpt = new Option<string>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt of a run)", Required = true };
+        var cmd = new Command("predict", "Predict masks for an image or a folder of images (.nii/.nii.gz, .h5, .png, .mha/.mhd); writes NIfTI (spacing and affine kept), MetaImage (spacing, origin and orientation kept) or PNG.");
+        var ckpt = new Option<string>("--checkpoint", "-c") { Description = "Checkpoint (best.ckpt of a run), or a PyTorch state dict (.pt/.pth/.safetensors) of the SSL4MIS UNet or UA-MT VNet under the reference's parameter names", Required = true };
+        var inputSize = MetricOptions.InputSize();
         var input = new Option<string>("--input", "-i") { Description = "Image file or folder of images", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "Folder for the predicted masks", Required = true };
-        var format = new Option<string>("--format") { Description = "auto (PNG for PNG input, NIfTI otherwise), nifti or png", DefaultValueFactory = _ => "auto" };
-        format.AcceptOnlyFromAmong("auto", "nifti", "png");
+        var format = new Option<string>("--format") { Description = "auto (PNG for PNG input, MetaImage .mha for .mha/.mhd input, NIfTI otherwise), nifti, mha or png", DefaultValueFactory = _ => "auto" };
+        format.AcceptOnlyFromAmong("auto", "nifti", "mha", "png");
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
         var lcc = new Option<bool>("--largest-component") { Description = "Keep only each class's largest connected component per volume (3D, 26-connected; 8-connected for single images)" };
-        foreach (var o in new Option[] { ckpt, input, output, format, threads, lcc }) cmd.Add(o);
+        foreach (var o in new Option[] { ckpt, input, output, format, threads, lcc, inputSize }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
             using var gate = FinalizerGuard.Enter(); // finalizers only between native calls (see FinalizerGuard)
             FinalizerGuard.SafePoint();
             // 2D: slice by slice at the training size; 3D: sliding window over the (D, H, W) volume, half-patch strides
-            var (inferer, meta) = CheckpointFile.LoadInferer(r.GetValue(ckpt)!, largestComponent: r.GetValue(lcc));
+            var (inferer, meta) = MetricOptions.LoadInferer(r.GetValue(ckpt)!, r.GetValue(inputSize), largestComponent: r.GetValue(lcc));
             using var _ = inferer;
             var inPath = r.GetValue(input)!;
             List<string> files;
@@ -35,9 +36,9 @@ internal static class PredictCommand
                 files = Directory.EnumerateFiles(inPath).Where(f => Extensions.Any(e => f.EndsWith(e, StringComparison.OrdinalIgnoreCase))).OrderBy(f => f, StringComparer.Ordinal).ToList();
             else if (File.Exists(inPath)) files = new() { inPath };
             else throw new FileNotFoundException($"input '{inPath}' does not exist", inPath);
-            if (files.Count == 0) throw new InvalidDataException($"input folder '{inPath}' holds no .nii/.nii.gz/.h5/.png images");
+            if (files.Count == 0) throw new InvalidDataException($"input folder '{inPath}' holds no .nii/.nii.gz/.h5/.png/.mha/.mhd images");
             var outDir = r.GetValue(output)!;
-            var names = OutputNames(files, f => r.GetValue(format) switch { "auto" => Png.IsPngPath(f) ? "png" : "nifti", var x => x! }, outDir);
+            var names = OutputNames(files, f => r.GetValue(format) switch { "auto" => Png.IsPngPath(f) ? "png" : MetaImage.IsMetaImagePath(f) ? "mha" : "nifti", var x => x! }, outDir);
             int written = 0;
             foreach (var f in files)
             {
@@ -73,6 +74,7 @@ internal static class PredictCommand
             var stem = clash.Contains(f) ? $"{Stem(f)}_{Path.GetFileName(f)[(Stem(f).Length + 1)..].Replace(".", "").ToLowerInvariant()}" : Stem(f);
             int depth = formatOf(f) == "png" ? VolumeIO.ReadShape(f).D : 1;
             plan[f] = formatOf(f) == "nifti" ? new[] { Path.Combine(outDir, stem + "_pred.nii.gz") }
+                : formatOf(f) == "mha" ? new[] { Path.Combine(outDir, stem + "_pred.mha") }
                 : Enumerable.Range(0, depth).Select(z => Path.Combine(outDir, depth == 1 ? stem + "_pred.png" : $"{stem}_slice{z:000}_pred.png")).ToArray();
             foreach (var o in plan[f])
             {
@@ -93,6 +95,12 @@ internal static class PredictCommand
         {
             AtomicFile.EnsureNotInput(paths[0], inputs);
             Nifti.Write(paths[0], masked, asLabel: true);
+            return 1;
+        }
+        if (paths.Length == 1 && paths[0].EndsWith(".mha", StringComparison.Ordinal))
+        {
+            AtomicFile.EnsureNotInput(paths[0], inputs);
+            MetaImage.Write(paths[0], vol.Depth, vol.Height, vol.Width, bytes: pred, compress: true, geometry: masked);
             return 1;
         }
         if (paths.Length != vol.Depth) throw new InvalidDataException($"'{vol.Name}': {vol.Depth} slices read, {paths.Length} planned from its header");

@@ -43,13 +43,14 @@ internal static class TrainCommand
         var config = new Option<string?>("--config") { Description = "Configuration file (JSON, e.g. a run's config.json, or YAML) with the same snake_case keys; options given here override it" };
         var contiguous = new Option<bool>("--no-channels-last") { Description = "Keep NCHW memory order (channels_last is faster and numerically the same)" };
         var initEncoder = new Option<string?>("--init-encoder") { Description = "Start the 2D network's encoder(s) from this checkpoint's network (e.g. best.ckpt of `semiseg pretrain`) or from a PyTorch state dict of the encoder (e.g. torchvision's ImageNet resnet34 for --network resnet34-unet; see README)" };
+        var initFrom = new Option<string?>("--init-from") { Description = "Start every network of the method with the file's architecture from its weights: a SemiSeg checkpoint, or a PyTorch state dict (.pt/.pth/.safetensors) under the reference's parameter names (an SSL4MIS UNet or UA-MT VNet checkpoint, or `semiseg export` output)" };
         var network = new Option<string>("--network") { Description = "A 2D network trained on slices, for every 2D method: unet (default), resunet (ResNet blocks at the UNet's widths), resnet18-unet or resnet34-unet (TorchVision's ResNet encoder, patches multiple of 32; ImageNet weights via --init-encoder); or a 3D network trained on volume patches: vnet (the LA lineage's) or unet3d", DefaultValueFactory = _ => "unet" };
         network.AcceptOnlyFromAmong(Enum.GetValues<Net2DKind>().Select(Segmenter2D.Name).Concat(new[] { "vnet", "unet3d" }).ToArray());
         var patchDepth = new Option<int>("--patch-depth") { Description = "3D networks: patch depth in slices, multiple of 16 (the LA lineage's 112x112x80 is --patch-size 112 --patch-depth 80)", DefaultValueFactory = _ => 80 };
         var stride = MetricOptions.Stride();
         var stepSize = new Option<long>("--step-size") { Description = "--schedule step: lr·0.1^(it // N) (the LA lineage: 2500)", DefaultValueFactory = _ => 2500 };
         var options = new List<Option> { output, iterations, patch, batch, labeledBs, lr, schedule, optimizer, warmup, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config };
-        if (!pretrain) options.AddRange(new Option[] { method, valEvery, initEncoder, network, patchDepth, stride, stepSize });
+        if (!pretrain) options.AddRange(new Option[] { method, valEvery, initEncoder, initFrom, network, patchDepth, stride, stepSize });
         foreach (var o in options) cmd.Add(o);
         cmd.SetAction(r =>
         {
@@ -68,7 +69,7 @@ internal static class TrainCommand
             foreach (var (k, v) in MethodSettings.Parse(r.GetValue(param) ?? Array.Empty<string>()).Given) methodParams[k] = v;
             var o = b with
             {
-                Method = pretrain ? "meta-contrast" : V(method, b.Method), InitEncoder = pretrain ? null : V(initEncoder, b.InitEncoder), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
+                Method = pretrain ? "meta-contrast" : V(method, b.Method), InitEncoder = pretrain ? null : V(initEncoder, b.InitEncoder), InitFrom = pretrain ? null : V(initFrom, b.InitFrom), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
                 PatchHeight = V(patch, b.PatchHeight), PatchWidth = V(patch, b.PatchWidth), BatchSize = V(batch, b.BatchSize), LabeledBatchSize = V(labeledBs, b.LabeledBatchSize),
                 BaseLr = V(lr, b.BaseLr), Schedule = TrainOptions.DefaultSchedule(r.GetResult(schedule) is { Implicit: false } || cfgPath is not null, pretrain ? "meta-contrast" : V(method, b.Method), V(schedule, b.Schedule)), Optimizer = V(optimizer, b.Optimizer), ValidateEvery = pretrain ? b.ValidateEvery : V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
                 LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),

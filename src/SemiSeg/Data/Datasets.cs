@@ -139,11 +139,12 @@ public static class AcdcDataset
 /// <list type="bullet">
 /// <item>a folder in the nnU-Net/MSD convention: imagesTr/ (+ labelsTr/), imagesVal/ + labelsVal/, imagesTs/ +
 /// labelsTs/; a training image without a label file is unlabeled; files pair by name (an nnU-Net "_0000" channel
-/// suffix on images is ignored);</item>
+/// suffix on images is ignored; further channels, CASE_0001 beside CASE_0000, are refused by name, since the networks
+/// here take one input channel: they are never read as extra cases);</item>
 /// <item>a CSV with a header naming the columns <c>image</c>, <c>label</c> (may be empty = unlabeled) and optionally
 /// <c>split</c> (train/val/test; default train); relative paths are relative to the CSV's folder.</item>
 /// </list>
-/// Files may be .h5 (image/label datasets), .nii/.nii.gz or .png. 3D volumes train as their 2D slices.
+/// Files may be .h5 (image/label datasets), .nii/.nii.gz, .png or .mha/.mhd. 3D volumes train as their 2D slices.
 /// </summary>
 public static class CustomDataset
 {
@@ -184,7 +185,15 @@ public static class CustomDataset
         };
     }
 
-    static readonly string[] Extensions = { ".nii.gz", ".nii", ".h5", ".hdf5", ".png" };
+    static readonly string[] Extensions = { ".nii.gz", ".nii", ".h5", ".hdf5", ".png", ".mha", ".mhd" };
+
+    static string BaseName(string file)
+    {
+        var name = Path.GetFileName(file);
+        foreach (var e in Extensions)
+            if (name.EndsWith(e, StringComparison.OrdinalIgnoreCase)) return name[..^e.Length];
+        return name;
+    }
 
     static string Stem(string file)
     {
@@ -205,7 +214,12 @@ public static class CustomDataset
         foreach (var (split, img, lab) in new[] { (Split.Train, "imagesTr", "labelsTr"), (Split.Val, "imagesVal", "labelsVal"), (Split.Test, "imagesTs", "labelsTs") })
         {
             var labels = ImageFiles(Path.Combine(root, lab)).ToDictionary(Stem, f => f);
-            foreach (var f in ImageFiles(Path.Combine(root, img)))
+            var images = ImageFiles(Path.Combine(root, img)).ToList();
+            var firstChannels = images.Select(f => Regex.Match(BaseName(f), "^(.+)_0000$")).Where(m => m.Success).Select(m => m.Groups[1].Value).ToHashSet();
+            foreach (var f in images)
+                if (Regex.Match(BaseName(f), @"^(.+)_(\d{4})$") is { Success: true } m && m.Groups[2].Value != "0000" && firstChannels.Contains(m.Groups[1].Value))
+                    throw new InvalidDataException($"dataset '{root}': {img}/{Path.GetFileName(f)} is input channel {int.Parse(m.Groups[2].Value)} of case '{m.Groups[1].Value}' (nnU-Net's _0000, _0001, ... naming); SemiSeg's networks take one channel: keep only the {m.Groups[1].Value}_0000 files, or give a CSV listing one image per case");
+            foreach (var f in images)
             {
                 var stem = Stem(f);
                 string? l = labels.TryGetValue(stem, out var lf) ? lf : null;

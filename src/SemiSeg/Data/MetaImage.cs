@@ -15,7 +15,16 @@ public static class MetaImage
     public static bool IsMetaImagePath(string path) =>
         path.EndsWith(".mha", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".mhd", StringComparison.OrdinalIgnoreCase);
 
-    sealed record Header(int[] Dims, int Channels, string Type, bool Msb, bool Compressed, double[] Spacing, string DataFile, long DataOffset);
+    sealed record Header(int[] Dims, int Channels, string Type, bool Msb, bool Compressed, double[] Spacing, string DataFile, long DataOffset)
+    {
+        /// <summary>Offset (Origin, Position): the world position of the first voxel, in ITK's LPS frame.</summary>
+        public double[] Offset { get; init; } = new double[Dims.Length];
+        /// <summary>TransformMatrix (Rotation, Orientation): NDims direction cosines per voxel axis, axis after axis
+        /// (as ITK's MetaImageIO reads them into the columns of its direction matrix).</summary>
+        public double[] Directions { get; init; } = Identity(Dims.Length);
+    }
+
+    static double[] Identity(int n) { var m = new double[n * n]; for (int i = 0; i < n; i++) m[i * n + i] = 1; return m; }
 
     static Header ReadHeader(string path)
     {
@@ -63,7 +72,26 @@ public static class MetaImage
             offset = 0;
         }
         else dataFile = path;
-        return new Header(dims, channels, Need("ElementType"), msb, compressed, spacing, dataFile, offset);
+        double[]? Numbers(string what, int count, params string[] keys)
+        {
+            foreach (var k in keys)
+                if (fields.TryGetValue(k, out var text))
+                {
+                    var v = text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(t => double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) && double.IsFinite(x) ? x
+                        : throw new InvalidDataException($"MetaImage file '{path}': {k} '{text}' is not {count} numbers (with '.' as the decimal point)")).ToArray();
+                    if (v.Length != count) throw new InvalidDataException($"MetaImage file '{path}': {k} '{text}' has {v.Length} values, {what} needs {count}");
+                    return v;
+                }
+            return null;
+        }
+        var origin = Numbers("the origin", nd, "Offset", "Origin", "Position") ?? new double[nd];
+        var directions = Numbers("the direction matrix", nd * nd, "TransformMatrix", "Rotation", "Orientation") ?? Identity(nd);
+        for (int a = 0; a < nd; a++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, nd).Sum(r => directions[a * nd + r] * directions[a * nd + r]));
+            if (norm < 1e-6) throw new InvalidDataException($"MetaImage file '{path}': TransformMatrix has a zero direction for axis {a}");
+        }
+        return new Header(dims, channels, Need("ElementType"), msb, compressed, spacing, dataFile, offset) { Offset = origin, Directions = directions };
     }
 
     static double[] ReadValues(string path, Header h)
@@ -145,6 +173,7 @@ public static class MetaImage
         var vol = new Volume(name ?? Path.GetFileNameWithoutExtension(path), d, hh, w, img)
         {
             Spacing = h.Spacing.Length == 2 ? new[] { 1.0, h.Spacing[1], h.Spacing[0] } : new[] { h.Spacing[2], h.Spacing[1], h.Spacing[0] },
+            Affine = Affine(h),
         };
         return vol;
     }
@@ -165,8 +194,45 @@ public static class MetaImage
         return (lab, d, hh, w);
     }
 
-    /// <summary>Writes a 2D/3D single-channel MET_UCHAR or MET_FLOAT MetaImage with local data, atomically.</summary>
-    public static void Write(string path, int depth, int height, int width, byte[]? bytes = null, float[]? floats = null, bool compress = false)
+    /// <summary>
+    /// The voxel (i=x, j=y, k=z) to world matrix in the RAS frame of <see cref="Volume.Affine"/> (NIfTI's): ITK's LPS
+    /// world is RAS with x and y negated, so the first two rows flip. World = Offset + Σ_axis direction·spacing·index.
+    /// A 2D image's third axis is the unit normal (z).
+    /// </summary>
+    static double[] Affine(Header h)
+    {
+        int n = h.Dims.Length;
+        var a = new double[16];
+        for (int axis = 0; axis < 3; axis++)
+            for (int r = 0; r < 3; r++)
+                a[r * 4 + axis] = axis < n && r < n ? h.Directions[axis * n + r] * h.Spacing[axis] : (axis == r ? 1 : 0);
+        for (int r = 0; r < 3; r++) a[r * 4 + 3] = r < n ? h.Offset[r] : 0;
+        for (int c = 0; c < 4; c++) { a[c] = -a[c]; a[4 + c] = -a[4 + c]; }
+        a[15] = 1;
+        return a;
+    }
+
+    /// <summary>Header lines for a volume's geometry: ElementSpacing, Offset and TransformMatrix from its RAS affine
+    /// (LPS in the file, as ITK writes it).</summary>
+    static string GeometryLines(Volume geometry, int nd)
+    {
+        var a = (double[])geometry.EffectiveAffine().Clone();
+        for (int c = 0; c < 4; c++) { a[c] = -a[c]; a[4 + c] = -a[4 + c]; } // RAS -> LPS
+        var spacing = new double[nd]; var dirs = new double[nd * nd]; var offset = new double[nd];
+        for (int axis = 0; axis < nd; axis++)
+        {
+            double norm = Math.Sqrt(Enumerable.Range(0, 3).Sum(r => a[r * 4 + axis] * a[r * 4 + axis]));
+            spacing[axis] = norm > 0 ? norm : 1;
+            for (int r = 0; r < nd; r++) dirs[axis * nd + r] = norm > 0 ? a[r * 4 + axis] / norm : (axis == r ? 1 : 0);
+            offset[axis] = a[axis * 4 + 3];
+        }
+        static string J(IEnumerable<double> v) => string.Join(" ", v.Select(x => x.ToString("R", CultureInfo.InvariantCulture)));
+        return $"Offset = {J(offset)}\nTransformMatrix = {J(dirs)}\nElementSpacing = {J(spacing)}\n";
+    }
+
+    /// <summary>Writes a 2D/3D single-channel MET_UCHAR or MET_FLOAT MetaImage with local data, atomically; with
+    /// <paramref name="geometry"/>, its spacing, origin and orientation too.</summary>
+    public static void Write(string path, int depth, int height, int width, byte[]? bytes = null, float[]? floats = null, bool compress = false, Volume? geometry = null)
     {
         var dims = depth == 1 ? $"{width} {height}" : $"{width} {height} {depth}";
         var body = bytes ?? floats!.SelectMany(BitConverter.GetBytes).ToArray();
@@ -178,6 +244,7 @@ public static class MetaImage
         }
         var header = $"ObjectType = Image\nNDims = {(depth == 1 ? 2 : 3)}\nBinaryData = True\nBinaryDataByteOrderMSB = False\n" +
                      (compress ? $"CompressedData = True\nCompressedDataSize = {body.Length}\n" : "CompressedData = False\n") +
+                     (geometry is null ? "" : GeometryLines(geometry, depth == 1 ? 2 : 3)) +
                      $"DimSize = {dims}\nElementType = {(bytes != null ? "MET_UCHAR" : "MET_FLOAT")}\nElementDataFile = LOCAL\n";
         AtomicFile.Write(path, s => { s.Write(Encoding.ASCII.GetBytes(header)); s.Write(body); });
     }

@@ -37,7 +37,8 @@ public sealed record CheckpointMeta
 /// The checkpoint file format, read side: "SEMISEG\n", JSON metadata (<see cref="CheckpointMeta"/>: the network's kind
 /// and configuration, patch, classes), the inference network's weights, (for a resumable checkpoint) the method's
 /// modules and optimizer state (Training.Checkpoint writes and restores those), then a SHA-256 trailer over all of it
-/// (so bit flips and partial copies are found on load). A checkpoint alone rebuilds its network and inferer.
+/// (so bit flips and partial copies are found on load). A checkpoint alone rebuilds its network and inferer; a PyTorch
+/// state dict under the reference names (<see cref="ForeignCheckpoint"/>) is accepted wherever a checkpoint is read.
 /// </summary>
 public static class CheckpointFile
 {
@@ -112,6 +113,13 @@ public static class CheckpointFile
     public static CheckpointMeta ReadMeta(string path, out long networkOffset)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist", path);
+        if (ForeignCheckpoint.Recognise(path)) // a PyTorch state dict: its metadata comes from its names and shapes
+        {
+            networkOffset = 0;
+            var (foreign, meta) = ForeignCheckpoint.Load(path, null);
+            foreign.Dispose();
+            return meta;
+        }
         using var fs = File.OpenRead(path);
         using var r = new BinaryReader(fs, Encoding.UTF8);
         var head = r.ReadBytes(Magic.Length);
@@ -131,12 +139,13 @@ public static class CheckpointFile
         }
     }
 
-    /// <summary>Rebuilds the inference network from a checkpoint alone.</summary>
-    public static (Segmenter2D net, CheckpointMeta meta) LoadNetwork(string path)
+    /// <summary>Rebuilds the inference network from a checkpoint alone (or a PyTorch state dict, see
+    /// <see cref="ForeignCheckpoint"/>; <paramref name="inputSize"/> applies to those only).</summary>
+    public static (Segmenter2D net, CheckpointMeta meta) LoadNetwork(string path, int[]? inputSize = null)
     {
         if (ReadMeta(path, out _).Network3D is { } n3)
             throw new InvalidDataException($"checkpoint '{path}' holds a 3D network ({n3.Describe()}); it predicts volumes with a sliding window, not slice by slice");
-        var (net, meta) = LoadAnyNetwork(path);
+        var (net, meta) = LoadAnyNetwork(path, inputSize);
         return ((Segmenter2D)net, meta);
     }
 
@@ -144,9 +153,11 @@ public static class CheckpointFile
     public static nn.Module<Tensor, Tensor> CreateNetwork(CheckpointMeta meta) =>
         meta.Network3D is { } n3 ? n3.Create(meta.Network.InChannels, meta.Network.NumClasses) : Segmenter2D.Create(meta.Network);
 
-    /// <summary>Rebuilds the inference network, 2D or 3D, from a checkpoint alone.</summary>
-    public static (nn.Module<Tensor, Tensor> net, CheckpointMeta meta) LoadAnyNetwork(string path)
+    /// <summary>Rebuilds the inference network, 2D or 3D, from a checkpoint alone (or a PyTorch state dict, see
+    /// <see cref="ForeignCheckpoint"/>; <paramref name="inputSize"/> applies to those only).</summary>
+    public static (nn.Module<Tensor, Tensor> net, CheckpointMeta meta) LoadAnyNetwork(string path, int[]? inputSize = null)
     {
+        if (ForeignCheckpoint.Recognise(path)) return ForeignCheckpoint.Load(path, inputSize);
         var meta = ReadMeta(path, out long off);
         var net = CreateNetwork(meta);
         try
@@ -168,10 +179,11 @@ public static class CheckpointFile
 
     /// <summary>The checkpoint's network with the inference it was trained for: slice-wise at the training patch for a
     /// 2D network, sliding window over the training patch (strides <paramref name="stride"/>, default half the patch)
-    /// for a 3D one. The inferer owns the network.</summary>
-    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, (int d, int h, int w)? stride = null, bool largestComponent = false)
+    /// for a 3D one (a PyTorch state dict's input size is <paramref name="inputSize"/>, see <see cref="ForeignCheckpoint"/>).
+    /// The inferer owns the network.</summary>
+    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, (int d, int h, int w)? stride = null, bool largestComponent = false, int[]? inputSize = null)
     {
-        var (net, meta) = LoadAnyNetwork(path);
+        var (net, meta) = LoadAnyNetwork(path, inputSize);
         IInferer inferer = net is Segmenter2D net2
             ? new SliceWiseInferer(net2, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, largestComponent, ownsNetwork: true)
             : new SlidingWindowInferer(net, meta.Network.NumClasses, (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth), stride, largestComponent, ownsNetwork: true);

@@ -8,7 +8,7 @@ namespace SemiSeg.Models;
 /// <summary>
 /// A UNet whose encoder is TorchVision's ResNet-18 or ResNet-34 (the module TorchSharp's TorchVision builds, so its
 /// parameter names are torchvision's and an ImageNet state dict saved from PyTorch loads into it, see
-/// <see cref="PretrainedWeights"/>), with a UNet decoder as segmentation_models_pytorch's Unet has it: five encoder
+/// <see cref="Interop.PretrainedWeights"/>), with a UNet decoder as segmentation_models_pytorch's Unet has it: five encoder
 /// scales (stem 64 at H/2, layer1 64 at H/4, layer2 128 at H/8, layer3 256 at H/16, layer4 512 at H/32), decoder
 /// widths 256-128-64-32 with the UNet's up blocks, a last ×2 bilinear step and a conv block at full size (16 channels,
 /// the UNet's last decoder width), 3×3 output convolution. Gray input (1 channel) is repeated to the three channels the

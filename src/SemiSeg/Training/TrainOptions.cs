@@ -47,6 +47,9 @@ public sealed record TrainOptions
     public bool Resume { get; init; }
     /// <summary>Checkpoint whose network's encoder initialises the method's UNets (e.g. from `semiseg pretrain`).</summary>
     public string? InitEncoder { get; init; }
+    /// <summary>Checkpoint or PyTorch state dict (reference names) whose weights start every network of the method
+    /// with its architecture (see <see cref="InitialWeights"/>).</summary>
+    public string? InitFrom { get; init; }
     /// <summary>Method hyper-parameters (key=value) over the method's defaults.</summary>
     [JsonConverter(typeof(ScalarMapConverter))]
     public Dictionary<string, string> MethodParams { get; init; } = new();

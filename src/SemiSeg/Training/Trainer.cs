@@ -73,6 +73,7 @@ public sealed class Trainer
         // the run folder itself (its lock, the refusal to overwrite a run that was not asked to resume), for the whole run
         using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
         DataCheck.Run(_data.Split);
+        Provenance.Record(_o.OutputDir, _data.DescribeProvenance(), _o.Resume);
         var settings = new MethodSettings(_o.MethodParams);
         string selfCheck = KernelSelfCheck.Ensure(volume: _data.Volumetric); // before seeding: it draws its own numbers
         TorchRuntime.Seed(_o.Seed);
@@ -80,6 +81,7 @@ public sealed class Trainer
         settings.EnsureAllUsed(name);
         _data.CheckComposition(_o, method, name);
         if (_o.InitEncoder is string init) LoadEncoder(init, (ISegmentationMethod)method);
+        string? initFrom = _o.InitFrom is string from ? InitialWeights.Apply(from, method) : null;
         bool channelsLast = _o.ChannelsLast && !_data.Volumetric;
         if (channelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
         var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
@@ -104,6 +106,7 @@ public sealed class Trainer
         AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"),
             JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, JsonFormat.Options));
         Log(selfCheck);
+        if (initFrom != null) Log(initFrom);
         Log($"method {_data.DescribeMethod(_o, name)}; {_data.Summary()}");
         var summary = new RunSummary
         {
@@ -200,14 +203,14 @@ public sealed class Trainer
     /// <summary>
     /// Starts every network of a method that has the run's 2D network kind (student, EMA teacher, second network of the
     /// same configuration) from an encoder: a checkpoint's network (e.g. the one `semiseg pretrain` writes) or a
-    /// PyTorch state dict (e.g. torchvision's ImageNet ResNet, see <see cref="Models.PretrainedWeights"/>); the decoder
+    /// PyTorch state dict (e.g. torchvision's ImageNet ResNet, see <see cref="Interop.PretrainedWeights"/>); the decoder
     /// keeps its initialisation.
     /// </summary>
     public static int LoadEncoder(string checkpoint, ISegmentationMethod method)
     {
         var kind = method.InferenceNetwork.Config.Kind;
         var targets = method.StatefulModules.OfType<Models.Segmenter2D>().Where(n => n.Config.Kind == kind).ToList();
-        if (Models.PretrainedWeights.IsPyTorchFile(checkpoint)) return Models.PretrainedWeights.LoadEncoder(checkpoint, targets);
+        if (Interop.StateDictFile.Recognise(checkpoint)) return Interop.PretrainedWeights.LoadEncoder(checkpoint, targets);
         var (source, _) = CheckpointFile.LoadNetwork(checkpoint);
         using var _ = source;
         if (source.Config.Kind != kind)

@@ -47,6 +47,8 @@ public abstract class TrainingData
     public string Summary() => _summary();
     /// <summary>The data as volumes, for the checks that run before training (<see cref="DataCheck"/>).</summary>
     internal abstract VolumeSplit Split { get; }
+    /// <summary>The run's data lists fingerprinted for provenance.json (slices for 2D, volumes for 3D).</summary>
+    internal abstract System.Text.Json.Nodes.JsonObject DescribeProvenance();
 
     /// <summary>Slices of a 2D dataset for a 2D network, volumes for a 3D one.</summary>
     public static TrainingData For(TrainOptions o, DatasetManifest data) => o.Is3D ? new Volumes(VolumeSplit.FromManifest(data)) : new Slices(data);
@@ -72,6 +74,7 @@ public abstract class TrainingData
             _d = data; _cache = new CaseCache(data.NumClasses);
         }
         internal override VolumeSplit Split => VolumeSplit.FromManifest(_d);
+        internal override System.Text.Json.Nodes.JsonObject DescribeProvenance() => Provenance.Describe(_d);
 
         bool _usesUnlabeled;
 
@@ -135,6 +138,7 @@ public abstract class TrainingData
         readonly VolumeSplit _d;
         public Volumes(VolumeSplit data) : base(data.Name, data.NumClasses, data.Labeled.Count, data.Unlabeled.Count, data.Val, data.ClassNames, true, data.Summary) => _d = data;
         internal override VolumeSplit Split => _d;
+        internal override System.Text.Json.Nodes.JsonObject DescribeProvenance() => Provenance.Describe(_d);
 
         static (int labeled, int unlabeled) Composition(TrainOptions o, ITrainableMethod method, long b) =>
             ((IVolumeMethod)method).Composition(b, o.MaxIterations, o.BatchSize, o.LabeledBatchSize);

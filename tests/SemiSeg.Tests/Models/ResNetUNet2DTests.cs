@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SemiSeg.Interop;
 using SemiSeg.Methods;
 using SemiSeg.Models;
 using SemiSeg.Training;
@@ -23,7 +24,7 @@ public class ResNetUNet2DTests
     {
         var expected = JsonDocument.Parse(File.ReadAllText(Fixture("resnet18_expected.json"))).RootElement;
         using var net = (ResNetUNet2D)Segmenter2D.Create(Config(Net2DKind.Resnet18Unet));
-        Assert.True(PretrainedWeights.IsPyTorchFile(Fixture("resnet18_state_dict.pth")));
+        Assert.True(StateDictFile.Recognise(Fixture("resnet18_state_dict.pth")));
         int copied = PretrainedWeights.LoadEncoder(Fixture("resnet18_state_dict.pth"), new[] { net });
         // every tensor of torchvision's resnet18 but the classifier's weight and bias
         Assert.Equal(expected.GetProperty("keys").GetInt32() - expected.GetProperty("fc_keys").GetInt32(), copied);
@@ -53,7 +54,7 @@ public class ResNetUNet2DTests
         using var method = new MeanTeacherMethod(Config(Net2DKind.Resnet18Unet), new MethodSettings());
         var decoderBefore = method.Student.named_parameters().First(p => p.name.StartsWith("ups.")).parameter.clone();
         Trainer.LoadEncoder(Fixture("resnet18_state_dict.pth"), method);
-        using var sd = PretrainedWeights.Read(Fixture("resnet18_state_dict.pth")).ToDisposable();
+        using var sd = StateDictFile.Read(Fixture("resnet18_state_dict.pth")).ToDisposable();
         foreach (var net in new[] { method.Student, method.Teacher })
         {
             var layer4 = net.named_parameters().First(p => p.name == "encoder.layer4.1.conv2.weight").parameter;

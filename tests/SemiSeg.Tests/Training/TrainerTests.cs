@@ -23,7 +23,7 @@ public class TrainerTests
         var run = t["run"];
         var result = new Trainer(Options(run, 8), m).Run();
         Assert.Equal(8, result.Iterations);
-        foreach (var f in new[] { "best.ckpt", "last.ckpt", "config.json", "train.log", "validation.csv" })
+        foreach (var f in new[] { "best.ckpt", "last.ckpt", "config.json", "train.log", "validation.csv", "provenance.json" })
             Assert.True(File.Exists(Path.Combine(run, f)), f);
         Assert.Equal(3, File.ReadAllLines(Path.Combine(run, "validation.csv")).Length); // header + iterations 4 and 8
         Assert.Contains("\"max_iterations\": 8", File.ReadAllText(Path.Combine(run, "config.json")));

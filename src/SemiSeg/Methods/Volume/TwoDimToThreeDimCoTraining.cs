@@ -1,4 +1,5 @@
 using SemiSeg.Inference;
+using SemiSeg.Interop;
 using SemiSeg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -118,7 +119,7 @@ public sealed class TwoDimToThreeDimCoTrainingMethod : IVolumeMethod
     /// checkpoint's network whose name and shape match.</summary>
     public static int Load2D(string checkpoint, Segmenter2D target)
     {
-        if (PretrainedWeights.IsPyTorchFile(checkpoint)) return PretrainedWeights.LoadEncoder(checkpoint, new[] { target });
+        if (StateDictFile.Recognise(checkpoint)) return PretrainedWeights.LoadEncoder(checkpoint, new[] { target });
         var (source, _) = Inference.CheckpointFile.LoadNetwork(checkpoint);
         using var _s = source;
         var src = source.state_dict();

@@ -1,50 +1,23 @@
+using SemiSeg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SemiSeg.Models;
+namespace SemiSeg.Interop;
 
 /// <summary>
-/// Encoder weights saved from PyTorch (<c>torch.save(model.state_dict(), FILE)</c>, the zip format of PyTorch ≥ 1.6),
-/// read through TorchSharp.PyBridge: e.g. torchvision's ImageNet ResNet-34, which
+/// Encoder weights saved from PyTorch (<c>torch.save(model.state_dict(), FILE)</c>, the zip format of PyTorch ≥ 1.6, or
+/// safetensors), read by <see cref="StateDictFile"/> (TorchSharp.PyBridge): e.g. torchvision's ImageNet ResNet-34, which
 /// <see cref="ResNetUNet2D"/>'s encoder takes under its own names (torchvision's key <c>layer1.0.conv1.weight</c> is
 /// the network's <c>encoder.layer1.0.conv1.weight</c>). Every encoder tensor (parameters and BN statistics, the unused
 /// classifier aside) must be in the file with its shape, so a wrong file fails loudly instead of half-loading.
 /// </summary>
 public static class PretrainedWeights
 {
-    /// <summary>True when <paramref name="path"/> is a PyTorch zip file (starts with the zip signature).</summary>
-    public static bool IsPyTorchFile(string path)
-    {
-        if (!File.Exists(path)) return false;
-        using var fs = File.OpenRead(path);
-        Span<byte> head = stackalloc byte[4];
-        return fs.Read(head) == 4 && head[0] == 0x50 && head[1] == 0x4b && head[2] == 0x03 && head[3] == 0x04;
-    }
-
-    /// <summary>The tensors of a PyTorch state dict file by name (the caller disposes them).</summary>
-    public static Dictionary<string, Tensor> Read(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"weights file '{path}' does not exist", path);
-        try
-        {
-            var table = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(path);
-            var d = new Dictionary<string, Tensor>();
-            foreach (System.Collections.DictionaryEntry e in table)
-                if (e.Value is Tensor t) d[(string)e.Key] = t;
-            if (d.Count == 0) throw new InvalidDataException("it holds no tensors");
-            return d;
-        }
-        catch (Exception e) when (e is not FileNotFoundException)
-        {
-            throw new InvalidDataException($"weights file '{path}': not a PyTorch state dict saved with torch.save(model.state_dict(), ...) ({e.Message})", e);
-        }
-    }
-
     /// <summary>Copies the encoder of every network from the state dict in <paramref name="path"/>; returns the number
     /// of tensors copied per network.</summary>
     public static int LoadEncoder(string path, IEnumerable<Segmenter2D> networks)
     {
-        var source = Read(path);
+        var source = StateDictFile.Read(path);
         try
         {
             int copied = 0;
