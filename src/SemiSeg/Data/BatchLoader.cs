@@ -28,6 +28,13 @@ public sealed class PermutationChain
     public int At(long position) => Epoch(position / _n)[(int)(position % _n)];
 }
 
+/// <summary>Which items make batch b: indices into the loader's labeled list, then into its unlabeled list. A pure
+/// function of b, so an interrupted run resumes on exactly the batches it would have seen.</summary>
+public interface IBatchSampler
+{
+    (int[] labeled, int[] unlabeled) Batch(long b);
+}
+
 /// <summary>
 /// The SSL4MIS TwoStreamBatchSampler as a pure function of the batch index (so an interrupted run resumes on exactly
 /// the batches it would have seen): the labeled part walks seeded permutations of the labeled items, one per epoch,
@@ -35,7 +42,7 @@ public sealed class PermutationChain
 /// labeled_bs, epochs are chained instead); the unlabeled part walks an endless chain of seeded permutations. With an
 /// unlabeled batch size of 0 it is a plain fully-supervised sampler.
 /// </summary>
-public sealed class TwoStreamBatchSampler
+public sealed class TwoStreamBatchSampler : IBatchSampler
 {
     readonly int _nLabeled;
     readonly PermutationChain _labeledChain, _unlabeledChain;
@@ -162,13 +169,13 @@ public sealed class Prefetcher<T> : IDisposable
 public sealed class BatchLoader : IDisposable
 {
     readonly IReadOnlyList<SliceRef> _labeled, _unlabeled;
-    readonly TwoStreamBatchSampler _sampler;
+    readonly IBatchSampler _sampler;
     readonly SliceAugmenter _aug;
     readonly CaseCache _cache;
     readonly int _seed;
     readonly Prefetcher<Batch> _prefetcher;
 
-    public BatchLoader(IReadOnlyList<SliceRef> labeled, IReadOnlyList<SliceRef> unlabeled, TwoStreamBatchSampler sampler,
+    public BatchLoader(IReadOnlyList<SliceRef> labeled, IReadOnlyList<SliceRef> unlabeled, IBatchSampler sampler,
         SliceAugmenter aug, CaseCache cache, int seed, long startBatch = 0, int prefetch = 4, int workers = 2)
     {
         _labeled = labeled; _unlabeled = unlabeled; _sampler = sampler; _aug = aug; _cache = cache; _seed = seed;

@@ -69,14 +69,19 @@ public sealed class Trainer
         using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
         DataCheck.Run(VolumeSplit.FromManifest(_data));
         int unlabeledBs = entry.UsesUnlabeled ? _o.BatchSize - _o.LabeledBatchSize : 0;
-        if (unlabeledBs > 0 && _data.Unlabeled.Count == 0)
-            throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_data.Name} has none");
 
         string selfCheck = KernelSelfCheck.Ensure(volume: false); // before seeding: it draws its own numbers
         TorchRuntime.Seed(_o.Seed);
         var settings = new MethodSettings(_o.MethodParams);
         using var method = entry.Create(_o.Network, settings);
         settings.EnsureAllUsed(entry.Name);
+        // meta-label methods check their kinds against the training slices (a kind with one value is switched off)
+        // and may ask for scan-grouped batches over all training slices (Peng et al.'s pre-training)
+        var trainingSlices = _data.Labeled.Concat(_data.Unlabeled).ToList();
+        var metaWarnings = method is IMetaLabelBatches mlb ? mlb.FitToData(trainingSlices.Select(s => s.Meta).ToList()) : Array.Empty<string>();
+        var scanGrouped = (method as IMetaLabelBatches)?.ScanGrouped;
+        if (scanGrouped is null && unlabeledBs > 0 && _data.Unlabeled.Count == 0)
+            throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_data.Name} has none");
         if (_o.InitEncoder is string init) LoadEncoder(init, method);
         if (_o.ChannelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
         var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
@@ -100,13 +105,28 @@ public sealed class Trainer
             JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, TrainOptions.Json));
         Log(selfCheck);
         Log($"method {entry.Name}; {_data.Summary()}");
-        Log($"batch {_o.BatchSize} ({_o.LabeledBatchSize} labeled{(unlabeledBs > 0 ? $" + {unlabeledBs} unlabeled" : "")}), patch {_o.PatchHeight}x{_o.PatchWidth}, " +
+        foreach (var w in metaWarnings) Log(w);
+        var cache = new CaseCache(_data.NumClasses);
+        IBatchSampler sampler;
+        IReadOnlyList<SliceRef> labeledItems = _data.Labeled, unlabeledItems = _data.Unlabeled;
+        string batchText;
+        if (scanGrouped is not null)
+        {
+            // every training slice, labeled or not, as an unlabeled item: the labels are not used
+            var grouped = new ScanGroupedBatchSampler(trainingSlices.Select(s => s.Meta).ToList(), scanGrouped.ScansPerBatch, scanGrouped.Partitions, _o.Seed);
+            sampler = grouped; labeledItems = Array.Empty<SliceRef>(); unlabeledItems = trainingSlices;
+            batchText = $"batch: {grouped.ScansPerBatch} of {grouped.ScanCount} scans x one slice per partition ({grouped.Partitions}), up to {grouped.MaxBatchSize} of all {trainingSlices.Count} training slices (labels unused)";
+        }
+        else
+        {
+            sampler = new TwoStreamBatchSampler(_data.Labeled.Count, _data.Unlabeled.Count, _o.LabeledBatchSize, unlabeledBs, _o.Seed);
+            batchText = $"batch {_o.BatchSize} ({_o.LabeledBatchSize} labeled{(unlabeledBs > 0 ? $" + {unlabeledBs} unlabeled" : "")})";
+        }
+        Log($"{batchText}, patch {_o.PatchHeight}x{_o.PatchWidth}, " +
             $"{_o.MaxIterations} iterations, {_o.Optimizer} lr {_o.BaseLr} ({_o.Schedule.ToString().ToLowerInvariant()}{(_o.WarmupIterations > 0 ? $", warm-up {_o.WarmupIterations}" : "")}){(_o.Optimizer == OptimizerKind.Sgd ? $", momentum {_o.Momentum}" : "")}, wd {_o.WeightDecay}, seed {_o.Seed}, threads {torch.get_num_threads()}");
 
-        var cache = new CaseCache(_data.NumClasses);
-        var sampler = new TwoStreamBatchSampler(_data.Labeled.Count, _data.Unlabeled.Count, _o.LabeledBatchSize, unlabeledBs, _o.Seed);
         var aug = new SliceAugmenter(_o.PatchHeight, _o.PatchWidth, _o.Augment, _o.LinearImageResize);
-        using var loader = new BatchLoader(_data.Labeled, _data.Unlabeled, sampler, aug, cache, _o.Seed, start, _o.Prefetch, _o.LoaderWorkers);
+        using var loader = new BatchLoader(labeledItems, unlabeledItems, sampler, aug, cache, _o.Seed, start, _o.Prefetch, _o.LoaderWorkers);
 
         CheckpointMeta Meta(long it) => new()
         {
