@@ -36,10 +36,12 @@ namespace SemiSeg.Methods;
 /// (<c>partition_weight</c>, <c>patient_weight</c>, <c>cycle_weight</c>, <c>self_weight</c>; default 1, 0.1, 0.1, 1:
 /// the first of the published settings 1 0.1 0.1).
 /// loss = supervised_weight·½(CE + Dice)(labeled) + contrast_weight·Σ_m a_m·L_m / Σ_m a_m.
-/// The logged "supcon" is the same weighted average of the plain (γ = ∞) loss, beside "supcon_chance" = ln(2N − 1)
-/// (what an embedding that cannot tell positives from negatives scores: all s equal) and "supcon_floor" = the weighted
-/// average of mean_i ln|P(i)| (positives collapsed, negatives infinitely far); the self-paced terms average a
-/// growing set of admitted pairs and do not show progress by themselves.
+/// The logged "supcon" is the same weighted average of the plain (γ = ∞) loss ("supcon_KIND" per kind), beside
+/// "supcon_chance" = ln(2N − 1) (what an embedding that cannot tell positives from negatives scores when all s are
+/// equal), "supcon_shuffled" (what the same embeddings would score with randomly drawn positives: ≥ ln(2N − 1), the
+/// chance level of an embedding whose similarities spread), "supcon_floor" = the weighted average of mean_i ln|P(i)|
+/// (positives collapsed, negatives infinitely far) and "pos_KIND", the mean positives per anchor. The self-paced
+/// terms average a growing set of admitted pairs and do not show progress by themselves.
 ///
 /// Kinds that take one value on the training data (partition and cycle on 2D images: HC18, PSFHS, own data) would make
 /// every pair positive; the reference raises NotImplementedError for kinds a dataset lacks. Here the trainer calls
@@ -195,6 +197,21 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBat
         return sum! / total;
     }
 
+    /// <summary>The plain SupCon loss these embeddings would score if their positives were drawn at random: per anchor
+    /// the mean over k ≠ i of l_ik = log Σ_{k'≠i} exp(s_ik'/T) − s_ik/T, averaged over anchors. At least ln(2N − 1)
+    /// (equality when all similarities are equal); an embedding that has learned nothing about the meta-labels scores
+    /// about this, whatever the spread of its similarities.</summary>
+    public static Tensor ShuffledChance(Tensor z, double temperature)
+    {
+        using var scope = NewDisposeScope();
+        long n = z.shape[0];
+        var sim = z.matmul(z.t()) / temperature;
+        var eye = torch.eye(n, dtype: ScalarType.Bool);
+        var lse = sim.masked_fill(eye, double.NegativeInfinity).logsumexp(1);
+        var meanOthers = sim.masked_fill(eye, 0).sum(1) / (n - 1);
+        return (lse - meanOthers).mean().MoveToOuterDisposeScope();
+    }
+
     /// <summary>Per anchor, the number of other embeddings with its key (the other view included).</summary>
     public static int[] PositiveCounts(long[] keys) =>
         keys.Select((key, i) => keys.Where((o, j) => j != i && o == key).Count()).ToArray();
@@ -246,7 +263,7 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBat
             var zIn = cat(new[] { pooled.narrow(0, labeledCount, nu), pooled.narrow(0, n, nu) }, 0);
             var unlabeledMeta = meta.Skip(labeledCount).Take(nu).ToList();
             var meta2 = unlabeledMeta.Concat(unlabeledMeta).ToList();
-            var selfPaced = new List<Tensor>(); var plain = new List<Tensor>();
+            var selfPaced = new List<Tensor>(); var plain = new List<Tensor>(); var shuffled = new List<Tensor>();
             double floor = 0;
             for (int k = 0; k < _kinds.Count; k++)
             {
@@ -256,7 +273,12 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBat
                 var l = SelfPacedSupCon(z, keys, _temperature, Gamma(b, e, context.Iteration, context.MaxIterations, _power), _mode);
                 terms[kind] = l;
                 selfPaced.Add(l);
-                using (no_grad()) plain.Add(SelfPacedSupCon(z.detach(), keys, _temperature, double.PositiveInfinity, _mode));
+                using (no_grad())
+                {
+                    var p = SelfPacedSupCon(z.detach(), keys, _temperature, double.PositiveInfinity, _mode);
+                    plain.Add(p); terms[$"supcon_{kind}"] = p;
+                    shuffled.Add(ShuffledChance(z.detach(), _temperature));
+                }
                 var counts = PositiveCounts(keys);
                 floor += a * counts.Where(c => c > 0).Select(c => Math.Log(c)).DefaultIfEmpty(0).Average();
                 terms[$"pos_{kind}"] = tensor((float)counts.Average());
@@ -266,6 +288,7 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBat
             terms["supcon"] = CombineKinds(plain, importance);
             terms["supcon_chance"] = tensor((float)Math.Log(2.0 * nu - 1));
             terms["supcon_floor"] = tensor((float)(floor / importance.Sum()));
+            terms["supcon_shuffled"] = CombineKinds(shuffled, importance);
         }
         if (_supWeight > 0 && labeledCount > 0)
         {

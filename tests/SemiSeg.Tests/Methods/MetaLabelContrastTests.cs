@@ -194,6 +194,24 @@ public class MetaLabelContrastTests
         Assert.Equal(a.Terms["supcon"].item<float>(), b.Terms["supcon"].item<float>(), 5);
         Assert.NotEqual(a.Terms["sup"].item<float>(), b.Terms["sup"].item<float>());
         Assert.Equal((float)Math.Log(2 * 3 - 1), a.Terms["supcon_chance"].item<float>(), 5); // 3 unlabeled x 2 views
+        Assert.True(a.Terms["supcon_shuffled"].item<float>() >= a.Terms["supcon_chance"].item<float>() - 1e-5);
+    }
+
+    [Fact]
+    public void ShuffledChanceIsTheMeanPairLossAndLnOfTheOthersWhenAllAreEqual()
+    {
+        // equal similarities: ln(2N − 1) exactly; spread similarities: the mean over k ≠ i of l_ik
+        var same = ones(5, 3) / Math.Sqrt(3);
+        Assert.Equal(Math.Log(4), MetaLabelContrastMethod.ShuffledChance(same, 0.07).item<float>(), 4);
+        var z = tensor(new float[] { 1, 0, 1, 0, 0, 1, -1, 0 }).reshape(4, 2);
+        var sim = new double[,] { { 1, 1, 0, -1 }, { 1, 1, 0, -1 }, { 0, 0, 1, 0 }, { -1, -1, 0, 1 } };
+        double expected = Enumerable.Range(0, 4).Average(i =>
+        {
+            var others = Enumerable.Range(0, 4).Where(k => k != i).ToArray();
+            double lse = Math.Log(others.Sum(k => Math.Exp(sim[i, k])));
+            return others.Average(k => lse - sim[i, k]);
+        });
+        Assert.Equal(expected, MetaLabelContrastMethod.ShuffledChance(z, 1.0).item<float>(), 5);
     }
 
     [Fact]
