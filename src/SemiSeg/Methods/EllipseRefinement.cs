@@ -20,8 +20,10 @@ namespace SemiSeg.Methods;
 ///    (<see cref="EllipseFit.FitRobust"/>): when every boundary point lies within 1.5 px of the plain fit that fit is
 ///    used; otherwise 300 seeded 6-point direct fits, and the least-squares fit of the best one's inliers. The abstract
 ///    says "least-squares ellipses"; the robust wrapper is kept because the teacher's head masks leak into touching
-///    echoes and a plain fit bends toward the leak, so the ellipse (and the refinement built on it) would follow the
-///    noise the refinement is meant to suppress. The final ellipse is still a least-squares fit, of the inliers.
+///    echoes and a plain fit bends toward the leak (test RobustFitIgnoresABlobTheHeadLeakedInto: a touching blob pulls
+///    the plain fit's perimeter more than 3 % off, the robust one stays within 1 %), so the ellipse and the refinement
+///    built on it would follow the noise the refinement is meant to suppress. On a clean contour the two are the same
+///    fit, and the final ellipse is always a least-squares fit (of the inliers).
 ///    An image's pseudo-label is kept when S_b ≥ τ_b and S_r ≥ τ_r, the thresholds being running means (momentum
 ///    <c>score_momentum</c> 0.99, its own parameter: until issue 19 it was tied to <c>ema_decay</c>, whose default it
 ///    keeps) of the batch-mean scores seen so far, floored at <c>min_score</c> 0.5: adaptive filtering that keeps the

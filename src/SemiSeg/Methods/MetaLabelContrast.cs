@@ -55,9 +55,10 @@ namespace SemiSeg.Methods;
 ///
 /// Departures from the reference, and why:
 /// - γ follows iterations instead of epochs (SemiSeg has no epochs; the same curve over the run).
-/// - The second view is appearance plus flip/rot90 of the loader's view, not a second independent affine view whose
-///   feature map is warped back (the pooled global feature is invariant to the flips/rotations used here, so no
-///   warping is needed).
+/// - The second view is appearance (colour jitter, blur) plus flip/rot90 of the loader's view, not a second
+///   independently augmented view (rotation ±45°, flips, crop, ColorJitter) whose first-view feature map the reference
+///   warps to align before projecting. For the global head the warp does not matter: a flip or rot90 only permutes the
+///   feature map's positions, which global average pooling ignores.
 /// - Partition buckets are min(b−1, ⌊idx·b/L⌋), equal thirds; the reference's ACDC rule (cut = L // 3: idx ≤ cut−1,
 ///   ≤ 2·cut, else) puts at most one slice per scan in a different bucket.
 /// - An anchor without any positive (possible only with hand-made keys: the other view always is one) is left out of
