@@ -71,7 +71,6 @@ namespace SemiSeg.Methods;
 public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBatches
 {
     public enum Weighting { Hard, Soft }
-    public static readonly string[] AllKinds = { "partition", "patient", "cycle", "self" };
     readonly double _temperature, _supWeight, _contrastWeight, _power;
     readonly int _partitions, _scansPerBatch;
     readonly Weighting _mode;
