@@ -79,7 +79,8 @@ public sealed class Trainer
         TorchRuntime.Seed(_o.Seed);
         using var method = _data.CreateMethod(_o, settings, out string name);
         settings.EnsureAllUsed(name);
-        _data.CheckComposition(_o, method, name);
+        // the data checks the method's batches; meta-label methods switch off kinds that take one value on it (warnings)
+        var dataWarnings = _data.CheckComposition(_o, method, name);
         if (_o.InitEncoder is string init) LoadEncoder(init, (ISegmentationMethod)method);
         string? initFrom = _o.InitFrom is string from ? InitialWeights.Apply(from, method) : null;
         bool channelsLast = _o.ChannelsLast && !_data.Volumetric;
@@ -108,6 +109,7 @@ public sealed class Trainer
         Log(selfCheck);
         if (initFrom != null) Log(initFrom);
         Log($"method {_data.DescribeMethod(_o, name)}; {_data.Summary()}");
+        foreach (var w in dataWarnings) Log(w);
         var summary = new RunSummary
         {
             Method = name, Network = _data.Volumetric ? _o.Network3D!.Describe() : Models.Segmenter2D.Name(_o.Network.Kind), Data = _data.Summary(),
