@@ -79,7 +79,7 @@ internal static class EvaluateCommand
                 WriteReport(rep, dir, $"{list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
                 return 0;
             }
-            var (net, meta) = Checkpoint.LoadNetwork(r.GetValue(ckpt)!);
+            var (net, meta) = Checkpoint.LoadAnyNetwork(r.GetValue(ckpt)!); // a UNet, or an ensemble (C3S3)
             using var _ = net;
             if (meta.Network.NumClasses != manifest.NumClasses)
                 throw new ArgumentException($"checkpoint '{r.GetValue(ckpt)}' predicts {meta.Network.NumClasses} classes, the dataset has {manifest.NumClasses}");
@@ -88,7 +88,7 @@ internal static class EvaluateCommand
             if (cases.Count == 0) throw new ArgumentException($"the dataset has no {sp.ToString().ToLowerInvariant()} volumes");
             var outDir = r.GetValue(output) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(r.GetValue(ckpt)!))!, $"eval-{sp.ToString().ToLowerInvariant()}");
             bool save = r.GetValue(savePred);
-            var report = Evaluator.Evaluate(net, cases, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, manifest.ClassNames,
+            var report = Evaluator.Evaluate(net, meta.Network.NumClasses, cases, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, manifest.ClassNames,
                 r.GetValue(mode), r.GetValue(policy), MetricOptions.ParseSpacing(r.GetValue(spacing)), largestComponent: r.GetValue(lcc),
                 onPrediction: (c, vol, pred) =>
                 {

@@ -51,7 +51,7 @@ internal static class PredictCommand
                 }
                 else
                 {
-                    pred = Inference.PredictVolume((Models.UNet2D)net, vol, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize);
+                    pred = Inference.PredictVolume(net, vol, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize);
                     if (r.GetValue(lcc)) pred = Inference.KeepLargestComponent(pred, vol, meta.Network.NumClasses);
                 }
                 written += Write(vol, pred, names[f], files);

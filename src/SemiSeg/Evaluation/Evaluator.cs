@@ -10,10 +10,18 @@ public static class Evaluator
     public static EvaluationReport Evaluate(UNet2D net, IReadOnlyList<CaseRef> cases, int patchH, int patchW, bool linearResize,
         IReadOnlyList<string> classNames, MetricMode mode, EmptyPolicy policy, double[]? spacingOverride = null,
         Action<CaseRef, Volume, byte[]>? onPrediction = null, Func<CaseRef, Volume>? load = null, bool largestComponent = false) =>
-        Score(cases, net.Config.NumClasses, classNames, mode, policy, spacingOverride, load, (c, vol) =>
+        Evaluate(net, net.Config.NumClasses, cases, patchH, patchW, linearResize, classNames, mode, policy, spacingOverride, onPrediction, load, largestComponent);
+
+    /// <summary>Slice-wise scoring of any 2D network (e.g. a method's <see cref="SoftmaxEnsemble"/>) with
+    /// <paramref name="numClasses"/> outputs.</summary>
+    public static EvaluationReport Evaluate(TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> net, int numClasses,
+        IReadOnlyList<CaseRef> cases, int patchH, int patchW, bool linearResize,
+        IReadOnlyList<string> classNames, MetricMode mode, EmptyPolicy policy, double[]? spacingOverride = null,
+        Action<CaseRef, Volume, byte[]>? onPrediction = null, Func<CaseRef, Volume>? load = null, bool largestComponent = false) =>
+        Score(cases, numClasses, classNames, mode, policy, spacingOverride, load, (c, vol) =>
         {
             var pred = Inference.PredictVolume(net, vol, patchH, patchW, linearResize);
-            if (largestComponent) pred = Inference.KeepLargestComponent(pred, vol, net.Config.NumClasses);
+            if (largestComponent) pred = Inference.KeepLargestComponent(pred, vol, numClasses);
             onPrediction?.Invoke(c, vol, pred);
             return pred;
         });

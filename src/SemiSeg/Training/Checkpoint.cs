@@ -22,6 +22,9 @@ public sealed record CheckpointMeta
     public int PatchHeight { get; init; }
     public int PatchWidth { get; init; }
     public bool LinearImageResize { get; init; }
+    /// <summary>When the inference network is a <see cref="SoftmaxEnsemble"/> (C3S3 predicts with both networks):
+    /// its members' kinds, from which it is rebuilt; null for a single network.</summary>
+    public string[]? Ensemble { get; init; }
     public string[] ClassNames { get; init; } = Array.Empty<string>();
     /// <summary>Iterations completed when this checkpoint was written.</summary>
     public long Iteration { get; init; }
@@ -45,7 +48,7 @@ public static class Checkpoint
 
     public static void Save(string path, CheckpointMeta meta, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper? optimizer)
     {
-        meta = meta with { HasTrainingState = optimizer != null };
+        meta = meta with { HasTrainingState = optimizer != null, Ensemble = (method.InferenceModule as SoftmaxEnsemble)?.Kinds };
         foreach (var m in optimizer != null ? method.StatefulModules : new[] { method.InferenceModule }) NumericGuard.EnsureFiniteWeights(m, path);
         AtomicFile.Write(path, s =>
         {
@@ -155,6 +158,8 @@ public static class Checkpoint
             if (CheckUNet(n) is string problem) return problem;
             if (!Patch(m.PatchHeight) || !Patch(m.PatchWidth)) return $"patch {m.PatchHeight}x{m.PatchWidth} (each side must be a multiple of 16, 16..8192)";
         }
+        if (m.Ensemble is { } members && (members.Length < 2 || members.Length > 8 || members.Any(k => !SoftmaxEnsemble.KnownKinds.Contains(k))))
+            return $"ensemble [{string.Join(",", members)}] (expected 2..8 of {string.Join(", ", SoftmaxEnsemble.KnownKinds)})";
         if (m.Iteration < 0) return $"iteration {m.Iteration}";
         if (m.Checksum is not (null or "sha256")) return $"checksum kind '{m.Checksum}' (expected sha256)";
         return null;
@@ -194,15 +199,19 @@ public static class Checkpoint
     /// <summary>Rebuilds the inference network from a checkpoint alone.</summary>
     public static (UNet2D net, CheckpointMeta meta) LoadNetwork(string path)
     {
-        if (ReadMeta(path, out _).Network3D is { } n3)
+        var head = ReadMeta(path, out _);
+        if (head.Network3D is { } n3)
             throw new InvalidDataException($"checkpoint '{path}' holds a 3D network ({n3.Describe()}); it predicts volumes with a sliding window, not slice by slice");
+        if (head.Ensemble is { } members)
+            throw new InvalidDataException($"checkpoint '{path}' holds an ensemble ({string.Join(" + ", members)}), not a single 2D UNet");
         var (net, meta) = LoadAnyNetwork(path);
         return ((UNet2D)net, meta);
     }
 
     /// <summary>The inference network a checkpoint's metadata describes, freshly initialised.</summary>
     public static nn.Module<Tensor, Tensor> CreateNetwork(CheckpointMeta meta) =>
-        meta.Network3D is { } n3 ? n3.Create(meta.Network.InChannels, meta.Network.NumClasses) : new UNet2D(meta.Network);
+        meta.Ensemble is { } members ? SoftmaxEnsemble.Create(members, meta.Network, meta.Network3D)
+        : meta.Network3D is { } n3 ? n3.Create(meta.Network.InChannels, meta.Network.NumClasses) : new UNet2D(meta.Network);
 
     /// <summary>Rebuilds the inference network, 2D or 3D, from a checkpoint alone.</summary>
     public static (nn.Module<Tensor, Tensor> net, CheckpointMeta meta) LoadAnyNetwork(string path)

@@ -16,7 +16,9 @@ public static class Inference
     public static byte[] KeepLargestComponent(byte[] pred, Volume vol, int numClasses) =>
         Methods.PseudoLabels.LargestComponent(pred, vol.Depth, vol.Height, vol.Width, numClasses, perSlice: false);
 
-    public static byte[] PredictVolume(UNet2D net, Volume vol, int patchH, int patchW, bool linearImageResize = false, int sliceBatch = 16)
+    /// <summary>Any 2D network taking (N, 1, H, W) slices: a UNet, or the <see cref="SoftmaxEnsemble"/> of a method that
+    /// predicts with several networks.</summary>
+    public static byte[] PredictVolume(nn.Module<Tensor, Tensor> net, Volume vol, int patchH, int patchW, bool linearImageResize = false, int sliceBatch = 16)
     {
         var result = new byte[vol.Image.Length];
         bool wasTraining = net.training;
@@ -35,7 +37,7 @@ public static class Inference
                     Array.Copy(r, 0, buf, k * patchH * patchW, r.Length);
                 }
                 using var scope = NewDisposeScope();
-                var x = tensor(buf, new long[] { n, net.Config.InChannels, patchH, patchW });
+                var x = tensor(buf, new long[] { n, 1, patchH, patchW }); // a volume's slice is one channel
                 var pred = net.forward(x).argmax(1).to_type(ScalarType.Byte);
                 var arr = pred.data<byte>().ToArray();
                 for (int k = 0; k < n; k++)

@@ -166,7 +166,8 @@ public sealed class Trainer
             bool last = done == _o.MaxIterations;
             if (_data.Val.Count > 0 && (done % _o.ValidateEvery == 0 || last))
             {
-                var report = Evaluator.Evaluate(method.InferenceNetwork, _data.Val, _o.PatchHeight, _o.PatchWidth, _o.LinearImageResize, _data.ClassNames,
+                // the module the method predicts with: its UNet, or C3S3's ensemble of both networks
+                var report = Evaluator.Evaluate((nn.Module<Tensor, Tensor>)method.InferenceModule, method.InferenceNetwork.Config.NumClasses, _data.Val, _o.PatchHeight, _o.PatchWidth, _o.LinearImageResize, _data.ClassNames,
                     MetricMode.Medpy, EmptyPolicy.Exclude, load: cache.Get);
                 RecordValidation(report, done, ref bestDice, ref bestIt, () =>
                 {

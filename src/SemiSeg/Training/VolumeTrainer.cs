@@ -93,7 +93,7 @@ public sealed class VolumeTrainer
         {
             FinalizerGuard.SafePoint();
             if (cancel.IsCancellationRequested) { Log($"interrupted at iteration {it}; saving {LastPath}"); break; }
-            double lr = _o.LearningRateAt(it);
+            double lr = _o.LearningRateAt(it, (method as IRestartsSchedule)?.ScheduleRestart(_o.MaxIterations) ?? 0);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             var batch = loader.Next();
             var ctx = new TrainingContext(it, _o.MaxIterations, lr);

@@ -46,8 +46,11 @@ public static class VolumeMethodRegistry
             "labeled 3D copy-paste pre-training, then EMA-teacher pseudo-labels (largest 3D component) mixed both ways with labeled cubes; params pretrain_iterations, u_weight, ema_decay",
             c => new VolumeCopyPasteMethod(c)),
         new("mn", "Yeung et al., M&N: semi-supervised 3D medical segmentation from 2D natural-image pretrained model (MLMI 2025)",
-            "a 2D UNet run slice-wise and a 3D network co-trained on each other's soft predictions after a labeled-only warm-up, unlabeled share of each batch growing linearly; params warmup_fraction, init_2d, kl_weight",
+            "a 2D UNet run slice-wise and a 3D network co-trained on each other's soft predictions (eval-mode, detached) after a labeled-only warm-up, unlabeled share of each batch growing linearly as the restarted learning rate decays; params warmup_fraction, init_2d, kl_weight, eval_targets, lr_restart",
             c => new TwoDimToThreeDimCoTrainingMethod(c)),
+        new("c3s3", "He et al., C3S3: complementary competition and contrastive selection (ICME 2025), Y-TARL/C3S3 train_LA.py",
+            "a VNet and a 3D ResNet-34 network: the better on the labeled loss teaches the other its sharpened unlabeled softmax, view consistency and outcome-driven contrast in both, both averaged at inference; params alpha, sharpen_temp, consistency, rampup, contrast_temp, contrast_weight, view_weight, inference",
+            c => new VolumeComplementaryCompetitionMethod(c)),
     };
 
     public static Entry Get(string name) =>
