@@ -199,19 +199,26 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
     {
         if (_former) return FormerStep(images, labels, labeledCount, context);
         long n = images.shape[0];
-        var rng = new Random(Seeds.Mix(context.Iteration, 0xC353));
-        Tensor v2;
-        if (_sameView) v2 = images;
-        else using (no_grad()) v2 = Perturbations.Strong(images, rng);
-        var both = cat(new[] { images, v2 }, 0);
-        var (la, _, fa) = NetA.ForwardWithFeatures(both);
-        var (lb, _, fb) = NetB.ForwardWithFeatures(both);
+        var (la, fa, lb, fb) = ForwardBothViews(images, new Random(Seeds.Mix(context.Iteration, 0xC353)));
         var za = ProjA.forward(fa); var zb = ProjB.forward(fb);
         Tensor V(Tensor t, int view) => t.narrow(0, view * n, n);
         var o = new Outputs(V(la, 0), V(la, 1), V(lb, 0), V(lb, 1), V(za, 0), V(za, 1), V(zb, 0), V(zb, 1));
         double lambda = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
         var t = ReferenceLosses(o, labels, labeledCount, _alpha, lambda, _viewWeight, _contrastWeight, _contrastTemp, _temperature, cosineDim: -1);
         return new MethodStep(t["loss"], t.Where(kv => kv.Key != "loss").ToDictionary(kv => kv.Key, kv => kv.Value));
+    }
+
+    /// <summary>Both networks on the batch's two views stacked (view 1 = the batch, view 2 = its colour jitter + blur, or
+    /// the batch again with second_view=same): logits and last decoder maps, (2B, ...).</summary>
+    (Tensor la, Tensor fa, Tensor lb, Tensor fb) ForwardBothViews(Tensor images, Random rng)
+    {
+        Tensor v2;
+        if (_sameView) v2 = images;
+        else using (no_grad()) v2 = Perturbations.Strong(images, rng);
+        var both = cat(new[] { images, v2 }, 0);
+        var (la, _, fa) = NetA.ForwardWithFeatures(both);
+        var (lb, _, fb) = NetB.ForwardWithFeatures(both);
+        return (la, fa, lb, fb);
     }
 
     /// <summary>α·ΣCE + (1−α)·ΣDice (all-class Dice) over the views' labeled logits: the former training loss.</summary>
@@ -261,12 +268,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
     {
         long n = images.shape[0], nl = labeledCount, nu = n - nl;
         var rng = new Random(Seeds.Mix(context.Iteration, 0xC353));
-        Tensor v2;
-        if (_sameView) v2 = images;
-        else using (no_grad()) v2 = Perturbations.Strong(images, rng);
-        var both = cat(new[] { images, v2 }, 0);
-        var (la, _, fa) = NetA.ForwardWithFeatures(both);
-        var (lb, _, fb) = NetB.ForwardWithFeatures(both);
+        var (la, fa, lb, fb) = ForwardBothViews(images, rng);
         Tensor L(Tensor logits, int view, long start, long count) => logits.narrow(0, view * n + start, count);
         var compA = CompetitionLoss(new[] { L(la, 0, 0, nl), L(la, 1, 0, nl) }, labels, _alpha);
         var compB = CompetitionLoss(new[] { L(lb, 0, 0, nl), L(lb, 1, 0, nl) }, labels, _alpha);

@@ -18,10 +18,11 @@ own rounding approaches 1e-5).
 Run: /usr/bin/python3 reference_c3s3_mn.py  (writes c3s3.json and mn.json next to this file)
 """
 import json, os
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from reference_losses import flat, sigmoid_rampup  # the fixtures' float format and utils/ramps.py, shared
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 gen = torch.Generator().manual_seed(19)
@@ -29,20 +30,6 @@ gen = torch.Generator().manual_seed(19)
 
 def randn(*shape):  # N(0, 4) on a 1/32 grid: exact in float32 and short in JSON
     return torch.round(torch.randn(*shape, generator=gen) * 64) / 32
-
-
-def flat(t):
-    if t.is_floating_point():
-        return {"shape": list(t.shape), "data": [float("%.9g" % v) for v in t.detach().float().flatten().tolist()]}
-    return {"shape": list(t.shape), "data": [int(v) for v in t.flatten().tolist()]}
-
-
-def sigmoid_rampup(current, rampup_length):
-    if rampup_length == 0:
-        return 1.0
-    current = np.clip(current, 0.0, rampup_length)
-    phase = 1.0 - current / rampup_length
-    return float(np.exp(-5.0 * phase * phase))
 
 
 # ---------------------------------------------------------------- C3S3
