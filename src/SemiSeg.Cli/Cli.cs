@@ -17,6 +17,7 @@ public static class Cli
         root.Add(DemoCommand.Create());
         root.Add(BenchCommand.Create());
         root.Add(ReportCommand.Create());
+        root.Add(GridCommand.Create());
         root.Add(MethodsCommand.Create());
         root.Add(PhantomCommand.Create());
         return root;

@@ -18,6 +18,26 @@ public sealed record RunRecord(string Name, string Folder, string Method, string
     public double AopErrorDeg { get; init; } = double.NaN;
 }
 
+/// <summary>A table of a report: a Markdown section (### title, intro, pipe table) or an HTML table.</summary>
+public sealed record ReportTable(string Group, string Title, string Intro, string[] Header, List<string[]> Rows)
+{
+    public string ToMarkdown()
+    {
+        static string Cell(string c) => c.Replace("|", "\\|");
+        var sb = new StringBuilder();
+        sb.AppendLine($"### {Title}");
+        sb.AppendLine();
+        if (Intro.Length > 0) sb.AppendLine(Intro);
+        sb.AppendLine();
+        static string Line(IEnumerable<string> cells) => "|" + string.Concat(cells.Select(c => c.Length == 0 ? " |" : $" {Cell(c)} |"));
+        sb.AppendLine(Line(Header));
+        sb.AppendLine("|" + string.Concat(Header.Select(_ => "---|")));
+        foreach (var r in Rows) sb.AppendLine(Line(r));
+        sb.AppendLine();
+        return sb.ToString();
+    }
+}
+
 /// <summary>A run beside its baseline: mean paired per-case Dice difference and the Wilcoxon signed-rank test.</summary>
 public sealed record ComparedRun(RunRecord Run, RunRecord? Baseline, double DeltaDice, WilcoxonSignedRank.Result? Test, int PairedCases);
 
@@ -147,48 +167,47 @@ public static class RunComparison
     static string D(double v) => double.IsNaN(v) ? "–" : v.ToString("0.00", CultureInfo.InvariantCulture);
     static string PValue(double p) => p < 1e-4 ? p.ToString("0.0e+0", CultureInfo.InvariantCulture) : p.ToString("0.0000", CultureInfo.InvariantCulture);
 
-    /// <summary>A Markdown section per data group: the table of its runs (baseline first, then by name).</summary>
-    public static string ToMarkdown(IReadOnlyList<ComparedRun> rows)
+    /// <summary>The comparison as tables, one per data group (baseline first, then by name): what the Markdown and
+    /// the HTML report render.</summary>
+    public static List<ReportTable> Tables(IReadOnlyList<ComparedRun> rows)
     {
-        var sb = new StringBuilder();
+        var tables = new List<ReportTable>();
         foreach (var group in rows.GroupBy(r => r.Run.Data))
         {
             var classNames = group.SelectMany(r => r.Run.ClassDice.Select(c => c.Class)).Distinct().ToList();
             var evaluated = group.FirstOrDefault(r => r.Run.Evaluated)?.Run;
-            sb.AppendLine($"### {group.Key}");
-            sb.AppendLine();
-            if (evaluated is not null)
-                sb.AppendLine($"{evaluated.CaseDice.Count} cases ({Path.GetFileName(Path.GetDirectoryName(evaluated.MetricsPath))}, {evaluated.Mode ?? "?"} metrics); Dice/Jaccard in %, mean over classes; Δ = mean per-case Dice difference to the baseline (points), p = two-sided Wilcoxon signed-rank test on the same cases.");
-            sb.AppendLine();
+            string intro = evaluated is null ? "" :
+                $"{evaluated.CaseDice.Count} cases ({Path.GetFileName(Path.GetDirectoryName(evaluated.MetricsPath))}, {evaluated.Mode ?? "?"} metrics); Dice/Jaccard in %, mean over classes; Δ = mean per-case Dice difference to the baseline (points), p = two-sided Wilcoxon signed-rank test on the same cases.";
             bool hc = group.Any(r => !double.IsNaN(r.Run.HcErrorMm)), aop = group.Any(r => !double.IsNaN(r.Run.AopErrorDeg));
-            sb.Append("| run | method | Dice | Jaccard | HD95 | ASD |");
-            if (hc) sb.Append(" HC error (mm) |");
-            if (aop) sb.Append(" \\|ΔAoP\\| (°) |");
-            foreach (var c in classNames) sb.Append($" {c} |");
-            sb.AppendLine(" best val Dice (it) | s/it | baseline | Δ Dice | p |");
-            sb.Append("|---|---|---|---|---|---|");
-            if (hc) sb.Append("---|");
-            if (aop) sb.Append("---|");
-            foreach (var _ in classNames) sb.Append("---|");
-            sb.AppendLine("---|---|---|---|---|");
+            var header = new List<string> { "run", "method", "Dice", "Jaccard", "HD95", "ASD" };
+            if (hc) header.Add("HC error (mm)");
+            if (aop) header.Add("|ΔAoP| (°)");
+            header.AddRange(classNames);
+            header.AddRange(new[] { "best val Dice (it)", "s/it", "baseline", "Δ Dice", "p" });
             var baselines = group.Select(r => r.Baseline).Where(b => b is not null).Select(b => b!.Name).ToHashSet();
+            var body = new List<string[]>();
             foreach (var r in group.OrderBy(r => baselines.Contains(r.Run.Name) ? 0 : 1).ThenBy(r => r.Run.Name, StringComparer.Ordinal))
             {
                 var x = r.Run;
-                sb.Append($"| {x.Name} | {x.Method} | {P(x.Dice)} | {P(x.Jaccard)} | {D(x.Hd95)} | {D(x.Asd)} |");
-                if (hc) sb.Append($" {D(x.HcErrorMm)} |");
-                if (aop) sb.Append($" {D(x.AopErrorDeg)} |");
+                var cells = new List<string> { x.Name, x.Method, P(x.Dice), P(x.Jaccard), D(x.Hd95), D(x.Asd) };
+                if (hc) cells.Add(D(x.HcErrorMm));
+                if (aop) cells.Add(D(x.AopErrorDeg));
                 var classDice = x.ClassDice.ToDictionary(k => k.Class, k => k.Dice);
-                foreach (var c in classNames) sb.Append($" {P(classDice.GetValueOrDefault(c, double.NaN))} |");
-                sb.Append($" {(double.IsNaN(x.BestValDice) ? "–" : $"{P(x.BestValDice)} ({x.BestValIteration})")} | {(double.IsNaN(x.SecondsPerIteration) ? "–" : x.SecondsPerIteration.ToString("0.###", CultureInfo.InvariantCulture))} |");
-                if (!x.Evaluated) sb.AppendLine(" not evaluated | | |");
-                else if (r.Baseline is null) sb.AppendLine(baselines.Contains(x.Name) ? " (baseline) | | |" : " – | | |");
-                else sb.AppendLine($" {r.Baseline.Name} | {(r.DeltaDice >= 0 ? "+" : "")}{P(r.DeltaDice)} | {(r.Test is null ? "–" : PValue(r.Test.P))} |");
+                foreach (var c in classNames) cells.Add(P(classDice.GetValueOrDefault(c, double.NaN)));
+                cells.Add(double.IsNaN(x.BestValDice) ? "–" : $"{P(x.BestValDice)} ({x.BestValIteration})");
+                cells.Add(double.IsNaN(x.SecondsPerIteration) ? "–" : x.SecondsPerIteration.ToString("0.###", CultureInfo.InvariantCulture));
+                if (!x.Evaluated) cells.AddRange(new[] { "not evaluated", "", "" });
+                else if (r.Baseline is null) cells.AddRange(new[] { baselines.Contains(x.Name) ? "(baseline)" : "–", "", "" });
+                else cells.AddRange(new[] { r.Baseline.Name, (r.DeltaDice >= 0 ? "+" : "") + P(r.DeltaDice), r.Test is null ? "–" : PValue(r.Test.P) });
+                body.Add(cells.ToArray());
             }
-            sb.AppendLine();
+            tables.Add(new ReportTable(group.Key, group.Key, intro, header.ToArray(), body));
         }
-        return sb.ToString();
+        return tables;
     }
+
+    /// <summary>A Markdown section per data group: the table of its runs (baseline first, then by name).</summary>
+    public static string ToMarkdown(IReadOnlyList<ComparedRun> rows) => string.Concat(Tables(rows).Select(t => t.ToMarkdown()));
 
     /// <summary>One CSV row per run (all groups), with the per-class Dice as "class=value" pairs.</summary>
     public static string ToCsv(IReadOnlyList<ComparedRun> rows)
