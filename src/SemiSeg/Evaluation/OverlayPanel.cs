@@ -1,6 +1,6 @@
 using SkiaSharp;
 
-namespace SemiSeg.Reporting;
+namespace SemiSeg.Evaluation;
 
 /// <summary>
 /// A picture of one prediction, as nnU-Net's overlay PNGs and MONAI's blend_images show them: image | ground truth |

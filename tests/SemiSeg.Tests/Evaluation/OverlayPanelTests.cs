@@ -1,7 +1,7 @@
-using SemiSeg.Reporting;
+using SemiSeg.Evaluation;
 using StbImageSharp;
 
-namespace SemiSeg.Tests.Reporting;
+namespace SemiSeg.Tests.Evaluation;
 
 public class OverlayPanelTests
 {
