@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The meta-label pre-training evidence: the same fine-tuning (supervised, LABELED ACDC patients, the table's setting)
 # from a meta-label pre-trained encoder and from a random one (the table's supervised row, run here when missing).
-# Usage: bench/pretrain-gain.sh [LABELED]   env: SIZE ITERS PRE_ITERS PRE_BS BS LBS THREADS OUT DATA SEMISEG TAG PRE_ARGS
-# Pre-training uses `semiseg pretrain`'s defaults (RAdam, peak lr 2e-4, warm-up 1/8, cosine: Peng et al.'s recipe) on
-# batches of PRE_BS slices x 2 views (default 16); PRE_ARGS adds options (e.g. "--lr 1e-3"); TAG names a variant's folders.
+# Usage: bench/pretrain-gain.sh [LABELED]   env: SIZE ITERS PRE_ITERS PRE_SCANS BS LBS THREADS OUT DATA SEMISEG TAG PRE_ARGS
+# Pre-training uses `semiseg pretrain`'s defaults (RAdam, peak lr 2e-4, warm-up 1/8, cosine, wd 0: Peng et al.'s recipe)
+# on the reference's batches over all training slices: PRE_SCANS scans (default 10) x one slice per partition (3) x 2
+# views; PRE_ARGS adds options (e.g. "--lr 1e-3"); TAG names a variant's folders.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 labeled="${1:-3}"
-size="${SIZE:-96}"; iters="${ITERS:-1000}"; pre="${PRE_ITERS:-1000}"; pre_bs="${PRE_BS:-16}"; tag="${TAG:-}"; bs="${BS:-8}"; lbs="${LBS:-4}"; threads="${THREADS:-$(nproc)}"
+size="${SIZE:-96}"; iters="${ITERS:-1000}"; pre="${PRE_ITERS:-1000}"; pre_scans="${PRE_SCANS:-10}"; tag="${TAG:-}"; bs="${BS:-8}"; lbs="${LBS:-4}"; threads="${THREADS:-$(nproc)}"
 data="${DATA:-$root/../shared/data/acdc}"; out="${OUT:-$root/runs/table-${size}-${iters}}"
 semiseg="${SEMISEG:-$root/semiseg}"
 common=(--data "$data" --labeled "$labeled" --patch-size "$size" --batch-size "$bs" --labeled-bs "$lbs" --seed 1337 --threads "$threads" --workers 1 --log-every 50 -q)
-common_pre=(--data "$data" --labeled "$labeled" --patch-size "$size" --batch-size "$pre_bs" --labeled-bs $(( pre_bs / 2 )) --seed 1337 --threads "$threads" --workers 1 --log-every 50 -q)
+common_pre=(--data "$data" --labeled "$labeled" --patch-size "$size" --param "scans_per_batch=$pre_scans" --seed 1337 --threads "$threads" --workers 1 --log-every 50 -q)
 if [ ! -f "$out/pretrain$tag-$labeled/best.ckpt" ]; then
   # all training slices (labeled and unlabeled) in the contrastive batches; labels unused
   resume=(); [ -f "$out/pretrain$tag-$labeled/last.ckpt" ] && resume=(--resume)

@@ -13,13 +13,14 @@ internal static class TrainCommand
     public static Command Create(bool pretrain = false)
     {
         var cmd = pretrain
-            ? new Command("pretrain", "Self-paced meta-label contrastive pre-training of the UNet encoder on all training slices (labels unused); the written checkpoint starts any later `train --init-encoder`.")
+            ? new Command("pretrain", "Self-paced meta-label contrastive pre-training of the UNet encoder on all training slices (labels unused; --labeled does not matter), in batches of scans_per_batch scans (default 10) x one slice per partition (Peng et al.); the written checkpoint starts any later `train --init-encoder`.")
             : new Command("train", "Train a segmentation network (supervised or semi-supervised) on 2D slices, validating on volumes.");
         var data = new DataOptions();
         data.AddTo(cmd);
         var method = new Option<string>("--method", "-m") { Description = $"Training method ({string.Join(", ", MethodRegistry.All.Select(e => e.Name))})", DefaultValueFactory = _ => "supervised" };
         var output = new Option<string>("--output", "-o") { Description = "Run folder (checkpoints, log, config.json, validation.csv)", Required = true };
-        var iterations = new Option<long>("--iterations") { Description = "Training iterations", DefaultValueFactory = _ => 30000 };
+        // pre-training: the reference's 80 epochs x 200 batches
+        var iterations = new Option<long>("--iterations") { Description = "Training iterations", DefaultValueFactory = _ => pretrain ? 16000 : 30000 };
         var patch = new Option<int>("--patch-size") { Description = "Training size (square), multiple of 16", DefaultValueFactory = _ => 256 };
         var batch = new Option<int>("--batch-size") { Description = "Batch size: labeled + unlabeled", DefaultValueFactory = _ => 24 };
         var labeledBs = new Option<int>("--labeled-bs") { Description = "Labeled images per batch", DefaultValueFactory = _ => 12 };
@@ -48,8 +49,8 @@ internal static class TrainCommand
         var patchDepth = new Option<int>("--patch-depth") { Description = "3D networks: patch depth in slices, multiple of 16 (the LA lineage's 112x112x80 is --patch-size 112 --patch-depth 80)", DefaultValueFactory = _ => 80 };
         var stride = MetricOptions.Stride();
         var stepSize = new Option<long>("--step-size") { Description = "--schedule step: lr·0.1^(it // N) (the LA lineage: 2500)", DefaultValueFactory = _ => 2500 };
-        var options = new List<Option> { output, iterations, patch, batch, labeledBs, lr, schedule, optimizer, warmup, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config };
-        if (!pretrain) options.AddRange(new Option[] { method, valEvery, initEncoder, network, patchDepth, stride, stepSize });
+        var options = new List<Option> { output, iterations, patch, lr, schedule, optimizer, warmup, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config };
+        if (!pretrain) options.AddRange(new Option[] { batch, labeledBs, method, valEvery, initEncoder, network, patchDepth, stride, stepSize });
         foreach (var o in options) cmd.Add(o);
         cmd.SetAction(r =>
         {
@@ -69,7 +70,7 @@ internal static class TrainCommand
             var o = b with
             {
                 Method = pretrain ? "meta-contrast" : V(method, b.Method), InitEncoder = pretrain ? null : V(initEncoder, b.InitEncoder), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
-                PatchHeight = V(patch, b.PatchHeight), PatchWidth = V(patch, b.PatchWidth), BatchSize = V(batch, b.BatchSize), LabeledBatchSize = V(labeledBs, b.LabeledBatchSize),
+                PatchHeight = V(patch, b.PatchHeight), PatchWidth = V(patch, b.PatchWidth), BatchSize = pretrain ? b.BatchSize : V(batch, b.BatchSize), LabeledBatchSize = pretrain ? b.LabeledBatchSize : V(labeledBs, b.LabeledBatchSize),
                 BaseLr = V(lr, b.BaseLr), Schedule = TrainOptions.DefaultSchedule(r.GetResult(schedule) is { Implicit: false } || cfgPath is not null, pretrain ? "meta-contrast" : V(method, b.Method), V(schedule, b.Schedule)), Optimizer = V(optimizer, b.Optimizer), ValidateEvery = pretrain ? b.ValidateEvery : V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
                 LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
                 Augment = Given(noAug) ? !r.GetValue(noAug) : b.Augment, LinearImageResize = V(linear, b.LinearImageResize), Resume = r.GetValue(resume),
@@ -79,6 +80,8 @@ internal static class TrainCommand
                     NumClasses = numClasses, Up = V(up, b.Network.Up),
                     Kind = !is3D && r.GetResult(network) is { Implicit: false } && Segmenter2D.TryParse(r.GetValue(network)!, out var k2) ? k2 : b.Network.Kind,
                 },
+                // pre-training: the reference's specific/pretrain.yaml weight decay 0 unless a config file says otherwise
+                WeightDecay = pretrain && cfgPath is null ? 0 : b.WeightDecay,
             };
             if (is3D)
             {

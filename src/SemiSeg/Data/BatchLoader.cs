@@ -24,13 +24,13 @@ public sealed class Batch
 public sealed class BatchLoader : IDisposable
 {
     readonly IReadOnlyList<SliceRef> _labeled, _unlabeled;
-    readonly TwoStreamBatchSampler _sampler;
+    readonly IBatchSampler _sampler;
     readonly SliceAugmenter _aug;
     readonly CaseCache _cache;
     readonly int _seed;
     readonly Prefetcher<Batch> _prefetcher;
 
-    public BatchLoader(IReadOnlyList<SliceRef> labeled, IReadOnlyList<SliceRef> unlabeled, TwoStreamBatchSampler sampler,
+    public BatchLoader(IReadOnlyList<SliceRef> labeled, IReadOnlyList<SliceRef> unlabeled, IBatchSampler sampler,
         SliceAugmenter aug, CaseCache cache, int seed, long startBatch = 0, int prefetch = 4, int workers = 2)
     {
         _labeled = labeled; _unlabeled = unlabeled; _sampler = sampler; _aug = aug; _cache = cache; _seed = seed;

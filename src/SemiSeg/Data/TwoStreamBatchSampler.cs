@@ -11,7 +11,7 @@ namespace SemiSeg.Data;
 /// labeled_bs, epochs are chained instead); the unlabeled part walks an endless chain of seeded permutations. With an
 /// unlabeled batch size of 0 it is a plain fully-supervised sampler.
 /// </summary>
-public sealed class TwoStreamBatchSampler
+public sealed class TwoStreamBatchSampler : IBatchSampler
 {
     readonly int _nLabeled;
     readonly PermutationChain _labeledChain, _unlabeledChain;

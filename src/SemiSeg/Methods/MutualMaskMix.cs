@@ -8,18 +8,26 @@ namespace SemiSeg.Methods;
 
 /// <summary>
 /// M3HL, Mutual Mask Mix with High-Low level feature consistency (Liu et al., MICCAI 2025, arXiv 2508.03752), after
-/// PHPJava666/M3HL ACDC_M3HL_train.py. Student + EMA teacher (α 0.99 over the whole state dict, BN included).
-/// Per sample, a 4×4 grid mask M with 8 of the 16 blocks zeroed; the labeled half-batches a, b and unlabeled halves
-/// u_a, u_b are mixed both ways: x_u = u_a·M + l_a·(1−M), x_l = l_b·M + u_b·(1−M). Targets are mixed the same way from
-/// ground truth and the teacher's pseudo-labels (argmax, then each class's largest connected component per slice);
-/// the loss is BCP's region-weighted Dice + CE (ground truth weight 1, pseudo-label weight <c>u_weight</c> 0.5).
+/// PHPJava666/M3HL @ 19151b3 code/ACDC_M3HL_train.py. Student + EMA teacher (α 0.99 over the whole state dict, BN
+/// included, constant: :345, :132-138). The teacher is built as its own network with its own random initialisation,
+/// as the reference's <c>ema_model = create_model(ema=True)</c> (:252; net_factory only detaches its parameters), so
+/// its pseudo-labels are near-random until the EMA has pulled it toward the student (<c>teacher_init=copy</c> starts
+/// it as an exact copy of the student instead, SemiSeg's behaviour before issue 19).
+/// Per sample, a 4×4 grid mask M with 8 of the 16 blocks zeroed (:167-199); the labeled half-batches a, b and unlabeled
+/// halves u_a, u_b are mixed both ways (:313-314): x_u = u_a·M + l_a·(1−M), x_l = l_b·M + u_b·(1−M). Targets are mixed
+/// the same way from ground truth and the teacher's pseudo-labels (argmax, then each class's largest connected
+/// component per slice, :303-304); the loss is BCP's region-weighted Dice + CE (:319-320): on x_u the pseudo-labels of
+/// u_a inside M weigh <c>u_weight</c> 0.5 and the ground truth of l_a outside weighs 1; on x_l the ground truth of l_b
+/// inside M weighs 1 and the pseudo-labels of u_b outside weigh 0.5 (<see cref="Mix"/>, <see cref="MixedLoss"/>).
 /// High/low-level consistency with the teacher on the unmixed unlabeled images, from the same forward pass that gives
-/// the logits: low = mean over the 4 (student mixed image, teacher u_a/u_b) pairs of L1 between the last decoder
-/// maps; high = mean over the same pairs of 1 − cosine similarity between the flattened bottlenecks.
-/// Total = (Dice + CE)/2 + <c>hl_weight</c>·(low + high)/2 with hl_weight 1, as in the reference.
-/// Deliberate differences: <c>pretrain_iterations</c> (default 0, the reference script has no pre-training stage)
-/// allows BCP-style labeled copy-paste pre-training with the same mask before the teacher is set to the student.
-/// The reference runs a constant learning rate: use --schedule constant to match it.
+/// the logits (:322-332): low = mean over the 4 (student mixed image, teacher u_a/u_b) pairs of L1 between the last
+/// decoder maps; high = mean over the same pairs of 1 − cosine similarity between the flattened bottlenecks.
+/// Total = (Dice + CE)/2 + <c>hl_weight</c>·(low + high)/2 with hl_weight 1, as in the reference (:338; its ramp is
+/// computed but unused).
+/// Departures: <c>pretrain_iterations</c> (default 0, the reference script has no pre-training stage) allows BCP-style
+/// labeled copy-paste pre-training with the same mask, after which the teacher is set to the student. The reference
+/// runs a constant learning rate (SGD 0.01, 30 000 iterations, batch 12 + 12): use --schedule constant, or
+/// configs/acdc/m3hl.yaml. The masks are drawn from SemiSeg's seeded generator, not numpy's.
 /// </summary>
 public sealed class MutualMaskMixMethod : ISegmentationMethod
 {
@@ -37,7 +45,15 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
         _pretrain = settings.Long("pretrain_iterations", 0);
         _numClasses = config.NumClasses;
         Student = Segmenter2D.Create(config);
-        Teacher = Ema.FrozenCopy(Student);
+        var init = settings.String("teacher_init", "own");
+        if (init == "copy") Teacher = Ema.FrozenCopy(Student);
+        else if (init == "own")
+        {
+            // its own draw from the initialisers, after the student's
+            Teacher = Segmenter2D.Create(config);
+            foreach (var p in Teacher.parameters()) p.requires_grad_(false);
+        }
+        else throw new ArgumentException($"m3hl: teacher_init must be 'own' (the reference: a separately initialised network) or 'copy' (got '{init}')");
     }
 
     public string Name => "m3hl";
@@ -65,6 +81,24 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
             }
         int pairs = student.Count * teacher.Count;
         return (low! / pairs, high! / pairs);
+    }
+
+    /// <summary>The mutual mix (reference :313-314): x_u = u_a·M + l_a·(1−M), x_l = l_b·M + u_b·(1−M); masks (n, H, W).</summary>
+    public static (Tensor unlabeledMix, Tensor labeledMix) Mix(Tensor lA, Tensor lB, Tensor uA, Tensor uB, Tensor mask)
+    {
+        var m4 = mask.unsqueeze(1);
+        return (uA * m4 + lA * (1 - m4), lB * m4 + uB * (1 - m4));
+    }
+
+    /// <summary>The region-weighted loss of both mixed images (reference :319-320, BCP mix_loss): on x_u, u_a's
+    /// pseudo-labels inside M (weight <paramref name="uWeight"/>) and l_a's ground truth outside (1); on x_l, l_b's
+    /// ground truth inside M (1) and u_b's pseudo-labels outside (<paramref name="uWeight"/>). Returns (Dice, CE),
+    /// each summed over the two images.</summary>
+    public static (Tensor dice, Tensor ce) MixedLoss(Tensor logitsUnlabeledMix, Tensor logitsLabeledMix, Tensor yA, Tensor yB, Tensor plA, Tensor plB, Tensor mask, double uWeight)
+    {
+        var (ud, uc) = BidirectionalCopyPasteMethod.MixLoss(logitsUnlabeledMix, plA, yA, mask, uWeight, 1.0);
+        var (ld, lc) = BidirectionalCopyPasteMethod.MixLoss(logitsLabeledMix, yB, plB, mask, 1.0, uWeight);
+        return (ud + ld, uc + lc);
     }
 
     public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
@@ -99,16 +133,13 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
             tA = (highA, lowA); tB = (highB, lowB);
         }
         var mask = Masks(k, h, w, rng);
-        var m4 = mask.unsqueeze(1);
-        var xUnl = uA * m4 + lA * (1 - m4);
-        var xLab = lB * m4 + uB * (1 - m4);
+        var (xUnl, xLab) = Mix(lA, lB, uA, uB, mask);
         // two student passes, as the reference (BN statistics per mixed batch); each gives logits and features together
         var (lu, hu, fu) = Student.ForwardWithFeatures(xUnl);
         var (ll, hl, fl) = Student.ForwardWithFeatures(xLab);
-        var (ud, uc) = BidirectionalCopyPasteMethod.MixLoss(lu, plA, yA, mask, _uWeight, 1.0);
-        var (ld, lc) = BidirectionalCopyPasteMethod.MixLoss(ll, yB, plB, mask, 1.0, _uWeight);
+        var (dice, ce) = MixedLoss(lu, ll, yA, yB, plA, plB, mask, _uWeight);
         var (lowLoss, highLoss) = HighLowConsistency(new[] { (hu, fu), (hl, fl) }, new[] { tA, tB });
-        var seg = ((ud + ld) + (uc + lc)) / 2;
+        var seg = (dice + ce) / 2;
         var loss = seg + _hlWeight * (lowLoss + highLoss) / 2;
         return new MethodStep(loss, new Dictionary<string, Tensor> { ["seg"] = seg, ["low"] = lowLoss, ["high"] = highLoss });
     }

@@ -78,7 +78,8 @@ public sealed class Trainer
         TorchRuntime.Seed(_o.Seed);
         using var method = _data.CreateMethod(_o, settings, out string name);
         settings.EnsureAllUsed(name);
-        _data.CheckComposition(_o, method, name);
+        // the data checks the method's batches; meta-label methods switch off kinds that take one value on it (warnings)
+        var dataWarnings = _data.CheckComposition(_o, method, name);
         if (_o.InitEncoder is string init) LoadEncoder(init, (ISegmentationMethod)method);
         bool channelsLast = _o.ChannelsLast && !_data.Volumetric;
         if (channelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
@@ -105,6 +106,7 @@ public sealed class Trainer
             JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, JsonFormat.Options));
         Log(selfCheck);
         Log($"method {_data.DescribeMethod(_o, name)}; {_data.Summary()}");
+        foreach (var w in dataWarnings) Log(w);
         var summary = new RunSummary
         {
             Method = name, Network = _data.Volumetric ? _o.Network3D!.Describe() : Models.Segmenter2D.Name(_o.Network.Kind), Data = _data.Summary(),

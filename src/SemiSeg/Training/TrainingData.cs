@@ -54,7 +54,9 @@ public abstract class TrainingData
 
     /// <summary>The method, checked against the data before anything is drawn.</summary>
     internal abstract ITrainableMethod CreateMethod(TrainOptions o, MethodSettings settings, out string name);
-    internal abstract void CheckComposition(TrainOptions o, ITrainableMethod method, string name);
+    /// <summary>Checks that the data can fill the method's batches (and lets the method adapt to the data); returns
+    /// warnings for the log.</summary>
+    internal abstract IReadOnlyList<string> CheckComposition(TrainOptions o, ITrainableMethod method, string name);
     internal abstract IBatchSource OpenBatches(TrainOptions o, ITrainableMethod method, long start);
     internal abstract IInferer Validator(TrainOptions o, ITrainableMethod method);
     internal abstract CheckpointMeta Meta(TrainOptions o, string method);
@@ -80,20 +82,48 @@ public abstract class TrainingData
             var entry = MethodRegistry.Get(o.Method);
             name = entry.Name;
             _usesUnlabeled = entry.UsesUnlabeled;
-            if (UnlabeledBatch(o) > 0 && _d.Unlabeled.Count == 0)
-                throw new ArgumentException($"method '{entry.Name}' needs unlabeled data, but {_d.Name} has none");
             return entry.Create(o.Network, settings);
         }
 
         int UnlabeledBatch(TrainOptions o) => _usesUnlabeled ? o.BatchSize - o.LabeledBatchSize : 0;
 
-        internal override void CheckComposition(TrainOptions o, ITrainableMethod method, string name) { }
+        /// <summary>Every training slice, labeled ones first.</summary>
+        IReadOnlyList<SliceRef> TrainingSlices => _d.Labeled.Concat(_d.Unlabeled).ToList();
+
+        static ScanGroupedBatches? ScanGrouped(ITrainableMethod method) => (method as IMetaLabelBatches)?.ScanGrouped;
+
+        // meta-label methods check their kinds against all training slices (a kind with one value is switched off, by
+        // name in the returned warnings) before the optimizer sees their parameters, and may ask for scan-grouped
+        // batches over all training slices (Peng et al.'s pre-training), which need no unlabeled data
+        internal override IReadOnlyList<string> CheckComposition(TrainOptions o, ITrainableMethod method, string name)
+        {
+            var warnings = method is IMetaLabelBatches mlb ? mlb.FitToData(TrainingSlices.Select(s => s.Meta).ToList()) : Array.Empty<string>();
+            if (ScanGrouped(method) is null && UnlabeledBatch(o) > 0 && _d.Unlabeled.Count == 0)
+                throw new ArgumentException($"method '{name}' needs unlabeled data, but {_d.Name} has none");
+            return warnings;
+        }
+
+        /// <summary>The sampler and the lists its indices point into, with the log's description of the batches.</summary>
+        (IBatchSampler sampler, IReadOnlyList<SliceRef> labeled, IReadOnlyList<SliceRef> unlabeled, string text) Batches(TrainOptions o, ITrainableMethod method)
+        {
+            if (ScanGrouped(method) is { } g)
+            {
+                // every training slice, labeled or not, as an unlabeled item: the labels are not used
+                var all = TrainingSlices;
+                var grouped = new ScanGroupedBatchSampler(all.Select(s => s.Meta).ToList(), g.ScansPerBatch, g.Partitions, o.Seed);
+                return (grouped, Array.Empty<SliceRef>(), all,
+                    $"batch: {grouped.ScansPerBatch} of {grouped.ScanCount} scans x one slice per partition ({grouped.Partitions}), up to {grouped.MaxBatchSize} of all {all.Count} training slices (labels unused)");
+            }
+            int u = UnlabeledBatch(o);
+            return (new TwoStreamBatchSampler(_d.Labeled.Count, _d.Unlabeled.Count, o.LabeledBatchSize, u, o.Seed), _d.Labeled, _d.Unlabeled,
+                $"batch {o.BatchSize} ({o.LabeledBatchSize} labeled{(u > 0 ? $" + {u} unlabeled" : "")})");
+        }
 
         internal override IBatchSource OpenBatches(TrainOptions o, ITrainableMethod method, long start)
         {
-            var sampler = new TwoStreamBatchSampler(_d.Labeled.Count, _d.Unlabeled.Count, o.LabeledBatchSize, UnlabeledBatch(o), o.Seed);
+            var (sampler, labeled, unlabeled, _) = Batches(o, method);
             var aug = new SliceAugmenter(o.PatchHeight, o.PatchWidth, o.Augment, o.LinearImageResize);
-            return new SliceBatches(new BatchLoader(_d.Labeled, _d.Unlabeled, sampler, aug, _cache, o.Seed, start, o.Prefetch, o.LoaderWorkers), o.Network.InChannels, _cache);
+            return new SliceBatches(new BatchLoader(labeled, unlabeled, sampler, aug, _cache, o.Seed, start, o.Prefetch, o.LoaderWorkers), o.Network.InChannels, _cache);
         }
 
         internal override IInferer Validator(TrainOptions o, ITrainableMethod method) =>
@@ -108,8 +138,7 @@ public abstract class TrainingData
 
         internal override string DescribeBatches(TrainOptions o, ITrainableMethod method, long start)
         {
-            int u = UnlabeledBatch(o);
-            return $"batch {o.BatchSize} ({o.LabeledBatchSize} labeled{(u > 0 ? $" + {u} unlabeled" : "")}), patch {o.PatchHeight}x{o.PatchWidth}, " +
+            return $"{Batches(o, method).text}, patch {o.PatchHeight}x{o.PatchWidth}, " +
                    $"{o.MaxIterations} iterations, {o.Optimizer} lr {o.BaseLr} ({o.Schedule.ToString().ToLowerInvariant()}{(o.WarmupIterations > 0 ? $", warm-up {o.WarmupIterations}" : "")}){(o.Optimizer == OptimizerKind.Sgd ? $", momentum {o.Momentum}" : "")}, wd {o.WeightDecay}, seed {o.Seed}";
         }
 
@@ -149,10 +178,11 @@ public abstract class TrainingData
         }
 
         // the composition of every batch is known up front; check the data can fill it before the first step
-        internal override void CheckComposition(TrainOptions o, ITrainableMethod method, string name)
+        internal override IReadOnlyList<string> CheckComposition(TrainOptions o, ITrainableMethod method, string name)
         {
             if (_d.Unlabeled.Count == 0 && Composition(o, method, o.MaxIterations - 1).unlabeled > 0)
                 throw new ArgumentException($"method '{name}' needs unlabeled volumes, but {_d.Name} has none");
+            return Array.Empty<string>();
         }
 
         internal override IBatchSource OpenBatches(TrainOptions o, ITrainableMethod method, long start)

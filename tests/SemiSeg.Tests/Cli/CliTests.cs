@@ -126,9 +126,15 @@ public class CliTests
     {
         using var t = new TempDir();
         Assert.Equal(0, Run("phantom", "cardiac", "-o", t["d"]).code);
-        var (c1, o1, e1) = Run("pretrain", "--data", t["d"], "--output", t["pre"], "--iterations", "2", "--patch-size", "32", "--batch-size", "4", "--labeled-bs", "2", "-q");
+        var (c1, o1, e1) = Run("pretrain", "--data", t["d"], "--output", t["pre"], "--iterations", "2", "--patch-size", "32", "--param", "scans_per_batch=2", "-q");
         Assert.True(c1 == 0, e1);
         Assert.Contains("--init-encoder", o1);
+        // own data has no cardiac phase: the cycle kind would make every pair positive, so it is switched off by name;
+        // the batches are scans x partitions over all training slices
+        var log = File.ReadAllText(t["pre/train.log"]);
+        Assert.Contains("meta-label kind 'cycle' takes a single value", log);
+        Assert.Contains("batch: 2 of ", log);
+        Assert.Contains("x one slice per partition (3)", log);
         var (c2, _, e2) = Run("train", "--data", t["d"], "--method", "mean-teacher", "--init-encoder", t["pre/best.ckpt"], "--output", t["ft"],
             "--iterations", "2", "--patch-size", "32", "--batch-size", "4", "--labeled-bs", "2", "-q");
         Assert.True(c2 == 0, e2);

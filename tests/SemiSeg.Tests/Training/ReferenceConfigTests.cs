@@ -36,8 +36,18 @@ public class ReferenceConfigTests
             {
                 var entry = MethodRegistry.Get(o.Method);
                 using (var m = entry.Create(o.Network, settings)) settings.EnsureAllUsed(entry.Name);
-                Assert.True(o.MaxIterations >= 30000, f); // the references' full schedules, not the CPU table's
+                // the references' full schedules, not the CPU table's (the meta-label pre-training: 80 epochs x 200 batches)
+                Assert.True(o.MaxIterations >= (entry.Name == "meta-contrast" ? 16000 : 30000), f);
             }
+        }
+        var m3hl = TrainOptions.FromFile(Path.Combine(RepoRoot(), "configs", "acdc", "m3hl.yaml"));
+        Assert.Equal((LrSchedule.Constant, 30000L, 24, 12), (m3hl.Schedule, m3hl.MaxIterations, m3hl.BatchSize, m3hl.LabeledBatchSize));
+        var pre = TrainOptions.FromFile(Path.Combine(RepoRoot(), "configs", "acdc", "meta-label-pretrain.yaml"));
+        Assert.Equal((OptimizerKind.Radam, LrSchedule.Cosine, 2000L, 0.0), (pre.Optimizer, pre.Schedule, pre.WarmupIterations, pre.WeightDecay));
+        using (var meta = (MetaLabelContrastMethod)MethodRegistry.Get(pre.Method).Create(pre.Network, new MethodSettings(pre.MethodParams)))
+        {
+            Assert.Equal(new ScanGroupedBatches(10, 3), meta.ScanGrouped);
+            Assert.Equal(new[] { ("partition", 1.0), ("patient", 0.1), ("cycle", 0.1) }, meta.Kinds);
         }
         Assert.Contains(files, f => f.EndsWith(Path.Combine("la", "c3s3.yaml")));
         var la = TrainOptions.FromFile(Path.Combine(RepoRoot(), "configs", "la", "c3s3.yaml"));
