@@ -18,8 +18,7 @@ namespace SemiSeg.Tests.Methods;
 /// </summary>
 public class C3s3MnFidelityTests
 {
-    static JsonElement Load(string name) =>
-        JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "fidelity", name))).RootElement;
+    static JsonElement Load(string name) => FidelityFixture.Load(name);
 
     static Tensor Floats(JsonElement root, string key, ScalarType dtype)
     {
