@@ -5,7 +5,8 @@
 # Usage: bench/volume-table.sh LABELED [METHOD...]   env: DATA (default: a fresh `semiseg phantom la` in runs/la-phantom)
 #   NET (vnet) PATCH (48) DEPTH (32) ITERS (400) BS (4) LBS (2) THREADS OUT SEMISEG PARAMS TAG
 # Schedules written for the lineage's 6000 iterations are scaled to ITERS (UA-MT's ramp-up of 40 "epochs" of 150
-# iterations becomes 40·ITERS/6000; BCP's pre-training 2000 of 15000 becomes ITERS·2/15); M&N's warm-up is a fraction.
+# iterations becomes 40·ITERS/6000; BCP's pre-training 2000 of 15000 becomes ITERS·2/15; C3S3's ramp-up of 40 "epochs"
+# in its 2500 iterations becomes 40·ITERS/2500); M&N's warm-up is a fraction.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 labeled="$1"; shift
@@ -20,6 +21,7 @@ for m in "${methods[@]}"; do
     mean-teacher|ua-mt) p=(--param "rampup=$rampup");;
     cps) p=(--param "rampup=$(python3 -c "print(round(200*$iters/30000, 4))")");;
     bcp) p=(--param "pretrain_iterations=$pre");;
+    c3s3) p=(--param "rampup=$(python3 -c "print(round(40*$iters/2500, 4))")");;
     *) p=();;
   esac
   for kv in ${PARAMS:-}; do p+=(--param "$kv"); done

@@ -65,3 +65,11 @@ public static class SharedData
         return null;
     }
 }
+
+/// <summary>The fidelity fixtures (Fixtures/fidelity/*.json): inputs and expected values our Python transcriptions of
+/// the references' code wrote with python3-torch.</summary>
+public static class FidelityFixture
+{
+    public static System.Text.Json.JsonElement Load(string name) =>
+        System.Text.Json.JsonDocument.Parse(File.ReadAllText(System.IO.Path.Combine(AppContext.BaseDirectory, "Fixtures", "fidelity", name))).RootElement;
+}

@@ -21,6 +21,9 @@ public sealed record CheckpointMeta
     public int PatchHeight { get; init; }
     public int PatchWidth { get; init; }
     public bool LinearImageResize { get; init; }
+    /// <summary>When the inference network is a <see cref="SoftmaxEnsemble"/> (C3S3 predicts with both networks):
+    /// its members' kinds, from which it is rebuilt; null for a single network.</summary>
+    public string[]? Ensemble { get; init; }
     public string[] ClassNames { get; init; } = Array.Empty<string>();
     /// <summary>Iterations completed when this checkpoint was written.</summary>
     public long Iteration { get; init; }
@@ -96,6 +99,12 @@ public static class CheckpointFile
             if (!Enum.IsDefined(n.Kind)) return $"2D network kind {(int)n.Kind}";
             if (!Patch(m.PatchHeight) || !Patch(m.PatchWidth)) return $"patch {m.PatchHeight}x{m.PatchWidth} (each side must be a multiple of 16, 16..8192)";
         }
+        if (m.Ensemble is { } members)
+        {
+            bool fits(string k) => SoftmaxEnsemble.IsKnownKind(k) && (k is "net3d" or "resnet34-3d") == (m.Network3D is not null);
+            if (members.Length < 2 || members.Length > 8 || members.Any(k => !fits(k)))
+                return $"ensemble [{string.Join(",", members)}] (expected 2..8 {(m.Network3D is null ? "2D network names" : "of net3d, resnet34-3d")})";
+        }
         if (m.Iteration < 0) return $"iteration {m.Iteration}";
         if (m.Checksum is not (null or "sha256")) return $"checksum kind '{m.Checksum}' (expected sha256)";
         return null;
@@ -143,18 +152,22 @@ public static class CheckpointFile
     /// <see cref="ForeignCheckpoint"/>; <paramref name="inputSize"/> applies to those only).</summary>
     public static (Segmenter2D net, CheckpointMeta meta) LoadNetwork(string path, int[]? inputSize = null)
     {
-        if (ReadMeta(path, out _).Network3D is { } n3)
+        var head = ReadMeta(path, out _);
+        if (head.Network3D is { } n3)
             throw new InvalidDataException($"checkpoint '{path}' holds a 3D network ({n3.Describe()}); it predicts volumes with a sliding window, not slice by slice");
+        if (head.Ensemble is { } members)
+            throw new InvalidDataException($"checkpoint '{path}' holds an ensemble ({string.Join(" + ", members)}), not a single 2D network");
         var (net, meta) = LoadAnyNetwork(path, inputSize);
         return ((Segmenter2D)net, meta);
     }
 
     /// <summary>The inference network a checkpoint's metadata describes, freshly initialised.</summary>
     public static nn.Module<Tensor, Tensor> CreateNetwork(CheckpointMeta meta) =>
-        meta.Network3D is { } n3 ? n3.Create(meta.Network.InChannels, meta.Network.NumClasses) : Segmenter2D.Create(meta.Network);
+        meta.Ensemble is { } members ? SoftmaxEnsemble.Create(members, meta.Network, meta.Network3D)
+        : meta.Network3D is { } n3 ? n3.Create(meta.Network.InChannels, meta.Network.NumClasses) : Segmenter2D.Create(meta.Network);
 
-    /// <summary>Rebuilds the inference network, 2D or 3D, from a checkpoint alone (or a PyTorch state dict, see
-    /// <see cref="ForeignCheckpoint"/>; <paramref name="inputSize"/> applies to those only).</summary>
+    /// <summary>Rebuilds the inference network, 2D or 3D, single or an ensemble, from a checkpoint alone (or a PyTorch
+    /// state dict, see <see cref="ForeignCheckpoint"/>; <paramref name="inputSize"/> applies to those only).</summary>
     public static (nn.Module<Tensor, Tensor> net, CheckpointMeta meta) LoadAnyNetwork(string path, int[]? inputSize = null)
     {
         if (ForeignCheckpoint.Recognise(path)) return ForeignCheckpoint.Load(path, inputSize);
@@ -179,13 +192,14 @@ public static class CheckpointFile
 
     /// <summary>The checkpoint's network with the inference it was trained for: slice-wise at the training patch for a
     /// 2D network, sliding window over the training patch (strides <paramref name="stride"/>, default half the patch)
-    /// for a 3D one (a PyTorch state dict's input size is <paramref name="inputSize"/>, see <see cref="ForeignCheckpoint"/>).
-    /// The inferer owns the network.</summary>
+    /// for a 3D one (a PyTorch state dict's input size is <paramref name="inputSize"/>, see <see cref="ForeignCheckpoint"/>);
+    /// a checkpoint holding an ensemble (<see cref="CheckpointMeta.Ensemble"/>) predicts with all its members' averaged
+    /// softmax either way. The inferer owns the network.</summary>
     public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, (int d, int h, int w)? stride = null, bool largestComponent = false, int[]? inputSize = null)
     {
         var (net, meta) = LoadAnyNetwork(path, inputSize);
-        IInferer inferer = net is Segmenter2D net2
-            ? new SliceWiseInferer(net2, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, largestComponent, ownsNetwork: true)
+        IInferer inferer = meta.Network3D is null
+            ? new SliceWiseInferer(net, meta.Network.NumClasses, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, largestComponent, ownsNetwork: true)
             : new SlidingWindowInferer(net, meta.Network.NumClasses, (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth), stride, largestComponent, ownsNetwork: true);
         return (inferer, meta);
     }

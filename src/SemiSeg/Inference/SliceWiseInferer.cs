@@ -7,11 +7,14 @@ namespace SemiSeg.Inference;
 
 /// <summary>
 /// Slice-wise 2D inference of a volume as SSL4MIS test_single_volume does it: each slice is resized to the training
-/// size (nearest by default), the network predicts, argmax, and the label map is resized back (nearest).
+/// size (nearest by default), the network predicts, argmax, and the label map is resized back (nearest). The network
+/// is any 2D one taking (N, 1, H, W) slices: a <see cref="Segmenter2D"/>, or the <see cref="SoftmaxEnsemble"/> of a
+/// method that predicts with several networks (C3S3).
 /// </summary>
 public sealed class SliceWiseInferer : IInferer
 {
-    readonly Segmenter2D _net;
+    readonly nn.Module<Tensor, Tensor> _net;
+    readonly string _name;
     readonly int _patchH, _patchW;
     readonly bool _linear, _largestComponent, _ownsNetwork;
 
@@ -19,11 +22,21 @@ public sealed class SliceWiseInferer : IInferer
     /// component in the whole volume (UA-MT/BCP's getLargestCC, the LA protocol's nms=1; 8-connected for one image).</param>
     /// <param name="ownsNetwork">dispose the network with the inferer.</param>
     public SliceWiseInferer(Segmenter2D net, int patchH, int patchW, bool linearImageResize = false, bool largestComponent = false, bool ownsNetwork = false)
+        : this(net, net.Config.NumClasses, patchH, patchW, linearImageResize, largestComponent, ownsNetwork) { }
+
+    /// <param name="net">a 2D network or ensemble with <paramref name="numClasses"/> outputs.</param>
+    public SliceWiseInferer(nn.Module<Tensor, Tensor> net, int numClasses, int patchH, int patchW, bool linearImageResize = false, bool largestComponent = false, bool ownsNetwork = false)
     {
-        _net = net; _patchH = patchH; _patchW = patchW; _linear = linearImageResize; _largestComponent = largestComponent; _ownsNetwork = ownsNetwork;
+        _net = net; NumClasses = numClasses; _patchH = patchH; _patchW = patchW; _linear = linearImageResize; _largestComponent = largestComponent; _ownsNetwork = ownsNetwork;
+        _name = net switch
+        {
+            Segmenter2D s => Segmenter2D.Name(s.Config.Kind),
+            SoftmaxEnsemble e => $"ensemble ({string.Join(" + ", e.Kinds)})",
+            _ => net.GetName(),
+        };
     }
 
-    public int NumClasses => _net.Config.NumClasses;
+    public int NumClasses { get; }
 
     public byte[] Predict(Volume volume)
     {
@@ -31,7 +44,7 @@ public sealed class SliceWiseInferer : IInferer
         return _largestComponent ? KeepLargestComponent(pred, volume, NumClasses) : pred;
     }
 
-    public string Describe() => $"slice-wise {Segmenter2D.Name(_net.Config.Kind)} at {_patchH}x{_patchW}{(_largestComponent ? ", largest component" : "")}";
+    public string Describe() => $"slice-wise {_name} at {_patchH}x{_patchW}{(_largestComponent ? ", largest component" : "")}";
 
     public void Dispose() { if (_ownsNetwork) _net.Dispose(); }
 
@@ -39,7 +52,8 @@ public sealed class SliceWiseInferer : IInferer
     public static byte[] KeepLargestComponent(byte[] pred, Volume vol, int numClasses) =>
         Geometry.ConnectedComponents.LargestComponent(pred, vol.Depth, vol.Height, vol.Width, numClasses, perSlice: false);
 
-    public static byte[] PredictVolume(Segmenter2D net, Volume vol, int patchH, int patchW, bool linearImageResize = false, int sliceBatch = 16)
+    /// <summary>The label map of <paramref name="vol"/> from any 2D network taking (N, 1, H, W) slices.</summary>
+    public static byte[] PredictVolume(nn.Module<Tensor, Tensor> net, Volume vol, int patchH, int patchW, bool linearImageResize = false, int sliceBatch = 16)
     {
         var result = new byte[vol.Image.Length];
         bool wasTraining = net.training;
@@ -58,7 +72,7 @@ public sealed class SliceWiseInferer : IInferer
                     Array.Copy(r, 0, buf, k * patchH * patchW, r.Length);
                 }
                 using var scope = NewDisposeScope();
-                var x = tensor(buf, new long[] { n, net.Config.InChannels, patchH, patchW });
+                var x = tensor(buf, new long[] { n, 1, patchH, patchW }); // a volume's slice is one channel
                 var pred = net.forward(x).argmax(1).to_type(ScalarType.Byte);
                 var arr = pred.data<byte>().ToArray();
                 for (int k = 0; k < n; k++)

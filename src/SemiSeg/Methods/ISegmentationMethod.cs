@@ -42,6 +42,15 @@ public interface ITrainableMethod : IDisposable
     void Train(bool on) { foreach (var m in StatefulModules) m.train(on); }
 }
 
+/// <summary>A method whose reference restarts the learning-rate schedule when its second stage begins (M&amp;N's cosine
+/// restart at the switch to unlabeled data): the trainer runs the schedule over [0, restart) and again over
+/// [restart, max).</summary>
+public interface IRestartsSchedule
+{
+    /// <summary>The first iteration of the restarted schedule; 0 or less: no restart.</summary>
+    long ScheduleRestart(long maxIterations);
+}
+
 /// <summary>A method whose second stage starts from its first stage's best (validation-selected) checkpoint, optimizer
 /// state included, as BCP's self-training loads the pre-training's best model and optimizer. The 2D trainer keeps that
 /// checkpoint (stage1-best.ckpt) and restores it just before iteration <see cref="StageTwoStart"/>.</summary>

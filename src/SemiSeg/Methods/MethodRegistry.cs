@@ -60,7 +60,7 @@ public static class MethodRegistry
             "EMA teacher; student features augmented toward the teacher's per-class statistics (light memory) through the closed-form upper bound of the expected cross-entropy (ISDA-style logit offsets), on labeled and confident pseudo-labeled pixels; params consistency, rampup, ema_decay, lambda, conf_thresh, memory_momentum, pixels_per_class",
             true, (c, s) => new TransferableSemanticAugmentationMethod(c, s)),
         new Entry("c3s3", "He et al., C3S3: complementary competition and contrastive selection for semi-supervised medical image segmentation (ICME 2025); Y-TARL/C3S3",
-            "UNet and ResNet-encoder UNet on two views; the one with the lower labeled loss teaches the other with sharpened predictions; view cosine consistency; contrast on pixels both call foreground or both background; params alpha, sharpen_temp, consistency, rampup, contrast_temp, contrast_weight, anchors",
+            "UNet and ResNet-encoder UNet on two views; the one with the lower labeled loss teaches the other with sharpened predictions; view cosine consistency; per-pixel contrast over the networks' foreground intersection and union; both averaged at inference; params alpha, sharpen_temp, consistency, rampup, contrast_temp, contrast_weight, view_weight, second_view, inference, form (former: anchors)",
             true, (c, s) => new ComplementaryCompetitionMethod(c, s)),
         new Entry("medl", "He et al., Mutual evidential deep learning for semi-supervised medical image segmentation (arXiv 2505.12418)",
             "UNet and ResNet-encoder UNet with Dirichlet evidence; class-aware Dempster fusion gives pseudo-labels; Fisher-weighted evidential loss moving from reliable to unreliable pixels; uncertainty curriculum on labeled pixels; params consistency, rampup, kl_weight, gamma, reliability_momentum, evidence (exp|softplus)",
@@ -84,8 +84,11 @@ public static class MethodRegistry
             "labeled 3D copy-paste pre-training, then EMA-teacher pseudo-labels (largest 3D component) mixed both ways with labeled cubes; params pretrain_iterations, u_weight, ema_decay",
             c => new VolumeCopyPasteMethod(c)),
         new VolumeVariant("mn", "Yeung et al., M&N: semi-supervised 3D medical segmentation from 2D natural-image pretrained model (MLMI 2025)",
-            "a 2D UNet run slice-wise and a 3D network co-trained on each other's soft predictions after a labeled-only warm-up, unlabeled share of each batch growing linearly; params warmup_fraction, init_2d (a SemiSeg 2D checkpoint, or a PyTorch state dict of the 2D encoder such as torchvision's ImageNet ResNet), network_2d (unet, resunet, resnet18-unet, resnet34-unet), kl_weight",
+            "a 2D UNet run slice-wise and a 3D network co-trained on each other's soft predictions (eval-mode, detached) after a labeled-only warm-up, unlabeled share of each batch growing linearly as the restarted learning rate decays; params warmup_fraction, init_2d (a SemiSeg 2D checkpoint, or a PyTorch state dict of the 2D encoder such as torchvision's ImageNet ResNet), network_2d (unet, resunet, resnet18-unet, resnet34-unet), kl_weight, eval_targets, lr_restart",
             c => new TwoDimToThreeDimCoTrainingMethod(c)),
+        new VolumeVariant("c3s3", "He et al., C3S3: complementary competition and contrastive selection (ICME 2025), Y-TARL/C3S3 train_LA.py",
+            "a VNet and a 3D ResNet-34 network: the better on the labeled loss teaches the other its sharpened unlabeled softmax, view consistency and outcome-driven contrast in both, both averaged at inference; params alpha, sharpen_temp, consistency, rampup, contrast_temp, contrast_weight, view_weight, inference",
+            c => new VolumeComplementaryCompetitionMethod(c)),
     };
 
     /// <summary>Every method name, with its 2D and 3D variants.</summary>

@@ -83,7 +83,11 @@ public sealed class VNet : Module<Tensor, Tensor>
 
     public int NumClasses { get; }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => ForwardWithFeatures(x).logits;
+
+    /// <summary>The logits and the last decoder map before the output dropout (block_nine's output, where C3S3's
+    /// projector reads).</summary>
+    public (Tensor logits, Tensor features) ForwardWithFeatures(Tensor x)
     {
         using var scope = NewDisposeScope();
         var skips = new Tensor[5];
@@ -96,8 +100,10 @@ public sealed class VNet : Module<Tensor, Tensor>
         h = skips[4];
         if (dropout) h = functional.dropout3d(h, 0.5, training);
         for (int i = 0; i < 4; i++) h = dec[i].forward(up[i].forward(h) + skips[3 - i]);
+        var features = h;
         if (dropout) h = functional.dropout3d(h, 0.5, training);
-        return NarrowOutputs.Forward(outConv, h, padding: 0).MoveToOuterDisposeScope();
+        var logits = NarrowOutputs.Forward(outConv, h, padding: 0);
+        return (logits.MoveToOuterDisposeScope(), features.MoveToOuterDisposeScope());
     }
 }
 

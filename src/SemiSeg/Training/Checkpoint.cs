@@ -19,7 +19,7 @@ public static class Checkpoint
 {
     public static void Save(string path, CheckpointMeta meta, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper? optimizer)
     {
-        meta = meta with { HasTrainingState = optimizer != null };
+        meta = meta with { HasTrainingState = optimizer != null, Ensemble = (method.InferenceModule as SoftmaxEnsemble)?.Kinds };
         foreach (var m in optimizer != null ? method.StatefulModules : new[] { method.InferenceModule }) NumericGuard.EnsureFiniteWeights(m, path);
         AtomicFile.Write(path, s =>
         {

@@ -79,14 +79,23 @@ public sealed record TrainOptions
     public static LrSchedule DefaultSchedule(bool given, string? method, LrSchedule current) =>
         !given && string.Equals(method, "bcp", StringComparison.OrdinalIgnoreCase) ? LrSchedule.Constant : current;
 
-    public double LearningRateAt(long iteration)
+    /// <summary>The rate of <paramref name="iteration"/>. With <paramref name="restartAt"/> in (0, MaxIterations) the
+    /// schedule runs twice: over [0, restartAt) and again from the base rate over [restartAt, MaxIterations) (a method
+    /// whose stages each have their own schedule, <see cref="Methods.IRestartsSchedule"/>); the warm-up only at the start.</summary>
+    public double LearningRateAt(long iteration, long restartAt = 0)
     {
-        double t = (double)iteration / MaxIterations;
+        long it = iteration, span = MaxIterations;
+        if (restartAt > 0 && restartAt < MaxIterations)
+        {
+            if (iteration < restartAt) span = restartAt;
+            else { it = iteration - restartAt; span = MaxIterations - restartAt; }
+        }
+        double t = (double)it / span;
         double lr = Schedule switch
         {
             LrSchedule.Poly => BaseLr * Math.Pow(1.0 - t, 0.9),
             LrSchedule.Cosine => BaseLr * 0.5 * (1 + Math.Cos(Math.PI * t)),
-            LrSchedule.Step => BaseLr * Math.Pow(0.1, iteration / Math.Max(1, StepSize)),
+            LrSchedule.Step => BaseLr * Math.Pow(0.1, it / Math.Max(1, StepSize)),
             _ => BaseLr,
         };
         return iteration < WarmupIterations ? lr * (iteration + 1) / WarmupIterations : lr;

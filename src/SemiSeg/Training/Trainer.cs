@@ -143,7 +143,7 @@ public sealed class Trainer
                 }
                 else Log("stage 2 starts from the last stage-1 iterate (no stage-1 validation)");
             }
-            double lr = _o.LearningRateAt(it);
+            double lr = _o.LearningRateAt(it, (method as IRestartsSchedule)?.ScheduleRestart(_o.MaxIterations) ?? 0);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             var batch = loader.Next();
             var ctx = new TrainingContext(it, _o.MaxIterations, lr) { Meta = batch.Meta };

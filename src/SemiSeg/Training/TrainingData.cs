@@ -130,7 +130,9 @@ public abstract class TrainingData
         }
 
         internal override IInferer Validator(TrainOptions o, ITrainableMethod method) =>
-            new SliceWiseInferer(((ISegmentationMethod)method).InferenceNetwork, o.PatchHeight, o.PatchWidth, o.LinearImageResize);
+            // the module the method predicts with: its network, or C3S3's ensemble of both networks
+            new SliceWiseInferer((nn.Module<Tensor, Tensor>)method.InferenceModule, ((ISegmentationMethod)method).InferenceNetwork.Config.NumClasses,
+                o.PatchHeight, o.PatchWidth, o.LinearImageResize);
 
         internal override CheckpointMeta Meta(TrainOptions o, string method) => new()
         {

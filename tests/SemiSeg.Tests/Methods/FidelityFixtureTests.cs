@@ -12,8 +12,7 @@ namespace SemiSeg.Tests.Methods;
 /// </summary>
 public class FidelityFixtureTests
 {
-    static JsonElement Load(string name) =>
-        JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "fidelity", name))).RootElement;
+    static JsonElement Load(string name) => FidelityFixture.Load(name);
 
     static long[] Shape(JsonElement e) => e.GetProperty("shape").EnumerateArray().Select(v => v.GetInt64()).ToArray();
     static Tensor Floats(JsonElement root, string key)

@@ -56,7 +56,7 @@ public class MetaLabelContrastTests
     {
         // Fixtures/fidelity/meta_contrast_losses.py: contrast_loss2.py SupConLoss1 / SelfPacedSupConLoss and
         // weighted_average_iter on fixed projections of a 4-scan x 3-partition batch, in float64
-        var f = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "fidelity", "meta_contrast.json"))).RootElement;
+        var f = FidelityFixture.Load("meta_contrast.json");
         double t = f.GetProperty("temperature").GetDouble();
         var plain = new List<Tensor>(); var paced = new List<Tensor>(); var importance = new List<double>();
         foreach (var kind in f.GetProperty("kinds").EnumerateArray().Select(k => k.GetString()!))

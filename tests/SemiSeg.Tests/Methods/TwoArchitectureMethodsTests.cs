@@ -47,14 +47,19 @@ public class TwoArchitectureMethodsTests
     public void C3s3TrainsBothNetworksAndTheBetterOneTeaches()
     {
         torch.manual_seed(2);
-        using var m = new ComplementaryCompetitionMethod(new UNetConfig(), new MethodSettings(new Dictionary<string, string> { ["rampup"] = "0" }));
-        var step = m.Step(rand(4, 1, 32, 32), Labels(2, 32), 2, new TrainingContext(10, 100, 0.01));
-        bool aTeaches = step.Terms["a_teaches"].item<float>() == 1f;
-        Assert.Equal(step.Terms["comp_a"].item<float>() <= step.Terms["comp_b"].item<float>(), aTeaches);
-        Assert.True(step.Terms["dcc"].item<float>() > 0 && step.Terms["cos"].item<float>() > 0);
-        step.Loss.backward();
-        Assert.True(m.NetA.parameters().First().grad!.abs().sum().item<float>() > 0);
-        Assert.True(m.NetB.parameters().First().grad!.abs().sum().item<float>() > 0);
+        foreach (var form in new[] { "reference", "former" })
+        {
+            using var m = new ComplementaryCompetitionMethod(new UNetConfig(), MethodSettings.Parse(new[] { "rampup=0", $"form={form}" }));
+            var step = m.Step(rand(4, 1, 32, 32), Labels(2, 32), 2, new TrainingContext(10, 100, 0.01));
+            bool aTeaches = step.Terms["a_teaches"].item<float>() == 1f;
+            if (form == "reference") Assert.Equal(step.Terms["sel_a"].item<float>() < step.Terms["sel_b"].item<float>(), aTeaches);
+            else Assert.Equal(step.Terms["comp_a"].item<float>() <= step.Terms["comp_b"].item<float>(), aTeaches);
+            Assert.True(step.Terms["dcc"].item<float>() > 0 && step.Terms[form == "reference" ? "cos_a" : "cos"].item<float>() > 0 && step.Terms["odcl"].item<float>() > 0);
+            step.Loss.backward();
+            Assert.True(m.NetA.parameters().First().grad!.abs().sum().item<float>() > 0);
+            Assert.True(m.NetB.parameters().First().grad!.abs().sum().item<float>() > 0);
+            Assert.True(m.ProjA.parameters().First().grad!.abs().sum().item<float>() > 0);
+        }
     }
 
     [Fact]

@@ -17,6 +17,58 @@ public class TrainerVolumeTests
     };
 
     [Fact]
+    public void C3s3In3DTrainsAVNetAndAResNet34AndValidatesTheirEnsemble()
+    {
+        using var t = new TempDir();
+        AtriumPhantom.WriteLa(t["la"], train: 4, test: 1, depth: 16, size: 32);
+        var la = LeftAtriumDataset.Load(t["la"], labeled: 2);
+        var r = new Trainer(Options(t["run"], "c3s3", 2) with { ValidateEvery = 2 }, la with { Val = la.Test }).Run();
+        Assert.True(double.IsFinite(r.BestDice) && r.BestDice >= 0);
+        var (net, meta) = CheckpointFile.LoadAnyNetwork(r.BestCheckpoint);
+        using (net)
+        {
+            var e = Assert.IsType<SoftmaxEnsemble>(net);
+            Assert.Equal(new[] { "net3d", "resnet34-3d" }, meta.Ensemble);
+            Assert.IsType<VNet>(e.Members[0]);
+            Assert.IsType<ResNet34Net3D>(e.Members[1]);
+        }
+        var log = File.ReadAllText(Path.Combine(t["run"], "train.log"));
+        Assert.Contains("odcl", log);
+        // resumes with both networks and projectors
+        var r2 = new Trainer(Options(t["run"], "c3s3", 3) with { ValidateEvery = 2, Resume = true }, la with { Val = la.Test }).Run();
+        Assert.Equal(3, r2.Iterations);
+    }
+
+    [Fact]
+    public void ResNet34Net3DHasTheReferencesStagesAndShapes()
+    {
+        torch.manual_seed(4);
+        using var net = new ResNet34Net3D(1, 2, 16, dropout: true);
+        // 5-D weights: the 7×7×7 stem, two per basic block of resnet34's 3/4/6/3, the 4 strided projection shortcuts, the 4
+        // transposed convolutions up, the decoder's 3/3/2/1 convolutions and the output convolution
+        var convs = net.named_parameters().Count(p => p.parameter.dim() == 5);
+        Assert.Equal(1 + 2 * (3 + 4 + 6 + 3) + 4 + 4 + (3 + 3 + 2 + 1) + 1, convs);
+        var (logits, features) = net.ForwardWithFeatures(torch.randn(new long[] { 1, 1, 16, 32, 32 }));
+        Assert.Equal(new long[] { 1, 2, 16, 32, 32 }, logits.shape);
+        Assert.Equal(new long[] { 1, 16, 16, 32, 32 }, features.shape);
+    }
+
+    [Fact]
+    public void MnRestartsTheLearningRateAtTheStageSwitchInTraining()
+    {
+        using var t = new TempDir();
+        AtriumPhantom.WriteLa(t["la"], train: 3, test: 1, depth: 16, size: 32);
+        var la = LeftAtriumDataset.Load(t["la"], labeled: 2);
+        var o = Options(t["run"], "mn", 8) with { Schedule = LrSchedule.Cosine, BaseLr = 0.01, MethodParams = new() { ["warmup_fraction"] = "0.5" } };
+        new Trainer(o, la).Run();
+        var lrs = File.ReadAllLines(Path.Combine(t["run"], "train.log")).Where(l => l.Contains(" it ")).Select(l =>
+            double.Parse(System.Text.RegularExpressions.Regex.Match(l, @" lr (\S+) ").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(8, lrs.Length);
+        Assert.Equal(0.01, lrs[0], 6); Assert.Equal(0.01, lrs[4], 6); // iteration 4 starts stage 2 at the base rate again
+        Assert.True(lrs[3] < 0.002 && lrs[7] < 0.002);
+    }
+
+    [Fact]
     public void PhantomRoundTripsThroughTheLaLayout()
     {
         using var t = new TempDir();
