@@ -174,14 +174,19 @@ public static class MetaImage
         {
             Spacing = h.Spacing.Length == 2 ? new[] { 1.0, h.Spacing[1], h.Spacing[0] } : new[] { h.Spacing[2], h.Spacing[1], h.Spacing[0] },
             Affine = Affine(h),
+            SpacingSource = "MetaImage header (ElementSpacing; 1 where absent, as ITK reads it)",
         };
         return vol;
     }
 
     /// <summary>A label map; values must be whole numbers in 0..255.</summary>
-    public static (byte[] label, int D, int H, int W) ReadLabel(string path)
+    public static (byte[] label, int D, int H, int W) ReadLabel(string path) => ReadLabel(path, out _);
+
+    /// <summary>A label map with the voxel-to-world matrix its header states (RAS, as <see cref="Volume.Affine"/>).</summary>
+    public static (byte[] label, int D, int H, int W) ReadLabel(string path, out double[] affine)
     {
         var h = ReadHeader(path);
+        affine = Affine(h);
         if (h.Channels != 1) throw new InvalidDataException($"MetaImage label '{path}': has {h.Channels} channels, a label map needs 1");
         var v = ReadValues(path, h);
         var lab = new byte[v.Length];

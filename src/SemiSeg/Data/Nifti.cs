@@ -194,8 +194,7 @@ public static class Nifti
     public static Volume ReadImage(string path, string? name = null)
     {
         var h = ReadHeader(path);
-        double slope = h.SclSlope == 0 || float.IsNaN(h.SclSlope) ? 1 : h.SclSlope;
-        double inter = float.IsNaN(h.SclInter) ? 0 : h.SclInter;
+        var (slope, inter) = Scaling(h);
         var img = new float[CheckDeclaredSize(path, h)];
         int bpv = BytesPer(h.DataType, path);
         ReadVoxels(path, h, (bytes, first) =>
@@ -212,36 +211,70 @@ public static class Nifti
         return vol;
     }
 
-    /// <summary>Reads a label map: integer values 0..255 (non-integers or values outside that range are an error).</summary>
+    /// <summary>
+    /// scl_slope / scl_inter as the NIfTI-1 standard gives them: the stored value x means slope·x + inter when
+    /// scl_slope is non-zero; a zero (or non-finite) slope means no scaling at all, the intercept included (nibabel
+    /// reads it the same way).
+    /// </summary>
+    public static (double slope, double inter) Scaling(Header h) =>
+        h.SclSlope == 0 || !float.IsFinite(h.SclSlope) ? (1, 0) : (h.SclSlope, float.IsFinite(h.SclInter) ? h.SclInter : 0);
+
+    /// <summary>How far a scaled label value may lie from a whole number and still be read as that class: the slope
+    /// and intercept are float32, so slope·x + inter carries a relative error of ~6e-8 (1/85 · 170 = 2 - 6e-8, the
+    /// case of a uint8 mask stored as label·85); for values up to 255 that is below 2e-5, and no probability map or
+    /// resampled (interpolated) mask comes that close to integers by chance.</summary>
+    public const double LabelTolerance = 1e-4;
+
+    /// <summary>Reads a label map: the stored values scaled by scl_slope/scl_inter (<see cref="Scaling"/>), which must
+    /// then be whole numbers in 0..255 (to <see cref="LabelTolerance"/>); anything else is an error naming the voxel.</summary>
     public static byte[] ReadLabel(string path, out Header header)
     {
         var h = ReadHeader(path);
         header = h;
+        var (slope, inter) = Scaling(h);
+        bool scaled = slope != 1 || inter != 0;
         var lab = new byte[CheckDeclaredSize(path, h)];
         int bpv = BytesPer(h.DataType, path);
         ReadVoxels(path, h, (bytes, first) =>
         {
             for (int k = 0; k * bpv < bytes.Length; k++)
             {
-                double x = Decode(bytes.Slice(k * bpv, bpv), h.DataType, h.BigEndian);
-                if (!(x >= 0 && x <= 255 && x == Math.Floor(x)))
-                    throw new InvalidDataException($"NIfTI label file '{path}': voxel {first + k} has value {x}; labels must be integers in 0..255");
-                lab[first + k] = (byte)x;
+                double stored = Decode(bytes.Slice(k * bpv, bpv), h.DataType, h.BigEndian);
+                double x = stored * slope + inter, r = Math.Round(x);
+                if (!(r >= 0 && r <= 255 && Math.Abs(x - r) <= LabelTolerance))
+                    throw new InvalidDataException($"NIfTI label file '{path}': voxel {first + k} has value {x.ToString(System.Globalization.CultureInfo.InvariantCulture)}" +
+                        (scaled ? $" (stored {stored} x scl_slope {slope} + scl_inter {inter})" : "") + "; labels must be integers in 0..255");
+                lab[first + k] = (byte)r;
             }
         });
         return lab;
     }
 
-    static void ApplyGeometry(Volume vol, Header h)
+    /// <summary>The voxel (i=x, j=y, k=z) to world matrix the header states: the sform when its code is set, else the
+    /// qform, else null (the file states no orientation, only pixdim).</summary>
+    public static double[]? AffineOf(Header h)
+    {
+        var (sz, sy, sx) = SpacingOf(h);
+        if (h.SformCode > 0)
+            return new double[] { h.SrowX[0], h.SrowX[1], h.SrowX[2], h.SrowX[3], h.SrowY[0], h.SrowY[1], h.SrowY[2], h.SrowY[3], h.SrowZ[0], h.SrowZ[1], h.SrowZ[2], h.SrowZ[3], 0, 0, 0, 1 };
+        if (h.QformCode > 0)
+            return QuaternToAffine(h.QuaternB, h.QuaternC, h.QuaternD, h.QoffsetX, h.QoffsetY, h.QoffsetZ, sx, sy, sz, h.PixDim[0] < 0 ? -1 : 1);
+        return null;
+    }
+
+    static (double z, double y, double x) SpacingOf(Header h)
     {
         double sx = Math.Abs(h.PixDim[1]), sy = h.Dim[0] >= 2 ? Math.Abs(h.PixDim[2]) : 1, sz = h.Dim[0] >= 3 ? Math.Abs(h.PixDim[3]) : 1;
         if (sx == 0) sx = 1; if (sy == 0) sy = 1; if (sz == 0) sz = 1;
+        return (sz, sy, sx);
+    }
+
+    static void ApplyGeometry(Volume vol, Header h)
+    {
+        var (sz, sy, sx) = SpacingOf(h);
         vol.Spacing = new[] { sz, sy, sx };
-        if (h.SformCode > 0)
-            vol.Affine = new double[] { h.SrowX[0], h.SrowX[1], h.SrowX[2], h.SrowX[3], h.SrowY[0], h.SrowY[1], h.SrowY[2], h.SrowY[3], h.SrowZ[0], h.SrowZ[1], h.SrowZ[2], h.SrowZ[3], 0, 0, 0, 1 };
-        else if (h.QformCode > 0)
-            vol.Affine = QuaternToAffine(h.QuaternB, h.QuaternC, h.QuaternD, h.QoffsetX, h.QoffsetY, h.QoffsetZ, sx, sy, sz, h.PixDim[0] < 0 ? -1 : 1);
-        else vol.Affine = null;
+        vol.SpacingSource = "NIfTI header (pixdim)";
+        vol.Affine = AffineOf(h);
     }
 
     /// <summary>nifti_quatern_to_mat44 of the specification.</summary>

@@ -50,7 +50,7 @@ public static class CardiacPhantom
         // min-max to [0, 1] per volume, as the ACDC preprocessing does
         float mn = img.Min(), mx = img.Max();
         for (int i = 0; i < img.Length; i++) img[i] = (img[i] - mn) / (mx - mn);
-        return new Volume(name, depth, size, size, img, lab) { Spacing = new[] { 10.0, 1.5, 1.5 } };
+        return new Volume(name, depth, size, size, img, lab) { Spacing = new[] { 10.0, 1.5, 1.5 }, SpacingSource = "the phantom's stated voxel size" };
     }
 
     /// <summary>A standard normal draw (Box–Muller), shared by the phantoms.</summary>

@@ -27,6 +27,9 @@ public sealed class Volume
     public byte[]? Label { get; set; }
     /// <summary>(z, y, x) voxel size in mm.</summary>
     public double[] Spacing { get; set; }
+    /// <summary>Where <see cref="Spacing"/> came from ("NIfTI header (pixdim)", "MetaImage header (ElementSpacing)");
+    /// null when the file states no voxel size (HDF5, PNG) and Spacing is only the 1 mm placeholder.</summary>
+    public string? SpacingSource { get; set; }
     /// <summary>Row-major 4x4 voxel (i=x, j=y, k=z) to world matrix; null means "diagonal of spacing".</summary>
     public double[]? Affine { get; set; }
     public int SliceSize => Height * Width;

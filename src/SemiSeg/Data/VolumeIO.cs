@@ -103,8 +103,27 @@ public static class VolumeIO
         else throw new InvalidDataException($"image '{source}': {vol.Depth} planes that differ cannot be read as one grey image (expected equal planes, or 3 / 4 colour planes)");
         return new Volume(vol.Name, 1, vol.Height, vol.Width, grey, vol.Label is null ? null : vol.Label.AsSpan(0, n).ToArray())
         {
-            Spacing = new[] { 1.0, vol.Spacing[1], vol.Spacing[2] },
+            Spacing = new[] { 1.0, vol.Spacing[1], vol.Spacing[2] }, SpacingSource = vol.SpacingSource,
         };
+    }
+
+    /// <summary>A label map with its shape and, where the file states one (NIfTI sform/qform, MetaImage), its voxel
+    /// (i=x, j=y, k=z) to world matrix; null for HDF5, PNG and a NIfTI file with neither code set.</summary>
+    public static (byte[] label, int D, int H, int W, double[]? affine) ReadLabelWithAffine(string labelPath)
+    {
+        if (!File.Exists(labelPath)) throw new FileNotFoundException($"label file '{labelPath}' does not exist", labelPath);
+        switch (FormatOf(labelPath))
+        {
+            case "nifti":
+                var lab = Nifti.ReadLabel(labelPath, out var hdr);
+                return (lab, hdr.Nz, hdr.Ny, hdr.Nx, Nifti.AffineOf(hdr));
+            case "metaimage":
+                var (m, d, h, w) = MetaImage.ReadLabel(labelPath, out var affine);
+                return (m, d, h, w, affine);
+            default:
+                var (l, d2, h2, w2) = ReadLabel(labelPath);
+                return (l, d2, h2, w2, null);
+        }
     }
 
     /// <summary>Reads a label map (class indices) from NIfTI, PNG or HDF5 (dataset <c>label</c>) with its shape.</summary>
