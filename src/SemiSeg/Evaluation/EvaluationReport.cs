@@ -27,6 +27,11 @@ public sealed class EvaluationReport
     /// <summary>Clinical measurements beside the overlap metrics (head circumference, angle of progression), written
     /// into metrics.json under "measurements" by name.</summary>
     public Dictionary<string, object> Measurements { get; } = new(StringComparer.Ordinal);
+    /// <summary>Cases that could not be scored (a missing or unreadable mask, another voxel grid), with the reason;
+    /// the means are over the scored cases only.</summary>
+    public IReadOnlyList<EvaluationFailure> Failures { get; init; } = Array.Empty<EvaluationFailure>();
+    /// <summary>Things the user should know about the numbers (--spacing overriding a file's spacing).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = Array.Empty<string>();
 
     static (double mean, double std, int n) Stats(IEnumerable<double> values)
     {
@@ -91,14 +96,30 @@ public sealed class EvaluationReport
             cases = Cases.Count,
             mean = SummaryJson(Mean(), N),
             classes = Summary().Select(s => SummaryJson(s, N)).ToArray(),
-            per_case = Cases.Select(k => new
+            per_case = Cases.Select(k =>
             {
-                @case = k.Case,
-                classes = k.Classes.Select((m, c) => new { @class = c + 1 < ClassNames.Count ? ClassNames[c + 1] : $"class{c + 1}", dice = N(m.Dice), jaccard = N(m.Jaccard), hd95 = N(m.Hd95), asd = N(m.Asd), empty = m.Empty.ToString() }).ToArray(),
+                var o = JsonSerializer.SerializeToNode(new
+                {
+                    @case = k.Case,
+                    classes = k.Classes.Select((m, c) => new { @class = c + 1 < ClassNames.Count ? ClassNames[c + 1] : $"class{c + 1}", dice = N(m.Dice), jaccard = N(m.Jaccard), hd95 = N(m.Hd95), asd = N(m.Asd), empty = m.Empty.ToString() }).ToArray(),
+                })!.AsObject();
+                if (k.Spacing is not null) { o["spacing_mm_zyx"] = JsonSerializer.SerializeToNode(k.Spacing); o["spacing_source"] = k.SpacingSource; }
+                if (k.Prediction is not null) o["prediction"] = k.Prediction;
+                if (k.Geometry is not null) o["geometry"] = k.Geometry;
+                return o;
             }).ToArray(),
         };
         var json = JsonSerializer.SerializeToNode(doc)!.AsObject();
-        if (Mode != MetricMode.Medpy && SpacingSource is not null) json.Insert(json.IndexOf("distance_units") + 1, "spacing", SpacingSource);
+        if (Mode == MetricMode.Medpy) json.Insert(json.IndexOf("distance_units") + 1, "spacing", "not used: medpy mode measures distances in voxels");
+        else if (SpacingSource is not null) json.Insert(json.IndexOf("distance_units") + 1, "spacing", SpacingSource);
+        else
+        {
+            var sources = Cases.Select(k => k.SpacingSource).Where(x => x is not null).Distinct().ToList();
+            if (sources.Count > 0) json.Insert(json.IndexOf("distance_units") + 1, "spacing", "per case (spacing_mm_zyx): " + string.Join("; ", sources));
+        }
+        if (Failures.Count > 0)
+            json.Insert(json.IndexOf("cases") + 1, "failed", JsonSerializer.SerializeToNode(Failures.Select(f => new { @case = f.Case, file = f.File, reason = f.Reason }).ToArray()));
+        if (Warnings.Count > 0) json["warnings"] = JsonSerializer.SerializeToNode(Warnings);
         if (Measurements.Count > 0) json["measurements"] = JsonSerializer.SerializeToNode(Measurements);
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }

@@ -29,7 +29,20 @@ public enum EmptyStatus { None, PredictionEmpty, ReferenceEmpty, BothEmpty }
 
 public sealed record ClassMetrics(double Dice, double Jaccard, double Hd95, double Asd, EmptyStatus Empty);
 
-public sealed record CaseMetrics(string Case, IReadOnlyList<ClassMetrics> Classes);
+public sealed record CaseMetrics(string Case, IReadOnlyList<ClassMetrics> Classes)
+{
+    /// <summary>The spacing (z, y, x, mm) distances were measured with; null in medpy mode (voxels).</summary>
+    public double[]? Spacing { get; init; }
+    /// <summary>Where <see cref="Spacing"/> came from: "--spacing", the file's header, the dataset's table.</summary>
+    public string? SpacingSource { get; init; }
+    /// <summary>The mask file scored (predictions from files).</summary>
+    public string? Prediction { get; init; }
+    /// <summary>How the mask's voxel grid was matched to the reference's (predictions from files).</summary>
+    public string? Geometry { get; init; }
+}
+
+/// <summary>A case that could not be scored, with the file and the reason.</summary>
+public sealed record EvaluationFailure(string Case, string? File, string Reason);
 
 public static class SegmentationMetrics
 {
