@@ -45,7 +45,10 @@ internal static class MetricOptions
         DefaultValueFactory = _ => EmptyPolicy.Exclude,
     };
 
-    public static Option<string?> Spacing() => new("--spacing") { Description = "Voxel spacing z,y,x in mm for --mode spacing when the files carry none (HDF5)" };
+    public static Option<string?> Spacing() => new("--spacing")
+    {
+        Description = "Voxel spacing z,y,x in mm for --mode spacing. Without it each case's spacing comes from its file's header (NIfTI pixdim, MetaImage ElementSpacing) or the dataset's pixel-size table, and files that state none (HDF5, PNG) are refused; with it, it is used for every case, with a warning where a file states another. An error with --mode medpy (voxel units). metrics.json records each case's spacing and its source",
+    };
 
     public static Option<string?> Stride() => new("--stride") { Description = "3D networks: sliding-window strides d,h,w in voxels (default: half the patch; the LA lineage tests with 4,18,18)" };
 

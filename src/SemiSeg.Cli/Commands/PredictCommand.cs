@@ -1,6 +1,7 @@
 using SemiSeg.Inference;
 using System.CommandLine;
 using SemiSeg.Data;
+using SemiSeg.Evaluation;
 using SemiSeg.Runtime;
 using SemiSeg.Training;
 
@@ -21,7 +22,8 @@ internal static class PredictCommand
         format.AcceptOnlyFromAmong("auto", "nifti", "mha", "png");
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
         var lcc = new Option<bool>("--largest-component") { Description = "Keep only each class's largest connected component per volume (3D, 26-connected; 8-connected for single images)" };
-        foreach (var o in new Option[] { ckpt, input, output, format, threads, lcc, inputSize }) cmd.Add(o);
+        var overlays = new Option<bool>("--overlays") { Description = "Also write a PNG picture of each prediction (image | prediction, class legend) into OUTPUT/overlays/NAME.png; a volume is shown by its slice with the most predicted foreground" };
+        foreach (var o in new Option[] { ckpt, input, output, format, threads, lcc, inputSize, overlays }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
@@ -40,14 +42,25 @@ internal static class PredictCommand
             var outDir = r.GetValue(output)!;
             var names = OutputNames(files, f => r.GetValue(format) switch { "auto" => Png.IsPngPath(f) ? "png" : MetaImage.IsMetaImagePath(f) ? "mha" : "nifti", var x => x! }, outDir);
             int written = 0;
+            var pictures = r.GetValue(overlays) ? new OverlaySet(meta.ClassNames.Length == inferer.NumClasses ? meta.ClassNames : DefaultClassNames(inferer.NumClasses)) : null;
             foreach (var f in files)
             {
                 FinalizerGuard.SafePoint();
                 var vol = VolumeIO.Read(f, null);
                 var pred = inferer.Predict(vol);
                 written += Write(vol, pred, names[f], files);
+                if (pictures is not null)
+                {
+                    // named as its mask, less the _pred suffix and extension (and _slice000 of a multi-plane PNG's masks)
+                    var stem = Path.GetFileName(names[f][0]);
+                    stem = stem[..stem.LastIndexOf("_pred", StringComparison.Ordinal)];
+                    if (names[f].Length > 1) stem = stem[..^"_slice000".Length];
+                    pictures.Add(stem, vol, null, pred);
+                    pictures.WriteOne(outDir, stem);
+                }
             }
-            Console.WriteLine($"predicted {files.Count} image(s) with {r.GetValue(ckpt)}; wrote {written} mask file(s) to {outDir}");
+            Console.WriteLine($"predicted {files.Count} image(s) with {r.GetValue(ckpt)}; wrote {written} mask file(s) to {outDir}" +
+                (pictures is null ? "" : $" and {files.Count} picture(s) to {Path.Combine(outDir, "overlays")}"));
             return 0;
         });
         return cmd;
@@ -111,4 +124,6 @@ internal static class PredictCommand
         }
         return vol.Depth;
     }
+
+    static IReadOnlyList<string> DefaultClassNames(int numClasses) => new[] { "background" }.Concat(Enumerable.Range(1, numClasses - 1).Select(c => $"class {c}")).ToList();
 }

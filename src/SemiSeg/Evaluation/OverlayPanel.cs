@@ -1,3 +1,4 @@
+using SemiSeg.Data;
 using SkiaSharp;
 
 namespace SemiSeg.Evaluation;
@@ -45,7 +46,8 @@ public static class OverlayPanel
             int x0 = pad + p * (pw + pad), y0 = titleH + captionH;
             canvas.DrawText(caption, x0, titleH + 14, SKTextAlign.Left, small, text);
             using var img = mask is null ? gray.Copy() : Blend(gray, mask, height, width);
-            canvas.DrawBitmap(img, new SKRect(x0, y0, x0 + pw, y0 + ph), new SKPaint { FilterQuality = SKFilterQuality.None });
+            using var nearest = new SKPaint { FilterQuality = SKFilterQuality.None };
+            canvas.DrawBitmap(img, new SKRect(x0, y0, x0 + pw, y0 + ph), nearest);
         }
         // legend: the classes present in either mask
         var present = new SortedSet<int>(prediction.Concat(truth ?? Array.Empty<byte>()).Where(v => v > 0).Select(v => (int)v));
@@ -122,5 +124,77 @@ public static class OverlayPanel
                 bmp.SetPixel(x, y, edge ? col : new SKColor((byte)(0.65 * g.Red + 0.35 * col.Red), (byte)(0.65 * g.Green + 0.35 * col.Green), (byte)(0.65 * g.Blue + 0.35 * col.Blue)));
             }
         return bmp;
+    }
+}
+
+/// <summary>
+/// The pictures of an evaluation or a prediction run, kept small while the cases are scored: for each case only the
+/// slice it is shown by (<see cref="OverlayPanel.ShowSlice"/>: the most ground-truth foreground, or predicted
+/// foreground without ground truth), so a test set of large volumes costs a few slices of memory. Panels go to
+/// FOLDER/overlays/ as PNG, each written atomically.
+/// </summary>
+public sealed class OverlaySet
+{
+    sealed record Shown(float[] Image, byte[]? Truth, byte[] Prediction, int Height, int Width, int Z, int Depth);
+
+    readonly Dictionary<string, Shown> _cases = new(StringComparer.Ordinal);
+    readonly IReadOnlyList<string> _classNames;
+
+    public OverlaySet(IReadOnlyList<string> classNames) => _classNames = classNames;
+
+    /// <summary>Keeps the slice case <paramref name="name"/> is shown by; <paramref name="truth"/> null without ground truth.</summary>
+    public void Add(string name, Volume vol, byte[]? truth, byte[] prediction)
+    {
+        int n = vol.SliceSize, z = OverlayPanel.ShowSlice(truth, prediction, vol.Depth, n);
+        lock (_cases)
+            _cases[name] = new Shown(vol.SliceImage(z), truth?.AsSpan(z * n, n).ToArray(), prediction.AsSpan(z * n, n).ToArray(), vol.Height, vol.Width, z, vol.Depth);
+    }
+
+    byte[] Render(string name, string title)
+    {
+        var s = _cases[name];
+        var where = s.Depth > 1 ? $", slice z={s.Z} of {s.Depth}" : "";
+        return OverlayPanel.Render(s.Image, s.Height, s.Width, s.Truth, s.Prediction, _classNames, title + where);
+    }
+
+    static void Save(string path, byte[] png) => AtomicFile.Write(path, f => f.Write(png));
+
+    /// <summary>
+    /// Panels of the best, median and worst scored cases by mean foreground Dice (<see cref="OverlayPanel.PickCases"/>)
+    /// as DIR/overlays/{best,median,worst}_CASE.png; earlier pictures of that kind in the folder are removed, so the
+    /// folder (and the HTML report that shows it) holds this evaluation's only. Returns the files written.
+    /// </summary>
+    public IReadOnlyList<string> WriteBestMedianWorst(string directory, EvaluationReport report)
+    {
+        var dice = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var k in report.Cases.Where(k => _cases.ContainsKey(k.Case)))
+        {
+            var v = k.Classes.Select(m => m.Dice).Where(d => !double.IsNaN(d)).ToArray();
+            dice[k.Case] = v.Length == 0 ? double.NaN : v.Average();
+        }
+        var dir = Path.Combine(directory, "overlays");
+        Directory.CreateDirectory(dir);
+        var written = new List<string>();
+        foreach (var (label, name, d) in OverlayPanel.PickCases(dice))
+        {
+            var path = Path.Combine(dir, $"{label}_{name}.png");
+            Save(path, Render(name, $"{label}: {name}, mean Dice {d.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)}"));
+            written.Add(path);
+        }
+        foreach (var old in Directory.GetFiles(dir, "*.png"))
+            if (!written.Contains(old) && new[] { "best_", "median_", "worst_" }.Any(p => Path.GetFileName(old).StartsWith(p, StringComparison.Ordinal)))
+                File.Delete(old);
+        return written;
+    }
+
+    /// <summary>Writes the panel of one case (image | prediction, or with ground truth) to DIR/overlays/CASE.png.</summary>
+    public string WriteOne(string directory, string name)
+    {
+        var dir = Path.Combine(directory, "overlays");
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, name + ".png");
+        Save(path, Render(name, name));
+        lock (_cases) _cases.Remove(name);
+        return path;
     }
 }

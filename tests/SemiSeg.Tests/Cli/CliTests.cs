@@ -164,14 +164,26 @@ public class CliTests
         Assert.True(c2b == 0, e2b);
         Assert.Equal(File.ReadAllText(t["eval/metrics.csv"]), File.ReadAllText(t["eval2/metrics.csv"]));
         var (c2c, _, e2c) = Run("evaluate", "--data", t["data"], "--predictions", t["run"]);
-        Assert.Equal(2, c2c);
+        Assert.Equal(1, c2c); // every case listed as failed, none scored
         Assert.Contains("no prediction for case", e2c);
+        Assert.Contains("error: 2 of 2 case(s) could not be scored", e2c);
         var (c2d, _, _) = Run("evaluate", "--data", t["data"]);
         Assert.NotEqual(0, c2d); // neither --checkpoint nor --predictions
-        var (c3, _, e3) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["data/imagesTs"], "--output", t["pred"]);
+        var (c3, _, e3) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["data/imagesTs"], "--output", t["pred"], "--overlays");
         Assert.True(c3 == 0, e3);
         var preds = Directory.GetFiles(t["pred"]);
         Assert.Equal(2, preds.Length);
+        // --overlays: one picture per input (image | prediction) of its slice with the most predicted foreground
+        foreach (var mask in preds)
+        {
+            var stem = Path.GetFileName(mask)[..^"_pred.nii.gz".Length];
+            var img = StbImageSharp.ImageResult.FromMemory(File.ReadAllBytes(t[$"pred/overlays/{stem}.png"]), StbImageSharp.ColorComponents.RedGreenBlue);
+            Assert.Equal((8 + 2 * (32 * 8 + 8), 28 + 20 + 32 * 8 + 26 + 8), (img.Width, img.Height));
+            var lab = Nifti.ReadLabel(mask, out _);
+            int z = SemiSeg.Evaluation.OverlayPanel.ShowSlice(null, lab, 3, 32 * 32);
+            EvaluateOverlaysCliTests.AssertPanelShows(img, 1, lab.AsSpan(z * 1024, 1024).ToArray(), 32, 32);
+            EvaluateOverlaysCliTests.AssertPanelShows(img, 0, new byte[1024], 32, 32); // the plain image: grey
+        }
         var p = Nifti.ReadLabel(preds[0], out var hdr);
         Assert.Equal((3, 32, 32), (hdr.Nz, hdr.Ny, hdr.Nx));
         Assert.Equal(10f, hdr.PixDim[3]); // spacing kept from the input

@@ -67,7 +67,8 @@ public class HtmlReportTests
             var (c, _, e) = CliTests.Run("train", "--data", t["data"], "--labeled", "2", "--method", m, "--output", t[Path.Combine("runs", m)], "--iterations", "20",
                 "--patch-size", "32", "--batch-size", "4", "--labeled-bs", "2", "--val-every", "10", "--log-every", "5", "--threads", "1", "--workers", "1", "-q");
             Assert.True(c == 0, e);
-            (c, _, e) = CliTests.Run("evaluate", "--data", t["data"], "--labeled", "2", "--checkpoint", t[Path.Combine("runs", m, "best.ckpt")], "--threads", "1");
+            (c, _, e) = CliTests.Run(new[] { "evaluate", "--data", t["data"], "--labeled", "2", "--checkpoint", t[Path.Combine("runs", m, "best.ckpt")], "--threads", "1" }
+                .Concat(m == "supervised" ? new[] { "--overlays" } : Array.Empty<string>()).ToArray());
             Assert.True(c == 0, e);
         }
         var (code, stdout, stderr) = CliTests.Run("report", t["runs"], "--html", t["report.html"], "--curves");
@@ -87,6 +88,12 @@ public class HtmlReportTests
         Assert.Equal(2, Get("tableRows"));            // supervised (baseline) and mean-teacher
         Assert.Contains("<td>(baseline)</td>", dom);
         Assert.True(Get("width") <= 1400, "the page overflows the window horizontally");
+        // the supervised run's evaluate --overlays pictures (best, median, worst) are on the page and decoded by the browser
+        var overlays = Directory.GetFiles(t[Path.Combine("runs", "supervised", "eval-test", "overlays")], "*.png");
+        Assert.InRange(overlays.Length, 1, 3);
+        Assert.Equal(overlays.Length, Get("imagesTotal"));
+        Assert.Equal(overlays.Length, Get("images"));
+        Assert.Contains("alt=\"best_", html);
 
         var shot = t["shot.png"];
         RunChromium(chromium!, "--window-size=1400,1800", $"--screenshot={shot}", new Uri(t["report.html"]).AbsoluteUri);
