@@ -309,10 +309,20 @@ public class CliTests
             "--schedule", "step", "--quiet");
         Assert.True(c1 == 0, e1);
         Assert.Contains("best.ckpt holds the last weights", o1);
-        var (c2, o2, e2) = Run("evaluate", "--data", t["la"], "--checkpoint", t["run/best.ckpt"], "--largest-component", "--stride", "16,32,32", "--save-predictions");
+        var (c2, o2, e2) = Run("evaluate", "--data", t["la"], "--checkpoint", t["run/best.ckpt"], "--largest-component", "--stride", "16,32,32", "--save-predictions", "--overlays");
         Assert.True(c2 == 0, e2);
         Assert.Contains("left atrium", o2);
         Assert.Equal(6, Directory.GetFiles(t["run/eval-test/predictions"]).Length);
+        // --overlays on volumes: best (and median, worst where they are other cases) as three-panel PNGs
+        var overlays = Directory.GetFiles(t["run/eval-test/overlays"]);
+        Assert.InRange(overlays.Length, 1, 3);
+        Assert.Contains(overlays, f => Path.GetFileName(f).StartsWith("best_", StringComparison.Ordinal));
+        foreach (var f in overlays)
+        {
+            var img = StbImageSharp.ImageResult.FromMemory(File.ReadAllBytes(f), StbImageSharp.ColorComponents.RedGreenBlue);
+            Assert.Equal(0, (img.Width - 8) % 3);                  // three equal panels with their padding
+            Assert.True(img.Height > 28 + 20 + 26 + 8 + 200, $"{f}: {img.Width}x{img.Height}"); // panels drawn at >= 256 px wide
+        }
         var (c3, o3, e3) = Run("predict", "--checkpoint", t["run/best.ckpt"], "--input", t["run/eval-test/predictions"], "--output", t["pred"]);
         Assert.True(c3 == 0, e3);
         Assert.Contains("wrote 6 mask file(s)", o3);
