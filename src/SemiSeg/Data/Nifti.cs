@@ -7,7 +7,8 @@ namespace SemiSeg.Data;
 /// <summary>
 /// NIfTI-1 single-file (.nii, .nii.gz) reader and writer, written against the NIfTI-1 specification
 /// (nifti1.h): 348-byte header, "n+1" magic, data at vox_offset, either byte order on read, scl_slope/scl_inter
-/// applied to images, affine from sform (preferred), then qform (quaternion), then pixdim.
+/// applied to images and label maps (a label must be a whole number after scaling), affine from sform (preferred),
+/// then qform (quaternion), then pixdim.
 /// Arrays map to (z, y, x) with x fastest, exactly the NIfTI storage order, so no transposition is needed.
 /// </summary>
 public static class Nifti
