@@ -104,6 +104,7 @@ public sealed class Trainer
         using var log = new StreamWriter(Path.Combine(_o.OutputDir, "train.log"), append: true) { AutoFlush = true };
         void Log(string line) { log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] {line}"); _monitor.OnMessage(line); }
         var tensorBoard = _o.TensorBoard ? new TensorBoardLog(_o.OutputDir) : null;
+        using var iterations = new IterationLog(_o.OutputDir);
 
         if (_o.Resume && File.Exists(LastPath))
         {
@@ -181,6 +182,7 @@ public sealed class Trainer
                     TimeSpan.FromSeconds((_o.MaxIterations - done) / Math.Max(itPerSec, 1e-9)), waitFrac, terms));
                 log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] it {done} loss {loss:F4} " + string.Join(" ", terms.Select(t => $"{t.Key} {t.Value:F4}")) +
                               $"{_data.DescribeBatch(batch)} lr {lr:G4} {itPerSec:F2} it/s data-wait {100 * waitFrac:F1}%");
+                iterations.Append(new IterationRecord(done, loss, lr, terms, itPerSec, waitFrac, IterationLog.Now()));
                 tensorBoard?.Training(done, new[] { ("loss", loss), ("lr", lr) }.Concat(terms.Select(t => (t.Key, t.Value))));
             }
             bool last = done == _o.MaxIterations;
