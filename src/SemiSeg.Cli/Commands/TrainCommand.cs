@@ -42,6 +42,7 @@ internal static class TrainCommand
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Only print the final summary" };
         var param = new Option<string[]>("--param", "-p") { Description = "Method hyper-parameter key=value (repeatable); see `semiseg methods`", AllowMultipleArgumentsPerToken = false };
         var config = new Option<string?>("--config") { Description = "Configuration file (JSON, e.g. a run's config.json, or YAML) with the same snake_case keys; options given here override it" };
+        var noTensorBoard = new Option<bool>("--no-tensorboard") { Description = "Do not write TensorBoard event files (RUN/tensorboard/: losses, lr, validation metrics and pictures)" };
         var contiguous = new Option<bool>("--no-channels-last") { Description = "Keep NCHW memory order (channels_last is faster and numerically the same)" };
         var initEncoder = new Option<string?>("--init-encoder") { Description = "Start the 2D network's encoder(s) from this checkpoint's network (e.g. best.ckpt of `semiseg pretrain`) or from a PyTorch state dict of the encoder (e.g. torchvision's ImageNet resnet34 for --network resnet34-unet; see README)" };
         var initFrom = new Option<string?>("--init-from") { Description = "Start every network of the method with the file's architecture from its weights: a SemiSeg checkpoint, or a PyTorch state dict (.pt/.pth/.safetensors) under the reference's parameter names (an SSL4MIS UNet or UA-MT VNet checkpoint, or `semiseg export` output)" };
@@ -50,7 +51,7 @@ internal static class TrainCommand
         var patchDepth = new Option<int>("--patch-depth") { Description = "3D networks: patch depth in slices, multiple of 16 (the LA lineage's 112x112x80 is --patch-size 112 --patch-depth 80)", DefaultValueFactory = _ => 80 };
         var stride = MetricOptions.Stride();
         var stepSize = new Option<long>("--step-size") { Description = "--schedule step: lr·0.1^(it // N) (the LA lineage: 2500)", DefaultValueFactory = _ => 2500 };
-        var options = new List<Option> { output, iterations, patch, lr, schedule, optimizer, warmup, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, config };
+        var options = new List<Option> { output, iterations, patch, lr, schedule, optimizer, warmup, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, noTensorBoard, config };
         if (!pretrain) options.AddRange(new Option[] { batch, labeledBs, method, valEvery, initEncoder, initFrom, network, patchDepth, stride, stepSize });
         foreach (var o in options) cmd.Add(o);
         cmd.SetAction(r =>
@@ -76,6 +77,7 @@ internal static class TrainCommand
                 LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
                 Augment = Given(noAug) ? !r.GetValue(noAug) : b.Augment, LinearImageResize = V(linear, b.LinearImageResize), Resume = r.GetValue(resume),
                 MethodParams = methodParams, ChannelsLast = Given(contiguous) ? !r.GetValue(contiguous) : b.ChannelsLast,
+                TensorBoard = Given(noTensorBoard) ? !r.GetValue(noTensorBoard) : b.TensorBoard,
                 Network = b.Network with
                 {
                     NumClasses = numClasses, Up = V(up, b.Network.Up),
@@ -146,7 +148,11 @@ internal static class TrainCommand
         });
         try
         {
-            return ConsoleMonitor.Run(o.MaxIterations, quiet, m => run(m, cts.Token));
+            // curves.png beside the run, redrawn as it trains and once more at the end (Reporting.CurvesPng)
+            var curves = new Reporting.CurvesPng(o.OutputDir);
+            var result = ConsoleMonitor.Run(o.MaxIterations, quiet, m => run(ITrainingMonitor.Both(m, curves), cts.Token));
+            curves.Draw();
+            return result;
         }
         finally { Console.CancelKeyPress -= onCancel; }
     }

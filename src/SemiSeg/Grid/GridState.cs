@@ -76,11 +76,14 @@ public static class GridState
     static readonly Regex IterationLine = new(@"\] it (?<it>\d+) ", RegexOptions.Compiled);
     static readonly Regex OtherIteration = new(@"(?:at iteration|stopped after|finished) (?<it>\d+)", RegexOptions.Compiled);
 
-    /// <summary>The last iteration train.log mentions, for a progress column (display only; nothing depends on it).</summary>
+    /// <summary>The last iteration the run logged (iterations.jsonl, or train.log's text for older runs and for the
+    /// lines that file does not hold: resumed, stopped, finished), for a progress column (display only; nothing
+    /// depends on it).</summary>
     public static long? LastLoggedIteration(GridRun run)
     {
+        long? fromData = Training.IterationLog.Read(run.Folder) is { Count: > 0 } records ? records[^1].Iteration : null;
         var log = Path.Combine(run.Folder, "train.log");
-        if (!File.Exists(log)) return null;
+        if (!File.Exists(log)) return fromData;
         long? last = null;
         foreach (var line in File.ReadLines(log))
         {
@@ -88,7 +91,7 @@ public static class GridState
             if (!m.Success) m = OtherIteration.Match(line);
             if (m.Success) last = long.Parse(m.Groups["it"].Value, CultureInfo.InvariantCulture);
         }
-        return last;
+        return last is null ? fromData : fromData is null ? last : Math.Max(last.Value, fromData.Value);
     }
 
     /// <summary>Mean foreground Dice of the run's evaluation (metrics.json's "mean_dice" or "dice"), if it has one.</summary>

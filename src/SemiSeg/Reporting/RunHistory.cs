@@ -1,11 +1,12 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using SemiSeg.Training;
 
 namespace SemiSeg.Reporting;
 
 /// <summary>A run's course: the loss terms and learning rate of every logged iteration, and every validation's mean
-/// and per-class Dice, read from its train.log (the "it N name value ... lr X" lines the trainer writes every
-/// --log-every iterations) and validation.csv.</summary>
+/// and per-class Dice, read from its iterations.jsonl (<see cref="IterationLog"/>; for runs older than that file, the
+/// "it N name value ... lr X" lines of train.log) and validation.csv.</summary>
 public sealed class RunHistory
 {
     /// <summary>Series by name ("loss", each loss term, "lr"): (iteration, value) in order.</summary>
@@ -27,7 +28,14 @@ public sealed class RunHistory
     {
         var training = new Dictionary<string, List<(long, double)>>(StringComparer.Ordinal);
         var log = Path.Combine(runFolder, "train.log");
-        if (File.Exists(log))
+        if (File.Exists(Path.Combine(runFolder, IterationLog.FileName)))
+            foreach (var r in IterationLog.Read(runFolder))
+                foreach (var (name, v) in new[] { ("loss", r.Loss) }.Concat(r.Terms.Select(t => (t.Key, t.Value))).Append(("lr", r.LearningRate)))
+                {
+                    if (!training.TryGetValue(name, out var series)) training[name] = series = new();
+                    series.Add((r.Iteration, v));
+                }
+        else if (File.Exists(log))
             foreach (var line in File.ReadLines(log))
             {
                 // a resumed run logs the iterations after its checkpoint again: keep the latest values

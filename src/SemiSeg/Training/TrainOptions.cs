@@ -55,6 +55,9 @@ public sealed record TrainOptions
     public Dictionary<string, string> MethodParams { get; init; } = new();
     /// <summary>Run the network in channels_last (NHWC) memory order: same values, faster oneDNN kernels.</summary>
     public bool ChannelsLast { get; init; } = true;
+    /// <summary>Write TensorBoard event files in RUN/tensorboard/ (losses, each term, lr, validation metrics and
+    /// pictures), as SSL4MIS does; see <see cref="TensorBoardLog"/>.</summary>
+    public bool TensorBoard { get; init; } = true;
     /// <summary>2D: the UNet. 3D: the class count and input channels (and, for M&amp;N, the slice-wise 2D UNet).</summary>
     public UNetConfig Network { get; init; } = new();
     /// <summary>The 3D network; null trains 2D slices. With it the run trains on (PatchDepth, PatchHeight, PatchWidth)

@@ -22,6 +22,16 @@ public interface ITrainingMonitor
     void OnMessage(string message) { }
     void OnIteration(IterationInfo info) { }
     void OnValidation(ValidationInfo info) { }
+
+    /// <summary>Both monitors, in order (e.g. the CLI's progress bar and the run's curves.png).</summary>
+    static ITrainingMonitor Both(ITrainingMonitor first, ITrainingMonitor second) => new Pair(first, second);
+
+    sealed class Pair(ITrainingMonitor a, ITrainingMonitor b) : ITrainingMonitor
+    {
+        public void OnMessage(string message) { a.OnMessage(message); b.OnMessage(message); }
+        public void OnIteration(IterationInfo info) { a.OnIteration(info); b.OnIteration(info); }
+        public void OnValidation(ValidationInfo info) { a.OnValidation(info); b.OnValidation(info); }
+    }
 }
 
 public sealed record TrainingResult(long Iterations, double BestDice, long BestIteration, string BestCheckpoint, string LastCheckpoint, double SecondsPerIteration, bool Interrupted);
@@ -93,6 +103,8 @@ public sealed class Trainer
         string stageOnePath = Path.Combine(_o.OutputDir, "stage1-best.ckpt");
         using var log = new StreamWriter(Path.Combine(_o.OutputDir, "train.log"), append: true) { AutoFlush = true };
         void Log(string line) { log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] {line}"); _monitor.OnMessage(line); }
+        var tensorBoard = _o.TensorBoard ? new TensorBoardLog(_o.OutputDir) : null;
+        using var iterations = new IterationLog(_o.OutputDir);
 
         if (_o.Resume && File.Exists(LastPath))
         {
@@ -170,16 +182,29 @@ public sealed class Trainer
                     TimeSpan.FromSeconds((_o.MaxIterations - done) / Math.Max(itPerSec, 1e-9)), waitFrac, terms));
                 log.WriteLine($"[{DateTime.Now:yyyy-MM-dd HH:mm:ss}] it {done} loss {loss:F4} " + string.Join(" ", terms.Select(t => $"{t.Key} {t.Value:F4}")) +
                               $"{_data.DescribeBatch(batch)} lr {lr:G4} {itPerSec:F2} it/s data-wait {100 * waitFrac:F1}%");
+                iterations.Append(new IterationRecord(done, loss, lr, terms, itPerSec, waitFrac, IterationLog.Now()));
+                tensorBoard?.Training(done, new[] { ("loss", loss), ("lr", lr) }.Concat(terms.Select(t => (t.Key, t.Value))));
             }
             bool last = done == _o.MaxIterations;
             if (_data.Val.Count > 0 && (done % _o.ValidateEvery == 0 || last))
             {
-                var report = Evaluator.Evaluate(validator, _data.Val, _data.ClassNames, MetricMode.Medpy, EmptyPolicy.Exclude, load: loader.Get);
+                var pictures = new List<(string Case, byte[] Png)>();
+                var report = Evaluator.Evaluate(validator, _data.Val, _data.ClassNames, MetricMode.Medpy, EmptyPolicy.Exclude, load: loader.Get,
+                    onPrediction: tensorBoard is null ? null : (c, vol, pred) =>
+                    {
+                        if (pictures.Count < ValidationPictures) pictures.Add((c.Name, ValidationPanel(vol, pred, _data.ClassNames, done)));
+                    });
                 RecordValidation(report, done, ref bestDice, ref bestIt, () =>
                 {
                     Checkpoint.Save(BestPath, Meta(done), method, null);
                     if (done <= stageTwo) Checkpoint.Save(stageOnePath, Meta(done), method, optimizer);
                 }, method, _o.OutputDir, _monitor, Log);
+                if (tensorBoard is not null)
+                {
+                    var mean = report.Mean();
+                    tensorBoard.Validation(done, mean.Dice, mean.Hd95, report.Summary().Select(c => (c.Class, c.Dice)));
+                    foreach (var (c, png) in pictures) tensorBoard.Image("val/" + c, png, done);
+                }
             }
             if (done % _o.SaveEvery == 0 || last) Checkpoint.Save(LastPath, Meta(done), method, optimizer);
         }
@@ -243,6 +268,19 @@ public sealed class Trainer
         optimizer.step();
         method.AfterOptimizerStep(ctx);
         return step;
+    }
+
+    /// <summary>How many validation cases (the first ones) TensorBoard shows as pictures at each validation.</summary>
+    public const int ValidationPictures = 2;
+
+    /// <summary>One validation case as TensorBoard shows it: the slice with the most ground-truth foreground, image |
+    /// ground truth | prediction.</summary>
+    static byte[] ValidationPanel(Volume vol, byte[] pred, IReadOnlyList<string> classNames, long iteration)
+    {
+        int z = OverlayPanel.ShowSlice(vol.Label, pred, vol.Depth, vol.SliceSize);
+        var slice = pred.AsSpan(z * vol.SliceSize, vol.SliceSize).ToArray();
+        return OverlayPanel.Render(vol.SliceImage(z), vol.Height, vol.Width, vol.SliceLabel(z), slice, classNames,
+            $"{vol.Name} slice {z}, iteration {iteration}");
     }
 
     /// <summary>After a validation pass (2D or 3D): best-so-far bookkeeping and the best checkpoint (by mean foreground

@@ -7,7 +7,7 @@ namespace SemiSeg.Tests.Training;
 /// masked CRC) and protobuf classes, as TensorBoard reads it.</summary>
 public class TensorBoardLogTests
 {
-    static List<Tensorboard.Event> ReadEvents(string file)
+    internal static List<Tensorboard.Event> ReadEvents(string file)
     {
         var events = new List<Tensorboard.Event>();
         using var s = File.OpenRead(file);

@@ -28,8 +28,26 @@ public class TrainerTests
         Assert.Equal(3, File.ReadAllLines(Path.Combine(run, "validation.csv")).Length); // header + iterations 4 and 8
         Assert.Contains("\"max_iterations\": 8", File.ReadAllText(Path.Combine(run, "config.json")));
         Assert.Empty(Directory.GetFiles(run, "*.tmp"));
+        // TensorBoard: every logged value under train/ at each log step, validation under val/ at 4 and 8, and the
+        // validation case as a picture (one case here) at each validation
+        var events = TensorBoardLogTests.ReadEvents(Assert.Single(Directory.GetFiles(Path.Combine(run, "tensorboard"), "events.out.tfevents.*")))
+            .Where(e => e.Summary is not null).SelectMany(e => e.Summary.Value.Select(v => (v.Tag, e.Step, Image: v.ValueCase == Tensorboard.Summary.Types.Value.ValueOneofCase.Image))).ToList();
+        Assert.Equal(Enumerable.Range(1, 8).Select(i => (long)i), events.Where(e => e.Tag == "train/loss").Select(e => e.Step));
+        Assert.Equal(8, events.Count(e => e.Tag == "train/lr"));
+        Assert.Equal(new long[] { 4, 8 }, events.Where(e => e.Tag == "val/mean_dice").Select(e => e.Step));
+        Assert.Equal(new long[] { 4, 8 }, events.Where(e => e.Image).Select(e => e.Step));
+        Assert.All(events.Where(e => e.Image), e => Assert.StartsWith("images/val/", e.Tag));
         // a second run into the same folder without --resume must refuse rather than overwrite
         Assert.Throws<IOException>(() => new Trainer(Options(run, 8), m).Run());
+    }
+
+    [Fact]
+    public void WithoutTensorBoardNoEventFilesAreWritten()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 1, val: 1, test: 0, depth: 3, size: 32);
+        new Trainer(Options(t["run"], 2) with { TensorBoard = false, ValidateEvery = 2 }, CustomDataset.Load(t["data"], 4)).Run();
+        Assert.False(Directory.Exists(Path.Combine(t["run"], "tensorboard")));
     }
 
     [Fact]
