@@ -49,9 +49,9 @@ namespace SemiSeg.Methods;
 /// Deliberate differences: ABD pairs a UNet with an ImageNet-pretrained Swin-UNet; nothing can be downloaded here, so
 /// both networks are UNets, two independent draws of libtorch's default initialisation. CPS's Kaiming / Xavier pair
 /// (<c>reference_init=true</c>) is not ABD's (its second network is a pretrained Swin-UNet), and on ACDC at the CPU
-/// table's setting it cost ABD 17.5 points at 3 patients (43.47 vs 61.00 Dice) and ABD/CAD 12 points at 7 (57.56 /
-/// 57.48 vs 69.47 / 69.70), turning a significant gain over supervised-only into a significant loss: behind BatchNorm
-/// the larger Kaiming weights shrink the effective step (see CrossPseudoSupervisionMethod).
+/// table's setting it turned ABD's and CAD's significant gain over supervised-only into a significant loss (measured:
+/// docs/results.md, "Measurements behind method headers"): behind BatchNorm the larger Kaiming weights shrink the
+/// effective step (see CrossPseudoSupervisionMethod).
 /// Until issue 18 the strong view was UniMatch's (jitter 0.5/0.5 at p 0.8, blur at p 0.5, then Cutout with fill 0 and
 /// the label kept); <c>strong_view=unimatch</c> restores it. CAD keeps ABD's framework (including its strong view) with
 /// LLCR as its displacement of the unlabeled images. Unverified for CAD (audit B12): a third-party summary of the paper

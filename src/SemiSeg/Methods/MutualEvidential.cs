@@ -12,9 +12,8 @@ namespace SemiSeg.Methods;
 /// Dirichlet evidence (Sensoy et al. 2018): e = exp(clamp(z, −10, 10)), α = e + 1, S = Σ_k α_k, p̂ = α/S, belief
 /// b = e/S, uncertainty u = C/S (subjective logic, Σb + u = 1). Sensoy's softplus evidence (<c>evidence=softplus</c>)
 /// needs logits of ~27 for p̂ = 0.9 with 4 classes where exp needs ~3.3 (p̂ then tracks the softmax), and its risk's
-/// gradient decays like 1/α: on ACDC at 3 patients (1000 iterations, the table's setting) the softplus variant never
-/// learned RV or Myo (validation Dice 0.127 at best, test 9.2 % with the absolute reliability discount below), while exp
-/// evidence reached 0.504 on validation by iteration 500.
+/// gradient decays like 1/α: on ACDC at 3 patients (the table's setting) the softplus variant never learned RV or Myo,
+/// while exp evidence did (measured: docs/results.md, "Measurements behind method headers").
 /// Labeled pixels: L_lab = mean_p w_l(p)·[Σ_k y_k(ψ(S) − ψ(α_k)) + κ_kl(t)·KL(Dir(α̃) ‖ Dir(1))] + Dice(p̂), with
 ///   α̃ = y + (1 − y)⊙α (only misleading evidence is regularised), κ_kl(t) = 0.2·min(1, t/(T/3)), and the
 ///   uncertainty-driven curriculum w_l(p) = 1 + (t/T)·u(p)/ū: as training proceeds the uncertain (hard) labeled pixels
@@ -24,7 +23,8 @@ namespace SemiSeg.Methods;
 /// momentum 0.9): b̃^m_k = d^m_k·b^m_k, ũ^m = 1 − Σ_k b̃^m_k — on each class the more reliable network speaks with full
 /// weight and the other is discounted. (An absolute discount r^m_k, tried first, biases the argmax against every class
 /// both networks still find hard: on ACDC at 3 patients RV and Myo, whose early Dice is near 0, vanished from the
-/// pseudo-labels, the networks learned to stop predicting them, and validation Dice fell from 0.11 to 0.02.)
+/// pseudo-labels and the networks learned to stop predicting them; docs/results.md, "Measurements behind method
+/// headers".)
 ///   then Dempster's rule for two opinions, with conflict c = Σ_{i≠j} b̃¹_i b̃²_j:
 ///   b_k = (b̃¹_k b̃²_k + b̃¹_k ũ² + b̃²_k ũ¹)/(1 − c), u = ũ¹ũ²/(1 − c). Pseudo-label ŷ = argmax_k b_k, fused uncertainty u.
 /// Unlabeled pixels, for each network: L_unl = mean_p ω(p)·Σ_k φ_k·[(ŷ_k − p̂_k)² + p̂_k(1 − p̂_k)/(S + 1)], where
