@@ -47,6 +47,9 @@ internal static class MetricOptions
 
     public static Option<string?> Spacing() => new("--spacing") { Description = "Voxel spacing z,y,x in mm for --mode spacing when the files carry none (HDF5)" };
 
+    /// <summary>`--device` (train, pretrain, evaluate, predict, bench): see <see cref="Runtime.ComputeDevice"/>.</summary>
+    public static Option<string> Device() => new("--device") { Description = Runtime.ComputeDevice.Help, DefaultValueFactory = _ => "auto" };
+
     public static Option<string?> Stride() => new("--stride") { Description = "3D networks: sliding-window strides d,h,w in voxels (default: half the patch; the LA lineage tests with 4,18,18)" };
 
     public static Option<string?> InputSize() => new("--input-size")
@@ -64,9 +67,9 @@ internal static class MetricOptions
 
     /// <summary>A checkpoint's (or a PyTorch state dict's) network with its inference (see
     /// <see cref="CheckpointFile.LoadInferer"/>); for a state dict, prints what was read from it.</summary>
-    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, string? inputSize, (int d, int h, int w)? stride = null, bool largestComponent = false)
+    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, string? inputSize, (int d, int h, int w)? stride = null, bool largestComponent = false, string? device = null)
     {
-        var loaded = CheckpointFile.LoadInferer(path, stride, largestComponent, ParseInputSize(inputSize));
+        var loaded = CheckpointFile.LoadInferer(path, stride, largestComponent, ParseInputSize(inputSize), Runtime.ComputeDevice.Resolve(device));
         if (loaded.meta.Method == ForeignCheckpoint.MethodName) Console.WriteLine(ForeignCheckpoint.Describe(path, loaded.meta));
         return loaded;
     }

@@ -26,7 +26,7 @@ internal static class EvaluateCommand
         var mode = MetricOptions.Mode(); var policy = MetricOptions.Policy(); var spacing = MetricOptions.Spacing();
         var stride = MetricOptions.Stride();
         var lcc = new Option<bool>("--largest-component") { Description = "Post-process the checkpoint's predictions: each class keeps its largest connected component per volume (the LA protocol's nms=1; off in SSL4MIS's ACDC protocol)" };
-        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing, lcc, stride, inputSize }) cmd.Add(o);
+        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing, lcc, stride, inputSize, MetricOptions.Device() }) cmd.Add(o);
         cmd.Validators.Add(r =>
         {
             if ((r.GetValue(ckpt) is null) == (r.GetValue(predictions) is null)) r.AddError("give exactly one of --checkpoint and --predictions");
@@ -81,7 +81,7 @@ internal static class EvaluateCommand
                 WriteReport(rep, dir, $"{list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
                 return 0;
             }
-            var (inferer, meta) = MetricOptions.LoadInferer(r.GetValue(ckpt)!, r.GetValue(inputSize), largestComponent: r.GetValue(lcc));
+            var (inferer, meta) = MetricOptions.LoadInferer(r.GetValue(ckpt)!, r.GetValue(inputSize), largestComponent: r.GetValue(lcc), device: r.GetValue<string>("--device"));
             using var _ = inferer;
             if (meta.Network.NumClasses != manifest.NumClasses)
                 throw new ArgumentException($"checkpoint '{r.GetValue(ckpt)}' predicts {meta.Network.NumClasses} classes, the dataset has {manifest.NumClasses}");
@@ -110,7 +110,7 @@ internal static class EvaluateCommand
     static int Evaluate3D(ParseResult r, DataOptions data, string ck, Split sp, string? output, bool save, MetricMode mode, EmptyPolicy policy,
         double[]? spacing, bool lcc, int[]? stride, string? inputSize)
     {
-        var (inferer, meta) = MetricOptions.LoadInferer(ck, inputSize, stride is { } s3 ? (s3[0], s3[1], s3[2]) : null, lcc);
+        var (inferer, meta) = MetricOptions.LoadInferer(ck, inputSize, stride is { } s3 ? (s3[0], s3[1], s3[2]) : null, lcc, r.GetValue<string>("--device"));
         using var _ = inferer;
         var volumes = data.LoadVolumes(r, scoring: true);
         if (meta.Network.NumClasses != volumes.NumClasses)
