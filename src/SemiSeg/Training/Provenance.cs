@@ -128,7 +128,7 @@ public static class Provenance
         {
             foreach (var deps in Directory.EnumerateFiles(AppContext.BaseDirectory, "*.deps.json"))
             {
-                var m = Regex.Match(File.ReadAllText(deps), "\"libtorch-cpu(?:-[a-z0-9-]+)?/([0-9][0-9.]*)\"");
+                var m = Regex.Match(File.ReadAllText(deps), "\"libtorch-(?:cpu|cuda)(?:-[a-z0-9.-]+)?/([0-9][0-9.]*)\"");
                 if (m.Success) return m.Groups[1].Value;
             }
         }
