@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Reflection;
 using System.Text.Json.Nodes;
 using SemiSeg.Data;
@@ -95,35 +94,8 @@ public class ComputeDeviceTests
         Assert.True(left.Count == 0, $"{name} ({(volume ? "3D" : "2D")}) keeps tensors on the host after the move: {string.Join(", ", left)}");
     }
 
-    static List<string> HostTensors(object root)
-    {
-        var found = new List<string>();
-        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
-        void Visit(object? o, string path, int depth)
-        {
-            if (o is null || depth > 12 || !seen.Add(o)) return;
-            if (o is Tensor t) { if (!t.IsInvalid && t.device_type == DeviceType.CPU) found.Add($"{path} [{string.Join(",", t.shape)}]"); return; }
-            if (o is string || o.GetType().IsPrimitive || o is Delegate) return;
-            if (o is IEnumerable e && o.GetType().Namespace?.StartsWith("System") == true)
-            {
-                int i = 0;
-                foreach (var x in e) Visit(x, $"{path}[{i++}]", depth + 1);
-                return;
-            }
-            if (o is nn.Module mod && o.GetType().Namespace?.StartsWith("SemiSeg") != true)
-            {
-                // a library module: its registered state (checked above) and its children
-                foreach (var (n, c) in mod.named_children()) Visit(c, $"{path}.{n}", depth + 1);
-                return;
-            }
-            if (o.GetType().Namespace?.StartsWith("SemiSeg") != true) return;
-            for (var type = o.GetType(); type != null && type.Namespace?.StartsWith("SemiSeg") == true; type = type.BaseType)
-                foreach (var f in type.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
-                    if (!f.FieldType.IsValueType || f.FieldType.IsGenericType) Visit(f.GetValue(o), $"{path}.{f.Name}", depth + 1);
-        }
-        Visit(root, root.GetType().Name, 0);
-        return found;
-    }
+    static List<string> HostTensors(object root) =>
+        HeldTensors.Of(root).Where(h => h.tensor.device_type == DeviceType.CPU).Select(h => $"{h.path} [{string.Join(",", h.tensor.shape)}]").ToList();
 
     /// <summary>A checkpoint written on the host resumes a method whose modules are on another device: the weights
     /// are copied into the moved modules and the optimizer's state follows the parameters; a network loaded for
