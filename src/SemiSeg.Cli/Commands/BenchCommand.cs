@@ -26,9 +26,11 @@ internal static class BenchCommand
         var volumeTrain = new Option<string?>("--volume-method") { Description = "Instead: time one 3D training iteration of this volume method (supervised, mean-teacher, ua-mt, cps, bcp, mn) on VNet with peak memory; --patch and --volume-batch set the shape" };
         var volumePatch = new Option<string>("--patch") { Description = "3D patch D,H,W for --volume-method (the LA lineage's 112x112x80 is 80,112,112)", DefaultValueFactory = _ => "80,112,112" };
         var volumeBatch = new Option<string>("--volume-batch") { Description = "labeled,unlabeled patches per batch for --volume-method", DefaultValueFactory = _ => "2,2" };
-        foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, plain, data, json, volume, volumeTrain, volumePatch, volumeBatch }) cmd.Add(o);
+        var deviceOption = MetricOptions.Device();
+        foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, plain, data, json, volume, volumeTrain, volumePatch, volumeBatch, deviceOption }) cmd.Add(o);
         cmd.SetAction(r =>
         {
+            var device = Runtime.ComputeDevice.Resolve(r.GetValue(deviceOption));
             if (r.GetValue(iters) < 1) throw new ArgumentException($"--iters {r.GetValue(iters)}: at least 1 timed iteration is needed");
             if (r.GetValue(warmup) < 0) throw new ArgumentException($"--warmup {r.GetValue(warmup)}: must be 0 or more");
             if (r.GetValue(size) < 16 || r.GetValue(size) % 16 != 0) throw new ArgumentException($"--size {r.GetValue(size)}: must be a multiple of 16 (four 2x poolings), at least 16");
@@ -40,16 +42,16 @@ internal static class BenchCommand
                 if (lu.Length != 2 || lu[0] < 1) throw new ArgumentException($"--volume-batch '{r.GetValue(volumeBatch)}': expected labeled,unlabeled with at least 1 labeled");
                 var parameters = new Dictionary<string, string>();
                 if (vm == "bcp") parameters["pretrain_iterations"] = "0";
-                var res3 = Benchmark.VolumeStep(vm, (p[0], p[1], p[2]), lu[0], lu[1], r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), parameters: parameters);
+                var res3 = Benchmark.VolumeStep(vm, (p[0], p[1], p[2]), lu[0], lu[1], r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), parameters: parameters, device: device);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"semiseg 3D {vm} (VNet) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB"));
+                    $"semiseg 3D {vm} (VNet) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} device {Runtime.ComputeDevice.Describe(device)} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB"));
                 return 0;
             }
             if (r.GetValue(volume) is string dims)
             {
                 var d = dims.Split(',').Select(v => int.TryParse(v, out var n) && n > 0 ? n : throw new ArgumentException($"--sliding-window '{dims}': expected D,H,W (positive integers)")).ToArray();
                 if (d.Length != 3) throw new ArgumentException($"--sliding-window '{dims}': expected D,H,W");
-                var sw3 = Benchmark.SlidingWindow3D((d[0], d[1], d[2]), r.GetValue(iters), r.GetValue(threads));
+                var sw3 = Benchmark.SlidingWindow3D((d[0], d[1], d[2]), r.GetValue(iters), r.GetValue(threads), device);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"semiseg VNet sliding window, volume {dims} (D,H,W), patch 80x112x112, strides 4/18/18: {sw3.windows} windows, median {sw3.seconds:F2} s/volume = {1 / sw3.seconds:F3} volumes/s ({sw3.windows / sw3.seconds:F2} windows/s), threads {sw3.threads}; peak RSS {Benchmark.PeakRssMiB():F0} MiB"));
                 return 0;
@@ -70,11 +72,11 @@ internal static class BenchCommand
             try
             {
                 res = Benchmark.Run(r.GetValue(mode)!, r.GetValue(size), r.GetValue(batch), r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads),
-                    !r.GetValue(plain) && r.GetValue(layout) == "channels-last", Console.WriteLine, manifest, inplaceActivations: !r.GetValue(plain));
+                    !r.GetValue(plain) && r.GetValue(layout) == "channels-last", Console.WriteLine, manifest, inplaceActivations: !r.GetValue(plain), device: device);
             }
             finally { if (tmp != null) Directory.Delete(tmp, true); }
             var ci = CultureInfo.InvariantCulture;
-            Console.WriteLine(string.Create(ci, $"semiseg {res.Mode} ({(r.GetValue(plain) ? "plain: contiguous, out-of-place activations" : r.GetValue(layout))}) size {res.Size} batch {res.Batch} threads {res.Threads}: median {res.MedianSeconds:F3} s/iter"));
+            Console.WriteLine(string.Create(ci, $"semiseg {res.Mode} ({(r.GetValue(plain) ? "plain: contiguous, out-of-place activations" : r.GetValue(layout))}) size {res.Size} batch {res.Batch} device {Runtime.ComputeDevice.Describe(device)} threads {res.Threads}: median {res.MedianSeconds:F3} s/iter"));
             Console.WriteLine(string.Create(ci, $"  {res.GFlopPerIteration:F1} GFLOP/iter -> {res.AchievedGFlops:F1} GFLOP/s = {100 * res.AchievedGFlops / res.GemmPeakGFlops:F0}% of measured GEMM peak {res.GemmPeakGFlops:F1} GFLOP/s"));
             Console.WriteLine(string.Create(ci, $"  peak RSS {res.PeakRssMiB:F0} MiB; RSS {res.RssFirstMiB:F0} MiB after the first timed iteration, {res.RssLastMiB:F0} MiB after the last"));
             Console.WriteLine($"  allocator: {(Runtime.TorchRuntime.AllocatorTuned ? "one glibc heap, freed blocks kept mapped (SEMISEG_MALLOC_TUNING=0 for the default)" : "default")}");

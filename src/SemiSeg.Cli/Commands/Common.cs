@@ -50,6 +50,9 @@ internal static class MetricOptions
         Description = "Voxel spacing z,y,x in mm for --mode spacing. Without it each case's spacing comes from its file's header (NIfTI pixdim, MetaImage ElementSpacing) or the dataset's pixel-size table, and files that state none (HDF5, PNG) are refused; with it, it is used for every case, with a warning where a file states another. An error with --mode medpy (voxel units). metrics.json records each case's spacing and its source",
     };
 
+    /// <summary>`--device` (train, pretrain, evaluate, predict, bench): see <see cref="Runtime.ComputeDevice"/>.</summary>
+    public static Option<string> Device() => new("--device") { Description = Runtime.ComputeDevice.Help, DefaultValueFactory = _ => "auto" };
+
     public static Option<string?> Stride() => new("--stride") { Description = "3D networks: sliding-window strides d,h,w in voxels (default: half the patch; the LA lineage tests with 4,18,18)" };
 
     public static Option<string?> InputSize() => new("--input-size")
@@ -67,9 +70,9 @@ internal static class MetricOptions
 
     /// <summary>A checkpoint's (or a PyTorch state dict's) network with its inference (see
     /// <see cref="CheckpointFile.LoadInferer"/>); for a state dict, prints what was read from it.</summary>
-    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, string? inputSize, (int d, int h, int w)? stride = null, bool largestComponent = false)
+    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, string? inputSize, (int d, int h, int w)? stride = null, bool largestComponent = false, string? device = null)
     {
-        var loaded = CheckpointFile.LoadInferer(path, stride, largestComponent, ParseInputSize(inputSize));
+        var loaded = CheckpointFile.LoadInferer(path, stride, largestComponent, ParseInputSize(inputSize), Runtime.ComputeDevice.Resolve(device));
         if (loaded.meta.Method == ForeignCheckpoint.MethodName) Console.WriteLine(ForeignCheckpoint.Describe(path, loaded.meta));
         return loaded;
     }

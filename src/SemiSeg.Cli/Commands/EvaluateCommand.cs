@@ -27,7 +27,7 @@ internal static class EvaluateCommand
         var stride = MetricOptions.Stride();
         var lcc = new Option<bool>("--largest-component") { Description = "Post-process the checkpoint's predictions: each class keeps its largest connected component per volume (the LA protocol's nms=1; off in SSL4MIS's ACDC protocol)" };
         var overlays = new Option<bool>("--overlays") { Description = "Also write PNG pictures (image | ground truth | prediction, class legend) of the best, median and worst cases by mean Dice into OUTPUT/overlays/; a volume is shown by its slice with the most ground-truth foreground" };
-        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing, lcc, stride, inputSize, overlays }) cmd.Add(o);
+        foreach (var o in new Option[] { ckpt, predictions, split, output, savePred, threads, mode, policy, spacing, lcc, stride, inputSize, overlays, MetricOptions.Device() }) cmd.Add(o);
         cmd.Validators.Add(r =>
         {
             if ((r.GetValue(ckpt) is null) == (r.GetValue(predictions) is null)) r.AddError("give exactly one of --checkpoint and --predictions");
@@ -84,7 +84,7 @@ internal static class EvaluateCommand
                 var dir = r.GetValue(output) ?? Path.Combine(predDir, $"eval-{s.ToString().ToLowerInvariant()}");
                 return WriteReport(rep, dir, $"{list.Count - rep.Failures.Count} of {list.Count} {s.ToString().ToLowerInvariant()} volumes, predictions from {predDir}");
             }
-            var (inferer, meta) = MetricOptions.LoadInferer(r.GetValue(ckpt)!, r.GetValue(inputSize), largestComponent: r.GetValue(lcc));
+            var (inferer, meta) = MetricOptions.LoadInferer(r.GetValue(ckpt)!, r.GetValue(inputSize), largestComponent: r.GetValue(lcc), device: r.GetValue<string>("--device"));
             using var _ = inferer;
             if (meta.Network.NumClasses != manifest.NumClasses)
                 throw new ArgumentException($"checkpoint '{r.GetValue(ckpt)}' predicts {meta.Network.NumClasses} classes, the dataset has {manifest.NumClasses}");
@@ -112,7 +112,7 @@ internal static class EvaluateCommand
     static int Evaluate3D(ParseResult r, DataOptions data, string ck, Split sp, string? output, bool save, MetricMode mode, EmptyPolicy policy,
         double[]? spacing, bool lcc, int[]? stride, string? inputSize, bool overlays)
     {
-        var (inferer, meta) = MetricOptions.LoadInferer(ck, inputSize, stride is { } s3 ? (s3[0], s3[1], s3[2]) : null, lcc);
+        var (inferer, meta) = MetricOptions.LoadInferer(ck, inputSize, stride is { } s3 ? (s3[0], s3[1], s3[2]) : null, lcc, r.GetValue<string>("--device"));
         using var _ = inferer;
         var volumes = data.LoadVolumes(r, scoring: true);
         if (meta.Network.NumClasses != volumes.NumClasses)

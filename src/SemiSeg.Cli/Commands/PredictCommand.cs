@@ -23,14 +23,14 @@ internal static class PredictCommand
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: core count)" };
         var lcc = new Option<bool>("--largest-component") { Description = "Keep only each class's largest connected component per volume (3D, 26-connected; 8-connected for single images)" };
         var overlays = new Option<bool>("--overlays") { Description = "Also write a PNG picture of each prediction (image | prediction, class legend) into OUTPUT/overlays/NAME.png; a volume is shown by its slice with the most predicted foreground" };
-        foreach (var o in new Option[] { ckpt, input, output, format, threads, lcc, inputSize, overlays }) cmd.Add(o);
+        foreach (var o in new Option[] { ckpt, input, output, format, threads, lcc, inputSize, overlays, MetricOptions.Device() }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             TorchRuntime.Configure(r.GetValue(threads));
             using var gate = FinalizerGuard.Enter(); // finalizers only between native calls (see FinalizerGuard)
             FinalizerGuard.SafePoint();
             // 2D: slice by slice at the training size; 3D: sliding window over the (D, H, W) volume, half-patch strides
-            var (inferer, meta) = MetricOptions.LoadInferer(r.GetValue(ckpt)!, r.GetValue(inputSize), largestComponent: r.GetValue(lcc));
+            var (inferer, meta) = MetricOptions.LoadInferer(r.GetValue(ckpt)!, r.GetValue(inputSize), largestComponent: r.GetValue(lcc), device: r.GetValue<string>("--device"));
             using var _ = inferer;
             var inPath = r.GetValue(input)!;
             List<string> files;

@@ -51,7 +51,8 @@ internal static class TrainCommand
         var patchDepth = new Option<int>("--patch-depth") { Description = "3D networks: patch depth in slices, multiple of 16 (the LA lineage's 112x112x80 is --patch-size 112 --patch-depth 80)", DefaultValueFactory = _ => 80 };
         var stride = MetricOptions.Stride();
         var stepSize = new Option<long>("--step-size") { Description = "--schedule step: lr·0.1^(it // N) (the LA lineage: 2500)", DefaultValueFactory = _ => 2500 };
-        var options = new List<Option> { output, iterations, patch, lr, schedule, optimizer, warmup, saveEvery, logEvery, seed, threads, workers, up, noAug, linear, resume, quiet, param, contiguous, noTensorBoard, config };
+        var device = MetricOptions.Device();
+        var options = new List<Option> { output, iterations, patch, lr, schedule, optimizer, warmup, saveEvery, logEvery, seed, threads, device, workers, up, noAug, linear, resume, quiet, param, contiguous, noTensorBoard, config };
         if (!pretrain) options.AddRange(new Option[] { batch, labeledBs, method, valEvery, initEncoder, initFrom, network, patchDepth, stride, stepSize });
         foreach (var o in options) cmd.Add(o);
         cmd.SetAction(r =>
@@ -74,7 +75,7 @@ internal static class TrainCommand
                 Method = pretrain ? "meta-contrast" : V(method, b.Method), InitEncoder = pretrain ? null : V(initEncoder, b.InitEncoder), InitFrom = pretrain ? null : V(initFrom, b.InitFrom), OutputDir = r.GetValue(output)!, MaxIterations = V(iterations, b.MaxIterations),
                 PatchHeight = V(patch, b.PatchHeight), PatchWidth = V(patch, b.PatchWidth), BatchSize = pretrain ? b.BatchSize : V(batch, b.BatchSize), LabeledBatchSize = pretrain ? b.LabeledBatchSize : V(labeledBs, b.LabeledBatchSize),
                 BaseLr = V(lr, b.BaseLr), Schedule = TrainOptions.DefaultSchedule(r.GetResult(schedule) is { Implicit: false } || cfgPath is not null, pretrain ? "meta-contrast" : V(method, b.Method), V(schedule, b.Schedule)), Optimizer = V(optimizer, b.Optimizer), ValidateEvery = pretrain ? b.ValidateEvery : V(valEvery, b.ValidateEvery), SaveEvery = V(saveEvery, b.SaveEvery),
-                LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), LoaderWorkers = V(workers, b.LoaderWorkers),
+                LogEvery = V(logEvery, b.LogEvery), Seed = V(seed, b.Seed), Threads = V(threads, b.Threads), Device = V(device, b.Device), LoaderWorkers = V(workers, b.LoaderWorkers),
                 Augment = Given(noAug) ? !r.GetValue(noAug) : b.Augment, LinearImageResize = V(linear, b.LinearImageResize), Resume = r.GetValue(resume),
                 MethodParams = methodParams, ChannelsLast = Given(contiguous) ? !r.GetValue(contiguous) : b.ChannelsLast,
                 TensorBoard = Given(noTensorBoard) ? !r.GetValue(noTensorBoard) : b.TensorBoard,

@@ -152,9 +152,12 @@ public sealed class GridSpec
                         if (l is int le) eval.AddRange(new[] { "--labeled", le.ToString(CultureInfo.InvariantCulture) });
                         eval.AddRange(new[] { "--checkpoint", Path.Combine(folder, "best.ckpt"), "--output", evalDir });
                         Append(eval, Evaluate);
-                        // the evaluation runs with the training's thread count unless the grid says otherwise
+                        // the evaluation runs with the training's thread count unless the grid says otherwise,
                         if (!Evaluate.Any(e => e.Name == "threads") && Train.FirstOrDefault(t => t.Name == "threads").Values is { Count: 1 } th)
                             eval.AddRange(new[] { "--threads", th[0] });
+                        // and on the training's device
+                        if (!Evaluate.Any(e => e.Name == "device") && Train.FirstOrDefault(t => t.Name == "device").Values is { Count: 1 } dv)
+                            eval.AddRange(new[] { "--device", dv[0] });
                         metrics = Path.Combine(evalDir, "metrics.json");
                     }
                     runs.Add(new GridRun(runs.Count, name, m, l, seed, folder, train, eval, metrics));

@@ -195,9 +195,12 @@ public static class CheckpointFile
     /// for a 3D one (a PyTorch state dict's input size is <paramref name="inputSize"/>, see <see cref="ForeignCheckpoint"/>);
     /// a checkpoint holding an ensemble (<see cref="CheckpointMeta.Ensemble"/>) predicts with all its members' averaged
     /// softmax either way. The inferer owns the network.</summary>
-    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, (int d, int h, int w)? stride = null, bool largestComponent = false, int[]? inputSize = null)
+    public static (IInferer inferer, CheckpointMeta meta) LoadInferer(string path, (int d, int h, int w)? stride = null, bool largestComponent = false, int[]? inputSize = null,
+        TorchSharp.torch.Device? device = null)
     {
+        // read on the host whatever device wrote it (the file is device-free), then moved to the inference device
         var (net, meta) = LoadAnyNetwork(path, inputSize);
+        if (device is not null) Runtime.ComputeDevice.Place(new[] { (nn.Module)net }, device);
         IInferer inferer = meta.Network3D is null
             ? new SliceWiseInferer(net, meta.Network.NumClasses, meta.PatchHeight, meta.PatchWidth, meta.LinearImageResize, largestComponent, ownsNetwork: true)
             : new SlidingWindowInferer(net, meta.Network.NumClasses, (meta.PatchDepth, meta.PatchHeight, meta.PatchWidth), stride, largestComponent, ownsNetwork: true);

@@ -56,6 +56,7 @@ public sealed class SliceWiseInferer : IInferer
     public static byte[] PredictVolume(nn.Module<Tensor, Tensor> net, Volume vol, int patchH, int patchW, bool linearImageResize = false, int sliceBatch = 16)
     {
         var result = new byte[vol.Image.Length];
+        var device = Runtime.ComputeDevice.Of(net);
         bool wasTraining = net.training;
         net.eval();
         try
@@ -72,9 +73,9 @@ public sealed class SliceWiseInferer : IInferer
                     Array.Copy(r, 0, buf, k * patchH * patchW, r.Length);
                 }
                 using var scope = NewDisposeScope();
-                var x = tensor(buf, new long[] { n, 1, patchH, patchW }); // a volume's slice is one channel
+                var x = Runtime.ComputeDevice.Upload(buf, new long[] { n, 1, patchH, patchW }, device); // a volume's slice is one channel
                 var pred = net.forward(x).argmax(1).to_type(ScalarType.Byte);
-                var arr = pred.data<byte>().ToArray();
+                var arr = pred.cpu().data<byte>().ToArray();
                 for (int k = 0; k < n; k++)
                 {
                     var sl = new byte[patchH * patchW];

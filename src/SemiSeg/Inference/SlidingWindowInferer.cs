@@ -60,12 +60,13 @@ public sealed class SlidingWindowInferer : IInferer
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             int pd = Math.Max(0, patch.d - depth), ph = Math.Max(0, patch.h - height), pw = Math.Max(0, patch.w - width);
-            var x = tensor(volume, new long[] { 1, 1, depth, height, width });
+            var device = Runtime.ComputeDevice.Of(net);
+            var x = Runtime.ComputeDevice.Upload(volume, new long[] { 1, 1, depth, height, width }, device);
             if (pd + ph + pw > 0)
                 x = nn.functional.pad(x, new long[] { pw / 2, pw - pw / 2, ph / 2, ph - ph / 2, pd / 2, pd - pd / 2 });
             int dd = depth + pd, hh = height + ph, ww = width + pw;
-            var score = zeros(numClasses, dd, hh, ww);
-            var count = zeros(1, dd, hh, ww);
+            var score = zeros(new long[] { numClasses, dd, hh, ww }, device: device);
+            var count = zeros(new long[] { 1, dd, hh, ww }, device: device);
             int windows = 0;
             foreach (int z in Starts(dd, patch.d, stride.d))
                 foreach (int y in Starts(hh, patch.h, stride.h))
@@ -78,7 +79,7 @@ public sealed class SlidingWindowInferer : IInferer
                         count.narrow(1, z, patch.d).narrow(2, y, patch.h).narrow(3, xx, patch.w).add_(1);
                         windows++;
                     }
-            var prob = (score / count).narrow(1, pd / 2, depth).narrow(2, ph / 2, height).narrow(3, pw / 2, width).contiguous();
+            var prob = (score / count).narrow(1, pd / 2, depth).narrow(2, ph / 2, height).narrow(3, pw / 2, width).contiguous().cpu();
             var labels = prob.argmax(0).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
             if (largestComponent) labels = ConnectedComponents.LargestComponent(labels, depth, height, width, numClasses, perSlice: false);
             return new Result(prob.data<float>().ToArray(), labels, windows);

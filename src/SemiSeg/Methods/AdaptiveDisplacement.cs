@@ -201,8 +201,8 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
     {
         using var scope = NewDisposeScope();
         long n = images.shape[0], h = images.shape[2], w = images.shape[3];
-        var boxes = tensor(Enumerable.Range(0, (int)n).SelectMany(_ => Perturbations.CutMixBox((int)h, (int)w, rng, p: 0.5)).ToArray(), new[] { n, 1, h, w });
-        var fill = tensor(Enumerable.Range(0, (int)(n * h * w)).Select(_ => (float)rng.Next(2)).ToArray(), new[] { n, 1, h, w });
+        var boxes = tensor(Enumerable.Range(0, (int)n).SelectMany(_ => Perturbations.CutMixBox((int)h, (int)w, rng, p: 0.5)).ToArray(), new[] { n, 1, h, w }, device: images.device);
+        var fill = tensor(Enumerable.Range(0, (int)(n * h * w)).Select(_ => (float)rng.Next(2)).ToArray(), new[] { n, 1, h, w }, device: images.device);
         var cut = images * (1 - boxes) + fill * boxes;
         var view = Perturbations.Strong(cut, rng, brightness: 0.8, contrast: 0.8, jitterP: 1.0, blurP: 0.0);
         var inBox = boxes.narrow(0, 0, labels.shape[0]).squeeze(1).gt(0.5);
@@ -214,8 +214,8 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
     Tensor Llcr(Tensor wu, Tensor su, Tensor p1, Tensor p2, float[][] conf1, float[][][] mean1, float[][] conf2, float[][][] mean2, TrainingContext context)
     {
         var (tau, maxArea) = Schedule(context.Iteration, context.MaxIterations);
-        var c1 = p1.amax(new long[] { 1 }).contiguous().data<float>().ToArray();
-        var c2 = p2.amax(new long[] { 1 }).contiguous().data<float>().ToArray();
+        var c1 = p1.amax(new long[] { 1 }).contiguous().cpu().data<float>().ToArray();
+        var c2 = p2.amax(new long[] { 1 }).contiguous().cpu().data<float>().ToArray();
         long nu = wu.shape[0], h = wu.shape[2], w = wu.shape[3];
         var x1 = wu.clone(); var x2 = su.clone();
         int hw = (int)(h * w), cap = Math.Max(1, (int)(maxArea * hw));
@@ -246,9 +246,9 @@ public static class Displacement
         long b = probs.shape[0], c = probs.shape[1], h = probs.shape[2], w = probs.shape[3];
         if (h % grid != 0 || w % grid != 0) throw new ArgumentException($"a {h}x{w} image does not split into a {grid}x{grid} grid of equal patches");
         var k = new long[] { h / grid, w / grid };
-        var conf = functional.avg_pool2d(probs.amax(new long[] { 1 }, keepdim: true), k, k).reshape(b, grid * grid).contiguous().data<float>().ToArray();
+        var conf = functional.avg_pool2d(probs.amax(new long[] { 1 }, keepdim: true), k, k).reshape(b, grid * grid).contiguous().cpu().data<float>().ToArray();
         var pooled = logits is null ? functional.avg_pool2d(probs, k, k) : functional.softmax(functional.avg_pool2d(logits, k, k), 1);
-        var mean = pooled.reshape(b, c, grid * grid).permute(0, 2, 1).contiguous().data<float>().ToArray();
+        var mean = pooled.reshape(b, c, grid * grid).permute(0, 2, 1).contiguous().cpu().data<float>().ToArray();
         int g2 = grid * grid;
         var confs = new float[b][]; var means = new float[b][][];
         for (int i = 0; i < b; i++)
@@ -331,7 +331,7 @@ public static class Displacement
     public static void Paste(Tensor dst, Tensor src, int sample, bool[] region)
     {
         long h = dst.shape[^2], w = dst.shape[^1];
-        using var m = tensor(region, new[] { h, w });
+        using var m = tensor(region, new[] { h, w }, device: dst.device);
         using var d = dst.select(0, sample);
         using var s = src.select(0, sample);
         d.copy_(where(m, s, d));

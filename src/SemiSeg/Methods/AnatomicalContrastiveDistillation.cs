@@ -124,15 +124,15 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         if (context.Iteration == _pretrain && _pretrain > 0) SwitchToStageTwo();
         var supOnly = nu == 0;
         long h = images.shape[2], w = images.shape[3];
-        Tensor xu = images.narrow(0, nl, nu), pl = empty(0), conf = empty(0);
+        Tensor xu = images.narrow(0, nl, nu), pl = empty(0, device: images.device), conf = empty(0, device: images.device);
         if (!supOnly)
         {
             using (no_grad())
             {
                 var pt = functional.softmax(Teacher.forward(xu), 1);
                 (conf, pl) = pt.max(1);
-                var boxes = tensor(Enumerable.Range(0, (int)nu).SelectMany(_ => _unimatchBox ? Perturbations.CutMixBox((int)h, (int)w, rng, p: 1.0) : HalfImageBox((int)h, (int)w, rng)).ToArray(), new[] { nu, h, w });
-                var partner = tensor(Enumerable.Range(0, (int)nu).Select(i => (long)((i + 1) % nu)).ToArray());
+                var boxes = tensor(Enumerable.Range(0, (int)nu).SelectMany(_ => _unimatchBox ? Perturbations.CutMixBox((int)h, (int)w, rng, p: 1.0) : HalfImageBox((int)h, (int)w, rng)).ToArray(), new[] { nu, h, w }, device: images.device);
+                var partner = tensor(Enumerable.Range(0, (int)nu).Select(i => (long)((i + 1) % nu)).ToArray(), device: images.device);
                 var b4 = boxes.unsqueeze(1);
                 xu = xu * (1 - b4) + xu.index_select(0, partner) * b4;
                 var bl = boxes.to_type(ScalarType.Bool);
@@ -156,7 +156,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         {
             target = cat(new[] { labels, pl }, 0).unsqueeze(1).to_type(ScalarType.Float32);
             target = functional.interpolate(target, new long[] { rep.shape[2], rep.shape[3] }, mode: InterpolationMode.Nearest).squeeze(1).to_type(ScalarType.Int64);
-            var v = cat(new[] { ones(nl, h, w), conf.gt(_weak).to_type(ScalarType.Float32) }, 0).unsqueeze(1);
+            var v = cat(new[] { ones(new[] { nl, h, w }, device: images.device), conf.gt(_weak).to_type(ScalarType.Float32) }, 0).unsqueeze(1);
             valid = functional.interpolate(v, new long[] { rep.shape[2], rep.shape[3] }, mode: InterpolationMode.Nearest).squeeze(1).gt(0.5);
             prob = functional.avg_pool2d(functional.softmax(logits.detach(), 1), 2);
         }
@@ -259,7 +259,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
             var feats = flat.index_select(0, idx);
             classes.Add((feats, flat.index_select(0, hardIdx), feats.mean(new long[] { 0 }, keepdim: true)));
         }
-        if (classes.Count <= 1) return zeros(1, dtype: rep.dtype).squeeze();
+        if (classes.Count <= 1) return zeros(1, dtype: rep.dtype, device: rep.device).squeeze();
         var protos = cat(classes.Select(c => c.proto).ToList(), 0).detach();
         Tensor? total = null;
         int n = classes.Count;
@@ -267,14 +267,14 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         {
             var hard = classes[i].hard;
             if (hard.shape[0] == 0) continue;
-            var anchorIdx = tensor(Enumerable.Range(0, (int)numQueries).Select(_ => (long)rng.NextInt64(hard.shape[0])).ToArray());
+            var anchorIdx = tensor(Enumerable.Range(0, (int)numQueries).Select(_ => (long)rng.NextInt64(hard.shape[0])).ToArray(), device: rep.device);
             var anchors = hard.index_select(0, anchorIdx);
             Tensor all;
             using (no_grad())
             {
                 var others = Enumerable.Range(0, n).Where(j => j != i).ToArray();
-                var sim = functional.cosine_similarity(protos[i].unsqueeze(0), protos.index_select(0, tensor(others.Select(j => (long)j).ToArray())), dim: 1);
-                var p = functional.softmax(sim / temp, 0).data<float>().ToArray();
+                var sim = functional.cosine_similarity(protos[i].unsqueeze(0), protos.index_select(0, tensor(others.Select(j => (long)j).ToArray(), device: rep.device)), dim: 1);
+                var p = functional.softmax(sim / temp, 0).cpu().data<float>().ToArray();
                 var negIdx = new long[numQueries * numNegatives];
                 var negPool = cat(others.Select(j => classes[j].all.detach()).ToList(), 0);
                 var offsets = new long[others.Length]; long acc = 0;
@@ -285,15 +285,15 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
                     for (; k < p.Length - 1; k++) { cum += p[k]; if (u < cum) break; }
                     negIdx[q] = offsets[k] + rng.NextInt64(classes[others[k]].all.shape[0]);
                 }
-                var negatives = negPool.index_select(0, tensor(negIdx)).reshape(numQueries, numNegatives, d);
+                var negatives = negPool.index_select(0, tensor(negIdx, device: rep.device)).reshape(numQueries, numNegatives, d);
                 var positive = protos[i].reshape(1, 1, d).expand(numQueries, 1, d);
                 all = cat(new[] { positive, negatives }, 1);
             }
             var logits = functional.cosine_similarity(anchors.unsqueeze(1), all, dim: 2) / temp;
-            var l = functional.cross_entropy(logits, zeros(numQueries, dtype: ScalarType.Int64));
+            var l = functional.cross_entropy(logits, zeros(numQueries, dtype: ScalarType.Int64, device: rep.device));
             total = total is null ? l : total + l;
         }
-        return total is null ? zeros(1, dtype: rep.dtype).squeeze() : total / n;
+        return total is null ? zeros(1, dtype: rep.dtype, device: rep.device).squeeze() : total / n;
     }
 
     public void AfterOptimizerStep(TrainingContext context)

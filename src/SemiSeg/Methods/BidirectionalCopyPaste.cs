@@ -79,7 +79,7 @@ public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod, IStartsS
         if (labeledCount < 2) throw new ArgumentException("BCP needs at least 2 labeled images per batch (two halves to mix)");
         long h = images.shape[2], w = images.shape[3];
         var rng = new Random(Seeds.Mix(context.Iteration, 0xBC9));
-        var m2d = tensor(Perturbations.BcpMask((int)h, (int)w, rng), new[] { 1L, h, w });
+        var m2d = tensor(Perturbations.BcpMask((int)h, (int)w, rng), new[] { 1L, h, w }, device: images.device);
         int half = labeledCount / 2;
         var imgA = images.narrow(0, 0, half); var imgB = images.narrow(0, half, half);
         var labA = labels.narrow(0, 0, half); var labB = labels.narrow(0, half, half);

@@ -176,7 +176,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
         Tensor Cos(Tensor x, Tensor y) => (1 - functional.cosine_similarity(x, y, dim: cosineDim)).mean();
         var cosA = Cos(o.A1, o.A2); var cosB = Cos(o.B1, o.B2);
         var lossA = supA + viewWeight * cosA; var lossB = supB + viewWeight * cosB;
-        var dcc = zeros(1, dtype: o.A1.dtype).squeeze();
+        var dcc = zeros(1, dtype: o.A1.dtype, device: o.A1.device).squeeze();
         if (nu > 0)
         {
             var (t1, t2, p1, p2) = aTeaches ? (o.A1, o.A2, o.B1, o.B2) : (o.B1, o.B2, o.A1, o.A2);
@@ -190,7 +190,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
         lossA = lossA + contrastWeight * odcl; lossB = lossB + contrastWeight * odcl;
         return new Dictionary<string, Tensor>
         {
-            ["sel_a"] = selA, ["sel_b"] = selB, ["a_teaches"] = tensor(aTeaches ? 1f : 0f), ["sup_a"] = supA, ["sup_b"] = supB,
+            ["sel_a"] = selA, ["sel_b"] = selB, ["a_teaches"] = tensor(aTeaches ? 1f : 0f, device: CPU), ["sup_a"] = supA, ["sup_b"] = supB,
             ["cos_a"] = cosA, ["cos_b"] = cosB, ["dcc"] = dcc, ["odcl"] = odcl, ["loss_a"] = lossA, ["loss_b"] = lossB, ["loss"] = lossA + lossB,
         };
     }
@@ -245,8 +245,8 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
         var fa = za.permute(0, 2, 3, 1).reshape(-1, d); var fb = zb.permute(0, 2, 3, 1).reshape(-1, d);
         var iIdx = inter.flatten().nonzero().flatten(); var oIdx = outside.flatten().nonzero().flatten();
         long ni = iIdx.shape[0], no = oIdx.shape[0];
-        if (ni == 0 || no == 0) return zeros(1, dtype: za.dtype).squeeze();
-        Tensor Pick(Tensor idx, long count, int k) => idx.index_select(0, tensor(Enumerable.Range(0, k).Select(_ => rng.NextInt64(count)).ToArray()));
+        if (ni == 0 || no == 0) return zeros(1, dtype: za.dtype, device: za.device).squeeze();
+        Tensor Pick(Tensor idx, long count, int k) => idx.index_select(0, tensor(Enumerable.Range(0, k).Select(_ => rng.NextInt64(count)).ToArray(), device: idx.device));
         Tensor? total = null;
         foreach (var (src, srcN, other, otherN) in new[] { (iIdx, ni, oIdx, no), (oIdx, no, iIdx, ni) })
         {
@@ -257,7 +257,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
                 var pos = (q * y.index_select(0, a)).sum(1, keepdim: true);   // (K, 1)
                 var negs = q.matmul(y.index_select(0, neg).t());              // (K, K)
                 var logits = cat(new[] { pos, negs }, 1) / temp;
-                var l = functional.cross_entropy(logits, zeros(anchors, dtype: ScalarType.Int64));
+                var l = functional.cross_entropy(logits, zeros(anchors, dtype: ScalarType.Int64, device: za.device));
                 total = total is null ? l : total + l;
             }
         }
@@ -305,7 +305,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
         }
         double lambda = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
         loss = loss + lambda * (dcc! + cos!) + _contrastWeight * odcl!;
-        terms["dcc"] = dcc!; terms["cos"] = cos!; terms["odcl"] = odcl!; terms["a_teaches"] = tensor(aTeaches ? 1f : 0f);
+        terms["dcc"] = dcc!; terms["cos"] = cos!; terms["odcl"] = odcl!; terms["a_teaches"] = tensor(aTeaches ? 1f : 0f, device: CPU);
         return new MethodStep(loss, terms);
     }
 

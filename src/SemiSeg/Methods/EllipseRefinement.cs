@@ -88,12 +88,12 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
     {
         using var noGrad = no_grad();
         int nu = (int)pt.shape[0], h = (int)pt.shape[2], w = (int)pt.shape[3], hw = h * w;
-        var arg = pt.argmax(1).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
-        var argM = ptMirror.argmax(1).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
-        var pk = pt.select(1, _ellipseClass).contiguous().data<float>().ToArray();
+        var arg = pt.argmax(1).to_type(ScalarType.Byte).contiguous().cpu().data<byte>().ToArray();
+        var argM = ptMirror.argmax(1).to_type(ScalarType.Byte).contiguous().cpu().data<byte>().ToArray();
+        var pk = pt.select(1, _ellipseClass).contiguous().cpu().data<float>().ToArray();
         var targets = new long[nu * hw];
         var weights = new float[nu * hw];
-        var others = pt.clone().index_fill_(1, tensor(new long[] { _ellipseClass }), -1).argmax(1).contiguous().data<long>().ToArray();
+        var others = pt.clone().index_fill_(1, tensor(new long[] { _ellipseClass }, device: pt.device), -1).argmax(1).contiguous().cpu().data<long>().ToArray();
         var kept = new List<(int, Ellipse)>();
         double sumB = 0, sumR = 0;
         for (int i = 0; i < nu; i++)
@@ -112,7 +112,7 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
                 weights[i * hw + p] = Math.Abs(2 * q[p] - 1);
             }
         }
-        return new PseudoLabelBatch(kept, tensor(targets, new long[] { nu, h, w }), tensor(weights, new long[] { nu, h, w }), sumB / nu, sumR / nu);
+        return new PseudoLabelBatch(kept, tensor(targets, new long[] { nu, h, w }, device: pt.device), tensor(weights, new long[] { nu, h, w }, device: pt.device), sumB / nu, sumR / nu);
     }
 
     /// <summary>Step 3 on the student's logits of the strong views <paramref name="su"/> (N_u, C, H, W): L_pert on every
@@ -123,15 +123,15 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
         int nu = (int)su.shape[0], h = (int)su.shape[2], w = (int)su.shape[3];
         var ps = functional.softmax(su, 1);
         var pert = functional.mse_loss(ps, pt);
-        var terms = new Dictionary<string, Tensor> { ["pert"] = pert, ["kept"] = tensor((float)batch.Kept.Count / nu) };
+        var terms = new Dictionary<string, Tensor> { ["pert"] = pert, ["kept"] = tensor((float)batch.Kept.Count / nu, device: CPU) };
         var loss = pert;
         if (batch.Kept.Count == 0) return (loss, terms);
-        var idx = tensor(batch.Kept.Select(k => (long)k.Index).ToArray());
+        var idx = tensor(batch.Kept.Select(k => (long)k.Index).ToArray(), device: su.device);
         var sk = su.index_select(0, idx);
         var tk = batch.Target.index_select(0, idx); var wk = batch.Weight.index_select(0, idx);
         var pl = 0.5 * (SegmentationLosses.CrossEntropy(sk, tk, wk) + SegmentationLosses.Dice(functional.softmax(sk, 1), tk));
         var headProb = ps.index_select(0, idx).narrow(1, _ellipseClass, 1);
-        var theta = tensor(batch.Kept.SelectMany(k => MirrorTheta(k.Ellipse, h, w)).ToArray(), new long[] { batch.Kept.Count, 2, 3 });
+        var theta = tensor(batch.Kept.SelectMany(k => MirrorTheta(k.Ellipse, h, w)).ToArray(), new long[] { batch.Kept.Count, 2, 3 }, device: su.device);
         var grid = functional.affine_grid(theta, new long[] { batch.Kept.Count, 1, h, w }, align_corners: true);
         var mirrored = functional.grid_sample(headProb, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: true);
         var mirror = functional.mse_loss(headProb, mirrored);
@@ -163,7 +163,7 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
         var sup = SegmentationLosses.CeDice(logits.narrow(0, 0, nl), labels);
         var (unsup, terms) = UnlabeledLoss(logits.narrow(0, nl, nu), pt, batch);
         terms["sup"] = sup;
-        terms["boundary"] = tensor((float)batch.MeanBoundary); terms["regularity"] = tensor((float)batch.MeanRegularity);
+        terms["boundary"] = tensor((float)batch.MeanBoundary, device: CPU); terms["regularity"] = tensor((float)batch.MeanRegularity, device: CPU);
         double lambda = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
         return new MethodStep(sup + lambda * unsup, terms);
     }
@@ -268,7 +268,7 @@ public sealed class ScoreMemory : Module
     {
         using var noGrad = no_grad();
         var means = get_buffer("means")!; var seen = get_buffer("seen")!;
-        var now = tensor(new[] { boundary, regularity });
+        var now = tensor(new[] { boundary, regularity }, device: means.device);
         if (seen.item<long>() == 0) means.copy_(now);
         else means.mul_(momentum).add_(now, alpha: 1 - momentum);
         seen.add_(1);

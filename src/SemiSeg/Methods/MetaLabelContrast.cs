@@ -166,13 +166,13 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBat
         using var scope = NewDisposeScope();
         long n = z.shape[0];
         var sim = z.matmul(z.t()) / temperature;
-        var eye = torch.eye(n, dtype: ScalarType.Bool);
+        var eye = torch.eye(n, dtype: ScalarType.Bool, device: z.device);
         var logLikelihood = sim - sim.masked_fill(eye, double.NegativeInfinity).logsumexp(1, keepdim: true);   // −l_ij
-        var k = tensor(keys);
+        var k = tensor(keys, device: z.device);
         var positive = k.unsqueeze(0).eq(k.unsqueeze(1)).logical_and(eye.logical_not()).to_type(z.dtype);
         var count = positive.sum(1);
         var anchors = count.gt(0);
-        if (!anchors.any().item<bool>()) return zeros(1, dtype: z.dtype).squeeze().MoveToOuterDisposeScope();
+        if (!anchors.any().item<bool>()) return zeros(1, dtype: z.dtype, device: z.device).squeeze().MoveToOuterDisposeScope();
         Tensor w;
         using (no_grad())
         {
@@ -204,7 +204,7 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBat
         using var scope = NewDisposeScope();
         long n = z.shape[0];
         var sim = z.matmul(z.t()) / temperature;
-        var eye = torch.eye(n, dtype: ScalarType.Bool);
+        var eye = torch.eye(n, dtype: ScalarType.Bool, device: z.device);
         var lse = sim.masked_fill(eye, double.NegativeInfinity).logsumexp(1);
         var meanOthers = sim.masked_fill(eye, 0).sum(1) / (n - 1);
         return (lse - meanOthers).mean().MoveToOuterDisposeScope();
@@ -254,7 +254,7 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBat
             }
         }
         var enc = Network.Encode(both);
-        Tensor loss = zeros(1, dtype: images.dtype).squeeze();
+        Tensor loss = zeros(1, dtype: images.dtype, device: images.device).squeeze();
         if (nu > 0)
         {
             var pooled = functional.adaptive_avg_pool2d(enc.Bottleneck, 1).flatten(1);
@@ -279,13 +279,13 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBat
                 }
                 var counts = PositiveCounts(keys);
                 floor += a * counts.Where(c => c > 0).Select(c => Math.Log(c)).DefaultIfEmpty(0).Average();
-                terms[$"pos_{kind}"] = tensor((float)counts.Average());
+                terms[$"pos_{kind}"] = tensor((float)counts.Average(), device: CPU);
             }
             var importance = _kinds.Select(x => x.importance).ToArray();
             loss = _contrastWeight * CombineKinds(selfPaced, importance);
             terms["supcon"] = CombineKinds(plain, importance);
-            terms["supcon_chance"] = tensor((float)Math.Log(2.0 * nu - 1));
-            terms["supcon_floor"] = tensor((float)(floor / importance.Sum()));
+            terms["supcon_chance"] = tensor((float)Math.Log(2.0 * nu - 1), device: CPU);
+            terms["supcon_floor"] = tensor((float)(floor / importance.Sum()), device: CPU);
             terms["supcon_shuffled"] = CombineKinds(shuffled, importance);
         }
         if (_supWeight > 0 && labeledCount > 0)

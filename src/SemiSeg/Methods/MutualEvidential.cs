@@ -76,7 +76,7 @@ public sealed class MutualEvidentialMethod : ISegmentationMethod
     {
         long c = alpha.shape[1];
         var s = alpha.sum(1);
-        return torch.lgamma(s) - torch.lgamma(torch.tensor((double)c)) - torch.lgamma(alpha).sum(1)
+        return torch.lgamma(s) - torch.lgamma(torch.tensor((double)c, device: alpha.device)) - torch.lgamma(alpha).sum(1)
                + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(s).unsqueeze(1))).sum(1);
     }
 

@@ -64,8 +64,8 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
 
     /// <summary>(n, H, W) masks, one grid mask per sample.</summary>
-    public Tensor Masks(long n, long h, long w, Random rng) =>
-        tensor(Enumerable.Range(0, (int)n).SelectMany(_ => Perturbations.GridBlockMask((int)h, (int)w, rng, _grid, _ratio)).ToArray(), new[] { n, h, w });
+    public Tensor Masks(long n, long h, long w, Random rng, Device device) =>
+        tensor(Enumerable.Range(0, (int)n).SelectMany(_ => Perturbations.GridBlockMask((int)h, (int)w, rng, _grid, _ratio)).ToArray(), new[] { n, h, w }, device: device);
 
     /// <summary>Mean over the student × teacher pairs of the low-level L1 and of the high-level 1 − cosine.</summary>
     public static (Tensor low, Tensor high) HighLowConsistency(IReadOnlyList<(Tensor high, Tensor low)> student, IReadOnlyList<(Tensor high, Tensor low)> teacher)
@@ -112,7 +112,7 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
 
         if (context.Iteration < _pretrain || nu < 2)
         {
-            var m = Masks(half, h, w, rng);
+            var m = Masks(half, h, w, rng, images.device);
             var x = lA * m.unsqueeze(1) + lB * (1 - m.unsqueeze(1));
             var (d, c) = BidirectionalCopyPasteMethod.MixLoss(Student.forward(x), yA, yB, m, 1.0, 1.0);
             return new MethodStep((d + c) / 2, new Dictionary<string, Tensor> { ["dice"] = d, ["ce"] = c });
@@ -132,7 +132,7 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
             plB = PseudoLabels.LargestComponentPerSlice(logitsB.argmax(1), _numClasses);
             tA = (highA, lowA); tB = (highB, lowB);
         }
-        var mask = Masks(k, h, w, rng);
+        var mask = Masks(k, h, w, rng, images.device);
         var (xUnl, xLab) = Mix(lA, lB, uA, uB, mask);
         // two student passes, as the reference (BN statistics per mixed batch); each gives logits and features together
         var (lu, hu, fu) = Student.ForwardWithFeatures(xUnl);

@@ -97,7 +97,7 @@ public static class Perturbations
     {
         using var scope = NewDisposeScope();
         long n = images.shape[0], h = images.shape[2], w = images.shape[3];
-        var boxes = tensor(Enumerable.Range(0, (int)n).SelectMany(_ => CutMixBox((int)h, (int)w, rng, p)).ToArray(), new[] { n, h, w });
+        var boxes = tensor(Enumerable.Range(0, (int)n).SelectMany(_ => CutMixBox((int)h, (int)w, rng, p)).ToArray(), new[] { n, h, w }, device: images.device);
         var b = boxes.unsqueeze(1).to_type(images.dtype);
         var outp = images * (1 - b) + fill * b;
         return (outp.MoveToOuterDisposeScope(), boxes.MoveToOuterDisposeScope());
@@ -113,8 +113,8 @@ public static class Perturbations
         float sum = k.Sum();
         for (int i = 0; i < k.Length; i++) k[i] /= sum;
         long c = x.shape[1];
-        var kx = tensor(k).reshape(1, 1, 1, k.Length).expand(c, 1, 1, k.Length).contiguous();
-        var ky = tensor(k).reshape(1, 1, k.Length, 1).expand(c, 1, k.Length, 1).contiguous();
+        var kx = tensor(k, device: x.device).reshape(1, 1, 1, k.Length).expand(c, 1, 1, k.Length).contiguous();
+        var ky = tensor(k, device: x.device).reshape(1, 1, k.Length, 1).expand(c, 1, k.Length, 1).contiguous();
         var p = nn.functional.pad(x, new long[] { r, r, r, r }, PaddingModes.Reflect);
         var y = nn.functional.conv2d(nn.functional.conv2d(p, kx, groups: c), ky, groups: c);
         return y.MoveToOuterDisposeScope();

@@ -34,8 +34,8 @@ public static class PseudoLabels
     {
         long n = labels.shape[0], h = labels.shape[1], w = labels.shape[2];
         using var asBytes = labels.to_type(ScalarType.Byte).contiguous();
-        var kept = ConnectedComponents.LargestComponent(asBytes.data<byte>().ToArray(), (int)n, (int)h, (int)w, numClasses, perSlice: true);
-        return tensor(kept, new[] { n, h, w }).to_type(labels.dtype);
+        var kept = ConnectedComponents.LargestComponent(asBytes.cpu().data<byte>().ToArray(), (int)n, (int)h, (int)w, numClasses, perSlice: true);
+        return tensor(kept, new[] { n, h, w }, device: labels.device).to_type(labels.dtype);
     }
 
     /// <summary>Each foreground class's largest 3D connected component (26-connectivity) in every volume of a
@@ -44,13 +44,13 @@ public static class PseudoLabels
     {
         long n = labels.shape[0], d = labels.shape[1], h = labels.shape[2], w = labels.shape[3], size = d * h * w;
         using var asBytes = labels.to_type(ScalarType.Byte).contiguous();
-        var all = asBytes.data<byte>().ToArray();
+        var all = asBytes.cpu().data<byte>().ToArray();
         var kept = new byte[all.Length];
         for (long i = 0; i < n; i++)
         {
             var one = ConnectedComponents.LargestComponent(all.AsSpan((int)(i * size), (int)size).ToArray(), (int)d, (int)h, (int)w, numClasses, perSlice: false);
             Array.Copy(one, 0, kept, i * size, size);
         }
-        return tensor(kept, new[] { n, d, h, w }).to_type(labels.dtype);
+        return tensor(kept, new[] { n, d, h, w }, device: labels.device).to_type(labels.dtype);
     }
 }

@@ -80,7 +80,7 @@ public sealed class TransferableSemanticAugmentationMethod : ISegmentationMethod
     {
         using var scope = NewDisposeScope();
         var valid = targets.ne(ignoreIndex);
-        if (!valid.any().item<bool>()) return zeros(1, dtype: logits.dtype).squeeze().MoveToOuterDisposeScope();
+        if (!valid.any().item<bool>()) return zeros(1, dtype: logits.dtype, device: logits.device).squeeze().MoveToOuterDisposeScope();
         var y = targets.masked_fill(valid.logical_not(), 0);
         var perPixel = offsets.t().index_select(0, y.flatten()).reshape(y.shape[0], y.shape[1], y.shape[2], -1).permute(0, 3, 1, 2);
         var loss = functional.cross_entropy(logits + perPixel, targets, ignore_index: ignoreIndex);
@@ -164,7 +164,7 @@ public sealed class ClassStatistics : Module
             if (count > sample)
             {
                 var pick = Enumerable.Range(0, sample).Select(_ => rng.NextInt64(count)).ToArray();
-                idx = idx.index_select(0, tensor(pick));
+                idx = idx.index_select(0, tensor(pick, device: idx.device));
             }
             var s = fs.index_select(0, idx); var t = ft.index_select(0, idx);
             var ms = s.mean(new long[] { 0 }); var mt = t.mean(new long[] { 0 });

@@ -52,7 +52,7 @@ public sealed class UniMatchMethod : ISegmentationMethod
         var xw = images.narrow(0, labeledCount, nu);
         long h = images.shape[2], w = images.shape[3];
         var order = Enumerable.Range(0, (int)nu).Select(i => (long)((i + 1) % nu)).ToArray();
-        var partner = tensor(order);
+        var partner = tensor(order, device: images.device);
 
         // pseudo-labels of the CutMix partners, eval mode, no gradient (reference: pred_u_w_mix)
         Tensor mixLabel, mixConf;
@@ -63,7 +63,7 @@ public sealed class UniMatchMethod : ISegmentationMethod
             (mixConf, mixLabel) = pm.max(1);
             Network.train();
         }
-        Tensor Box() => tensor(Enumerable.Range(0, (int)nu).SelectMany(_ => Perturbations.CutMixBox((int)h, (int)w, rng, _cutmixP)).ToArray(), new[] { nu, h, w });
+        Tensor Box() => tensor(Enumerable.Range(0, (int)nu).SelectMany(_ => Perturbations.CutMixBox((int)h, (int)w, rng, _cutmixP)).ToArray(), new[] { nu, h, w }, device: images.device);
         var box1 = Box(); var box2 = Box();
         Tensor StrongMixed(Tensor box)
         {

@@ -30,9 +30,9 @@ public static class NarrowOutputs
         using var scope = NewDisposeScope();
         long extra = 16 - oc;
         var padShape = (long[])weight.shape.Clone(); padShape[0] = extra;
-        var w = cat(new[] { weight, zeros(padShape, weight.dtype) }, 0);
+        var w = cat(new[] { weight, zeros(padShape, weight.dtype, device: weight.device) }, 0);
         if (MemoryLayout.IsChannelsLast(weight)) w = MemoryLayout.ToChannelsLast(w);
-        var b = bias is null ? null : cat(new[] { bias, zeros(new[] { extra }, bias.dtype) }, 0);
+        var b = bias is null ? null : cat(new[] { bias, zeros(new[] { extra }, bias.dtype, device: bias.device) }, 0);
         var logits = conv(w, b).narrow(1, 0, oc);
         return (MemoryLayout.IsChannelsLast(x) ? MemoryLayout.ToChannelsLast(logits) : logits.contiguous()).MoveToOuterDisposeScope();
     }

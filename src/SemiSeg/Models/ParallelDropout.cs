@@ -56,10 +56,11 @@ public static class DropoutMask
         if (!mask.is_contiguous() && !MemoryLayout.IsChannelsLast(mask))
         {
             mask.Dispose();
-            mask = empty(x.shape, dtype: x.dtype);
+            mask = empty(x.shape, dtype: x.dtype, device: x.device);
         }
         ulong seed;
-        using (var s = randint(0, int.MaxValue, new long[] { 2 }, dtype: ScalarType.Int64))
+        // the seed is a host draw from torch's CPU generator (the mask is written on the host)
+        using (var s = randint(0, int.MaxValue, new long[] { 2 }, dtype: ScalarType.Int64, device: CPU))
         {
             var v = s.data<long>();
             seed = ((ulong)v[0] << 31) ^ (ulong)v[1];

@@ -17,14 +17,18 @@ public sealed class TrainingDivergedException : Exception
 public static class NumericGuard
 {
     /// <summary>Throws <see cref="TrainingDivergedException"/> when the loss or any gradient holds NaN or ±∞. One
-    /// reduction per parameter (max |g|, which cannot overflow) and one host sync per iteration.</summary>
+    /// reduction per parameter (max |g|, which cannot overflow) on the parameters' device and one host sync per
+    /// iteration: the only one of a training step that does not log (the check must precede the optimizer step).</summary>
     public static void EnsureFiniteStep(Tensor loss, IEnumerable<Tensor> parameters, long iteration)
     {
         using var scope = NewDisposeScope();
+        var l0 = loss.detach().to_type(ScalarType.Float32).abs().reshape(1);
+        var maxima = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!.abs().max().to_type(ScalarType.Float32).reshape(1)).ToArray();
+        // NaN propagates through max, so one finite maximum means all are finite
+        if (float.IsFinite(cat(maxima.Prepend(l0).ToArray()).max().item<float>())) return;
         float l = loss.detach().item<float>();
         if (!float.IsFinite(l))
             throw new TrainingDivergedException($"training diverged: the loss is {l} at iteration {iteration + 1}; nothing from this iteration was saved (lower the learning rate or check the data)");
-        var maxima = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!.abs().max()).ToArray();
         if (maxima.Length == 0) return;
         float m = stack(maxima).max().item<float>();
         if (!float.IsFinite(m))

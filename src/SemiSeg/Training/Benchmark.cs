@@ -95,21 +95,24 @@ public static class Benchmark
     /// for them is reported; otherwise a fixed random batch is reused, as peer_mt.py does.
     /// </summary>
     public static BenchResult Run(string mode, int size, int batch, int iterations, int warmup, int? threads, bool channelsLast = true,
-        Action<string>? log = null, Data.DatasetManifest? data = null, bool inplaceActivations = true)
+        Action<string>? log = null, Data.DatasetManifest? data = null, bool inplaceActivations = true, Device? device = null)
     {
+        device ??= CPU;
         Runtime.TorchRuntime.Configure(threads);
         log?.Invoke(KernelSelfCheck.Ensure(volume: false));
         Runtime.TorchRuntime.Seed(0);
         var cfg = new UNetConfig { InplaceActivations = inplaceActivations };
         ISegmentationMethod method = mode == "mt" ? new MeanTeacherMethod(cfg, PeerMeanTeacherSettings()) : new SupervisedMethod(cfg);
         using var _ = method;
+        Runtime.ComputeDevice.Place(method.StatefulModules, device);
         if (channelsLast) foreach (var m in method.StatefulModules) MemoryLayout.ToChannelsLast(m);
         method.Train(true);
         int labeled = mode == "mt" ? batch / 2 : batch;
         using var opt = optim.SGD(method.TrainableModules.SelectMany(m => m.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
-        using var x0 = randn(batch, 1, size, size);
+        // drawn on the host (the same numbers on every device), then moved
+        using var x0 = randn(batch, 1, size, size).to(device);
         using var x = channelsLast ? MemoryLayout.ToChannelsLast(x0) : x0.alias();
-        using var y = randint(0, 4, new long[] { labeled, size, size }).to_type(ScalarType.Int64);
+        using var y = randint(0, 4, new long[] { labeled, size, size }).to_type(ScalarType.Int64).to(device);
         Data.BatchLoader? loader = null;
         if (data != null)
         {
@@ -131,9 +134,9 @@ public static class Benchmark
                 if (loader != null)
                 {
                     var b = loader.Next();
-                    bx = tensor(b.Images, new long[] { b.Count, 1, b.Height, b.Width });
+                    bx = Runtime.ComputeDevice.Upload(b.Images, new long[] { b.Count, 1, b.Height, b.Width }, device);
                     if (channelsLast) bx = MemoryLayout.ToChannelsLast(bx);
-                    by = tensor(b.Labels, new long[] { b.LabeledCount, b.Height, b.Width });
+                    by = Runtime.ComputeDevice.Upload(b.Labels, new long[] { b.LabeledCount, b.Height, b.Width }, device);
                 }
                 var step = Trainer.Step(method, opt, bx, by, labeled, new TrainingContext(it, 30000, 0.01));
                 step.Loss.item<float>(); // the iteration is complete when its loss is known
@@ -153,17 +156,18 @@ public static class Benchmark
         double fwd = UNetForwardFlops(cfg, size);
         double flops = mode == "mt" ? 3 * fwd * batch + fwd * (batch - labeled) : 3 * fwd * batch;
         double gemm = MeasureGemmPeakGFlops();
-        double inference = InferenceThroughput(method.InferenceNetwork, size, channelsLast);
+        double inference = InferenceThroughput(method.InferenceNetwork, size, channelsLast, device);
         return new BenchResult(mode, size, batch, median, times.ToArray(), flops / 1e9, flops / median / 1e9, gemm, PeakRssMiB(), inference, torch.get_num_threads(),
             rssFirst, rssLast, waitTimed / times.Count, waitTimed / times.Sum(), data?.Name ?? "fixed random batch");
     }
 
     /// <summary>3D inference throughput: the LA protocol's sliding window (VNet, patch 80x112x112, strides 4/18/18) over
     /// a random volume; median seconds per volume over <paramref name="reps"/> runs after one warm-up.</summary>
-    public static (double seconds, int windows, int threads) SlidingWindow3D((int d, int h, int w) volume, int reps = 3, int? threads = null)
+    public static (double seconds, int windows, int threads) SlidingWindow3D((int d, int h, int w) volume, int reps = 3, int? threads = null, Device? device = null)
     {
         Runtime.TorchRuntime.Configure(threads);
         using var net = new VNet(1, 2);
+        Runtime.ComputeDevice.Place(new[] { net }, device ?? CPU);
         var rng = new Random(0);
         var vol = new float[volume.d * volume.h * volume.w];
         for (int i = 0; i < vol.Length; i++) vol[i] = (float)(rng.NextDouble() * 2 - 1);
@@ -187,17 +191,19 @@ public static class Benchmark
     /// its own peak). The LA setting is patch (80, 112, 112), batch 2 + 2.
     /// </summary>
     public static (double seconds, double peakRssMiB, int threads) VolumeStep(string method, (int d, int h, int w) patch, int labeled, int unlabeled,
-        int iterations = 2, int warmup = 1, int? threads = null, Net3DConfig? network = null, IReadOnlyDictionary<string, string>? parameters = null)
+        int iterations = 2, int warmup = 1, int? threads = null, Net3DConfig? network = null, IReadOnlyDictionary<string, string>? parameters = null, Device? device = null)
     {
+        device ??= CPU;
         Runtime.TorchRuntime.Configure(threads);
         KernelSelfCheck.Ensure(volume: true);
         Runtime.TorchRuntime.Seed(0);
         var settings = new MethodSettings(parameters ?? new Dictionary<string, string>());
         using var m = Methods.MethodRegistry.GetVolume(method).Create(new Methods.Volume.VolumeMethodContext(network ?? new Net3DConfig(), new UNetConfig { NumClasses = 2 }, settings));
         settings.EnsureAllUsed(method);
+        Runtime.ComputeDevice.Place(m.StatefulModules, device);
         using var opt = torch.optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
         m.Train(true);
-        using var x = randn(new long[] { labeled + unlabeled, 1, patch.d, patch.h, patch.w });
+        using var x = randn(new long[] { labeled + unlabeled, 1, patch.d, patch.h, patch.w }).to(device);
         using var y = (x.narrow(0, 0, labeled)[.., 0] > 0.5).to_type(ScalarType.Int64);
         var times = new List<double>();
         for (int i = 0; i < warmup + iterations; i++)
@@ -212,11 +218,11 @@ public static class Benchmark
         return (times[times.Count / 2], PeakRssMiB(), torch.get_num_threads());
     }
 
-    static double InferenceThroughput(Segmenter2D net, int size, bool channelsLast, int slices = 16, int reps = 3)
+    static double InferenceThroughput(Segmenter2D net, int size, bool channelsLast, Device device, int slices = 16, int reps = 3)
     {
         net.eval();
         using var noGrad = no_grad();
-        using var x0 = randn(slices, 1, size, size);
+        using var x0 = randn(slices, 1, size, size).to(device);
         using var x = channelsLast ? MemoryLayout.ToChannelsLast(x0) : x0.alias();
         using (var w = net.forward(x)) { }
         var best = double.MaxValue;
@@ -224,6 +230,7 @@ public static class Benchmark
         {
             var sw = Stopwatch.StartNew();
             using var o = net.forward(x).argmax(1);
+            if (device.type == DeviceType.CUDA) cuda.synchronize(device); // kernels run asynchronously
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
         net.train();

@@ -45,7 +45,27 @@ public static class Checkpoint
     /// contiguous for the transfer and given their layout back afterwards (the file is layout-free).</summary>
     static void SaveModule(BinaryWriter w, nn.Module m) => WithContiguousTensors(m, () => m.save(w));
 
-    static void LoadModule(BinaryReader r, nn.Module m) => WithContiguousTensors(m, () => m.load(r));
+    static void LoadModule(BinaryReader r, nn.Module m) =>
+        WithContiguousTensors(m, () => { if (ComputeDevice.Of(m).type == DeviceType.CPU) m.load(r); else LoadInPlace(r, m); });
+
+    /// <summary>
+    /// TorchSharp's Module.load on a module off the CPU moves it to the CPU and back, which re-creates every parameter:
+    /// the optimizer would keep the old ones and frozen (EMA) weights would require gradients again. This reads the same
+    /// format (entry count, then name and tensor per state entry) into the existing tensors: each is read on the host
+    /// and copied into place on its device (TorchSharp's Tensor.Load).
+    /// </summary>
+    public static void LoadInPlace(BinaryReader r, nn.Module m)
+    {
+        var sd = m.state_dict();
+        long entries = r.Read7BitEncodedInt64(); // TorchSharp's Encode: the same 7-bit varint
+        if (entries != sd.Count) throw new ArgumentException($"Mismatched state_dict sizes: expected {sd.Count}, but found {entries} entries.");
+        for (long i = 0; i < entries; i++)
+        {
+            var key = r.ReadString();
+            if (!sd.TryGetValue(key, out var t)) throw new ArgumentException($"Mismatched module state names: the target module has no parameter or buffer named '{key}'");
+            t.Load(r);
+        }
+    }
 
     static void WithContiguousTensors(nn.Module m, Action action)
     {
@@ -78,6 +98,22 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>Optimizer state tensors (momentum buffers, moments, step counts) onto <paramref name="device"/>, found
+    /// by reflection like <see cref="MakeOptimizerStateContiguous"/>.</summary>
+    static void MoveOptimizerState(TorchSharp.Modules.OptimizerHelper optimizer, Device device)
+    {
+        foreach (var st in optimizer.state_dict().State)
+        {
+            if (st is null) continue;
+            foreach (var f in st.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+                if (f.FieldType == typeof(Tensor) && f.GetValue(st) is Tensor t && !t.IsInvalid && (t.device_type != device.type || t.device_index != device.index))
+                {
+                    f.SetValue(st, t.to(device));
+                    t.Dispose();
+                }
+        }
+    }
+
     /// <summary>Restores a method's modules and the optimizer from a resumable checkpoint.</summary>
     public static CheckpointMeta Restore(string path, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper optimizer, string? expectedMethod = null)
     {
@@ -94,6 +130,9 @@ public static class Checkpoint
             foreach (var m in method.StatefulModules) LoadModule(r, m);
             MakeOptimizerStateContiguous(optimizer); // Adam-family moments exist (channels_last) before the first step
             optimizer.load_state_dict(r);
+            // the file is device-free: module tensors are read on the host and copied into the modules wherever they
+            // are (TorchSharp's Load); optimizer state the reader created goes to the parameters' device
+            MoveOptimizerState(optimizer, ComputeDevice.Of(method.TrainableModules[0]));
         }
         catch (Exception e) when (e is not InvalidDataException)
         {

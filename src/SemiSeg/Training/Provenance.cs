@@ -57,6 +57,17 @@ public static class Provenance
         };
     }
 
+    /// <summary>The device the run computes on ("cpu" or "cuda:N"), the TorchSharp backend it was built with, and the
+    /// CUDA device count where CUDA is in use.</summary>
+    public static JsonObject WithDevice(JsonObject entry, Device device)
+    {
+        var d = (JsonObject)entry["device"]!;
+        d["type"] = Runtime.ComputeDevice.Describe(device);
+        d["backend"] = Runtime.ComputeDevice.Backend;
+        if (device.type == TorchSharp.DeviceType.CUDA) d["cuda_devices"] = cuda.device_count();
+        return entry;
+    }
+
     /// <summary>The data lists of a 2D run: slices (case, slice index, files) and validation/test volumes.</summary>
     public static JsonObject Describe(DatasetManifest m) => Describe(m.Name, new Dictionary<string, IEnumerable<string>>
     {
@@ -117,7 +128,7 @@ public static class Provenance
         {
             foreach (var deps in Directory.EnumerateFiles(AppContext.BaseDirectory, "*.deps.json"))
             {
-                var m = Regex.Match(File.ReadAllText(deps), "\"libtorch-cpu(?:-[a-z0-9-]+)?/([0-9][0-9.]*)\"");
+                var m = Regex.Match(File.ReadAllText(deps), "\"libtorch-(?:cpu|cuda)(?:-[a-z0-9.-]+)?/([0-9][0-9.]*)\"");
                 if (m.Success) return m.Groups[1].Value;
             }
         }

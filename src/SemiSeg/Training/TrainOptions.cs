@@ -39,6 +39,9 @@ public sealed record TrainOptions
     public int LogEvery { get; init; } = 20;
     public int Seed { get; init; } = 1337;
     public int? Threads { get; init; }
+    /// <summary>cpu, cuda, cuda:N or auto (CUDA when usable, else cpu): see <see cref="ComputeDevice.Resolve"/>. The
+    /// device chosen is recorded in provenance.json.</summary>
+    public string Device { get; init; } = "auto";
     public int LoaderWorkers { get; init; } = 2;
     public int Prefetch { get; init; } = 4;
     public bool Augment { get; init; } = true;

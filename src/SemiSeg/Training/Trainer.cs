@@ -80,10 +80,11 @@ public sealed class Trainer
         using var gate = FinalizerGuard.Enter();
         FinalizerGuard.SafePoint();
         TorchRuntime.Configure(_o.Threads);
+        var device = ComputeDevice.Resolve(_o.Device); // before anything is written: a wrong --device fails at once
         // the run folder itself (its lock, the refusal to overwrite a run that was not asked to resume), for the whole run
         using var runFolder = RunFolder.Open(_o.OutputDir, _o.Resume);
         DataCheck.Run(_data.Split);
-        Provenance.Record(_o.OutputDir, _data.DescribeProvenance(), _o.Resume);
+        Provenance.Record(_o.OutputDir, Provenance.WithDevice(_data.DescribeProvenance(), device), _o.Resume);
         var settings = new MethodSettings(_o.MethodParams);
         string selfCheck = KernelSelfCheck.Ensure(volume: _data.Volumetric); // before seeding: it draws its own numbers
         TorchRuntime.Seed(_o.Seed);
@@ -93,6 +94,8 @@ public sealed class Trainer
         var dataWarnings = _data.CheckComposition(_o, method, name);
         if (_o.InitEncoder is string init) LoadEncoder(init, (ISegmentationMethod)method);
         string? initFrom = _o.InitFrom is string from ? InitialWeights.Apply(from, method) : null;
+        // built and initialised on the host, then moved: networks, EMA teachers, memories (module buffers)
+        ComputeDevice.Place(method.StatefulModules.Append(method.InferenceModule), device);
         bool channelsLast = _o.ChannelsLast && !_data.Volumetric;
         if (channelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
         var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
@@ -128,7 +131,7 @@ public sealed class Trainer
             Iterations = start, MaxIterations = _o.MaxIterations,
         };
         summary.Write(_o.OutputDir);
-        Log($"{_data.DescribeBatches(_o, method, start)}, threads {torch.get_num_threads()}");
+        Log($"{_data.DescribeBatches(_o, method, start)}, device {ComputeDevice.Describe(device)}, threads {torch.get_num_threads()}");
 
         using var loader = _data.OpenBatches(_o, method, start);
         using var validator = _data.Validator(_o, method);
@@ -163,8 +166,8 @@ public sealed class Trainer
             double loss = double.NaN; var terms = new Dictionary<string, double>();
             using (var scope = NewDisposeScope())
             {
-                var x = tensor(batch.Images, batch.ImageShape);
-                var y = tensor(batch.Labels, batch.LabelShape);
+                var x = ComputeDevice.Upload(batch.Images, batch.ImageShape, device);
+                var y = ComputeDevice.Upload(batch.Labels, batch.LabelShape, device);
                 var step = Step(method, optimizer, channelsLast ? Models.MemoryLayout.ToChannelsLast(x) : x, y, batch.LabeledCount, ctx);
                 if (logNow)
                 {

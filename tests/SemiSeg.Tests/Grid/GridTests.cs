@@ -25,6 +25,15 @@ public class GridSpecTests
         """;
 
     [Fact]
+    public void TheEvaluationRunsOnTheTrainingsDevice()
+    {
+        using var dir = new TempDir();
+        var run = GridSpec.Load(Write(dir, "data: data\nmethods: [supervised]\nseeds: [1]\ntrain: {iterations: 10, device: cuda:1}\n")).Expand().Single();
+        Assert.Equal(new[] { "--device", "cuda:1" }, run.TrainArgs.SkipWhile(a => a != "--device").Take(2));
+        Assert.Equal(new[] { "--device", "cuda:1" }, run.EvaluateArgs!.SkipWhile(a => a != "--device").Take(2));
+    }
+
+    [Fact]
     public void ExpandsMethodsBudgetsAndSeedsToStableNamesAndExactArguments()
     {
         using var dir = new TempDir();

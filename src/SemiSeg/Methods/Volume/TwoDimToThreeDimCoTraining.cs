@@ -148,7 +148,7 @@ public sealed class TwoDimToThreeDimCoTrainingMethod : IVolumeMethod, IRestartsS
     {
         long nu = images.shape[0] - labeledCount;
         long k = Net2D.Config.NumClasses;
-        Tensor for3D = empty(0), for2D = empty(0);
+        Tensor for3D = empty(0, device: images.device), for2D = empty(0, device: images.device);
         if (nu > 0 && _evalTargets) (for3D, for2D) = CrossTargets(images.narrow(0, labeledCount, nu));
         var o3 = Net3D.forward(images);
         var o2 = SliceWise(Net2D, images);

@@ -59,7 +59,7 @@ public sealed class VolumeCopyPasteMethod : IVolumeMethod
         if (labeledCount < 2) throw new ArgumentException("BCP needs at least 2 labeled volumes per batch (two halves to mix)");
         long d = images.shape[2], h = images.shape[3], w = images.shape[4];
         var rng = new Random(Seeds.Mix(context.Iteration, 0xBC93));
-        var m3 = tensor(ContextMask((int)d, (int)h, (int)w, rng), new[] { 1L, d, h, w });
+        var m3 = tensor(ContextMask((int)d, (int)h, (int)w, rng), new[] { 1L, d, h, w }, device: images.device);
         int half = labeledCount / 2;
         long nu = images.shape[0] - labeledCount;
         bool pretraining = context.Iteration < _pretrain || nu < 2;

@@ -79,7 +79,7 @@ public sealed class VolumeMeanTeacherMethod : IVolumeMethod
                 double threshold = (0.75 + 0.25 * Ramps.Sigmoid(context.Iteration, context.MaxIterations)) * Math.Log(_numClasses);
                 mask = uncertainty.lt(threshold).to_type(ScalarType.Float32);
             }
-            else mask = ones(1);
+            else mask = ones(1, device: logits.device);
         }
         var mse = (functional.softmax(logits.narrow(0, labeledCount, nu), 1) - teacherProbs).pow(2);
         // mean over classes and (certain) voxels: the reference's torch.mean(softmax_mse) for MT, and its
