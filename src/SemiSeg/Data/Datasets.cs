@@ -175,7 +175,7 @@ public static class CustomDataset
         }
         return new DatasetManifest
         {
-            Name = $"custom '{source}'",
+            Name = $"custom '{Path.TrimEndingDirectorySeparator(Path.GetFullPath(source))}'", // absolute: runs given the same data by another relative path are grouped together by report
             NumClasses = numClasses,
             ClassNames = classNames ?? Enumerable.Range(0, numClasses).Select(i => i == 0 ? "background" : $"class{i}").ToArray(),
             Labeled = labeled,

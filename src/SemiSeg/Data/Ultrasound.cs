@@ -83,7 +83,7 @@ public static class Hc18Dataset
             }
         return new DatasetManifest
         {
-            Name = $"HC18 '{root}'",
+            Name = $"HC18 '{Path.TrimEndingDirectorySeparator(Path.GetFullPath(root))}'",
             NumClasses = 2,
             ClassNames = ClassNames,
             Labeled = labeled,
@@ -178,7 +178,7 @@ public static class PsfhDataset
         var unlabeled = train.Skip(n).Concat(images.Except(annotated)).Select(f => Slice(Case(f, Split.Train, false))).ToList();
         return new DatasetManifest
         {
-            Name = $"PSFH '{root}'", NumClasses = 3, ClassNames = ClassNames,
+            Name = $"PSFH '{Path.TrimEndingDirectorySeparator(Path.GetFullPath(root))}'", NumClasses = 3, ClassNames = ClassNames,
             Labeled = labeled, Unlabeled = unlabeled, Val = val, Test = test,
             SpacingSource = "each image's MetaImage header ElementSpacing, read as mm (the PSFHS release says 1 1: 1 mm per pixel)",
         };
