@@ -44,17 +44,22 @@ public static class Resample
     }
 
     /// <summary>numpy.rot90(m, k): k quarter turns counter-clockwise in the (row, column) plane; h and w are updated.</summary>
-    public static T[] Rot90<T>(T[] src, ref int h, ref int w, int k)
+    public static T[] Rot90<T>(T[] src, ref int h, ref int w, int k) => Rot90(src, 1, ref h, ref w, k);
+
+    /// <summary>numpy.rot90(m, k, axes=(1, 2)) on a (depth, h, w) stack: every slice turned k quarter turns
+    /// counter-clockwise; h and w are updated.</summary>
+    public static T[] Rot90<T>(T[] src, int depth, ref int h, ref int w, int k)
     {
         k = ((k % 4) + 4) % 4;
         var cur = src; int ch = h, cw = w;
         for (int t = 0; t < k; t++)
         {
             var nxt = new T[cur.Length];
-            // out[i, j] = in[j, cw-1-i], out shape (cw, ch)
-            for (int i = 0; i < cw; i++)
-                for (int j = 0; j < ch; j++)
-                    nxt[i * ch + j] = cur[j * cw + (cw - 1 - i)];
+            // out[z, i, j] = in[z, j, cw-1-i], out slice shape (cw, ch)
+            for (int z = 0; z < depth; z++)
+                for (int i = 0; i < cw; i++)
+                    for (int j = 0; j < ch; j++)
+                        nxt[(z * cw + i) * ch + j] = cur[(z * ch + j) * cw + (cw - 1 - i)];
             cur = nxt; (ch, cw) = (cw, ch);
         }
         h = ch; w = cw;
@@ -62,12 +67,16 @@ public static class Resample
     }
 
     /// <summary>numpy.flip along axis 0 (rows) or 1 (columns).</summary>
-    public static T[] Flip<T>(T[] src, int h, int w, int axis)
+    public static T[] Flip<T>(T[] src, int h, int w, int axis) => Flip(src, 1, h, w, axis);
+
+    /// <summary>numpy.flip of every slice of a (depth, h, w) stack along its axis 0 (rows) or 1 (columns).</summary>
+    public static T[] Flip<T>(T[] src, int depth, int h, int w, int axis)
     {
         var dst = new T[src.Length];
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                dst[y * w + x] = axis == 0 ? src[(h - 1 - y) * w + x] : src[y * w + (w - 1 - x)];
+        for (int z = 0; z < depth; z++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    dst[(z * h + y) * w + x] = axis == 0 ? src[(z * h + h - 1 - y) * w + x] : src[(z * h + y) * w + (w - 1 - x)];
         return dst;
     }
 

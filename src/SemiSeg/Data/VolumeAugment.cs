@@ -23,39 +23,14 @@ public static class VolumeAugment
     /// <summary>Rotates every slice by k·90° (numpy rot90 on the (H, W) axes: counter-clockwise).</summary>
     public static (float[] img, byte[]? lab, int h, int w) Rot90(float[] img, byte[]? lab, int d, int h, int w, int k)
     {
-        k = ((k % 4) + 4) % 4;
-        for (int r = 0; r < k; r++)
-        {
-            // numpy rot90(m)[i, j] = m[j, W-1-i]; output shape (W, H)
-            var ni = new float[img.Length]; var nl = lab is null ? null : new byte[lab.Length];
-            for (int z = 0; z < d; z++)
-                for (int i = 0; i < w; i++)
-                    for (int j = 0; j < h; j++)
-                    {
-                        int dst = (z * w + i) * h + j, src = (z * h + j) * w + (w - 1 - i);
-                        ni[dst] = img[src];
-                        if (nl != null) nl[dst] = lab![src];
-                    }
-            img = ni; lab = nl; (h, w) = (w, h);
-        }
-        return (img, lab, h, w);
+        int hl = h, wl = w;
+        var ri = Resample.Rot90(img, d, ref h, ref w, k);
+        return (ri, lab is null ? null : Resample.Rot90(lab, d, ref hl, ref wl, k), h, w);
     }
 
     /// <summary>Flips along axis 1 (H) or 2 (W) of (D, H, W).</summary>
-    public static (float[] img, byte[]? lab) Flip(float[] img, byte[]? lab, int d, int h, int w, int axis)
-    {
-        var ni = new float[img.Length]; var nl = lab is null ? null : new byte[lab.Length];
-        for (int z = 0; z < d; z++)
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++)
-                {
-                    int sy = axis == 1 ? h - 1 - y : y, sx = axis == 2 ? w - 1 - x : x;
-                    int dst = (z * h + y) * w + x, src = (z * h + sy) * w + sx;
-                    ni[dst] = img[src];
-                    if (nl != null) nl[dst] = lab![src];
-                }
-        return (ni, nl);
-    }
+    public static (float[] img, byte[]? lab) Flip(float[] img, byte[]? lab, int d, int h, int w, int axis) =>
+        (Resample.Flip(img, d, h, w, axis - 1), lab is null ? null : Resample.Flip(lab, d, h, w, axis - 1));
 
     public static (float[] image, byte[]? label) Crop(float[] img, byte[]? lab, int d, int h, int w, (int d, int h, int w) patch, Random rng)
     {

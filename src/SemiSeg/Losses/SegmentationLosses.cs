@@ -68,7 +68,11 @@ public static class SegmentationLosses
     public static Tensor CeDice(Tensor logits, Tensor target, Tensor? weight = null, long ignoreIndex = -100)
     {
         using var scope = NewDisposeScope();
-        var probs = functional.softmax(logits, 1);
-        return (0.5 * (CrossEntropy(logits, target, weight, ignoreIndex) + Dice(probs, target, weight, ignoreIndex))).MoveToOuterDisposeScope();
+        return CeDiceWithProbs(logits, functional.softmax(logits, 1), target, weight, ignoreIndex).MoveToOuterDisposeScope();
     }
+
+    /// <summary><see cref="CeDice(Tensor, Tensor, Tensor?, long)"/> with the softmax already taken (methods that reuse
+    /// the whole batch's softmax for a consistency term, as the references do).</summary>
+    public static Tensor CeDiceWithProbs(Tensor logits, Tensor probs, Tensor target, Tensor? weight = null, long ignoreIndex = -100) =>
+        0.5 * (CrossEntropy(logits, target, weight, ignoreIndex) + Dice(probs, target, weight, ignoreIndex));
 }

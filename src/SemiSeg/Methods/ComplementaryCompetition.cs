@@ -96,6 +96,8 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
     static Sequential FormerProjector(long c) => Sequential(Conv2d(c, 32, 1), Norms.BatchNorm2d(32), ReLU(), Conv2d(32, 32, 1));
 
     public string Name => "c3s3";
+    // A and B, not 1 and 2 (Net1/Net2 name twin networks of one architecture): a heterogeneous pair, and the
+    // header's subscripts 1 and 2 are views.
     public Segmenter2D NetA { get; }
     public ResUNet2D NetB { get; }
     public Sequential ProjA { get; }

@@ -49,8 +49,7 @@ public sealed class MeanTeacherMethod : ISegmentationMethod
         long n = images.shape[0], nu = n - labeledCount;
         var logits = Student.forward(images);
         var probs = functional.softmax(logits, 1);
-        var sup = 0.5 * (SegmentationLosses.CrossEntropy(logits.narrow(0, 0, labeledCount), labels) +
-                         SegmentationLosses.Dice(probs.narrow(0, 0, labeledCount), labels));
+        var sup = SegmentationLosses.CeDiceWithProbs(logits.narrow(0, 0, labeledCount), probs.narrow(0, 0, labeledCount), labels);
         double w = ConsistencyWeight(context.Iteration);
         // Before the consistency starts (or without unlabeled images) the teacher's output would be multiplied by 0:
         // skip its forward pass. The teacher runs in train mode (batch statistics), so nothing it would have
@@ -60,9 +59,7 @@ public sealed class MeanTeacherMethod : ISegmentationMethod
         using (no_grad())
         {
             var xu = images.narrow(0, labeledCount, nu);
-            var noise = randn_like(xu) * _noiseStd;
-            if (_noiseClamp > 0) noise = noise.clamp(-_noiseClamp, _noiseClamp);
-            teacherProbs = functional.softmax(Teacher.forward(xu + noise), 1);
+            teacherProbs = functional.softmax(Teacher.forward(Perturbations.GaussianNoise(xu, _noiseStd, _noiseClamp)), 1);
         }
         var cons = functional.mse_loss(probs.narrow(0, labeledCount, nu), teacherProbs);
         var loss = sup + w * cons;

@@ -60,6 +60,7 @@ public sealed class MutualEvidentialMethod : ISegmentationMethod
     }
 
     public string Name => "medl";
+    // A and B, not 1 and 2 (Net1/Net2 name twin networks of one architecture): a heterogeneous pair.
     public Segmenter2D NetA { get; }
     public ResUNet2D NetB { get; }
     public ReliabilityMemory Reliability { get; }

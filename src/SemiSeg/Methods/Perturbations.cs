@@ -7,6 +7,16 @@ namespace SemiSeg.Methods;
 public static class Perturbations
 {
     /// <summary>
+    /// The Mean Teacher lineage's teacher input (SSL4MIS train_mean_teacher_2D.py): x + clamp(randn_like(x)·std, −c, c);
+    /// a clamp of 0 or less leaves the noise unclamped.
+    /// </summary>
+    public static Tensor GaussianNoise(Tensor x, double std, double clamp)
+    {
+        var noise = randn_like(x) * std;
+        return x + (clamp > 0 ? noise.clamp(-clamp, clamp) : noise);
+    }
+
+    /// <summary>
     /// UniMatch's obtain_cutmix_box: with probability <paramref name="p"/>, a box of area U(0.02, 0.4)·H·W and aspect
     /// ratio U(0.3, 1/0.3) at a random position (redrawn until it fits), as a (H, W) 0/1 mask; all zeros otherwise.
     /// </summary>

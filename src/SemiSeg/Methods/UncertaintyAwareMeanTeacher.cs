@@ -51,11 +51,7 @@ public sealed class UncertaintyAwareMeanTeacherMethod : ISegmentationMethod
     public double Threshold(long iteration, long maxIterations) =>
         (0.75 + 0.25 * Ramps.Sigmoid(iteration, maxIterations)) * Math.Log(_ln2 ? 2 : NumClasses);
 
-    Tensor Noisy(Tensor x)
-    {
-        var n = randn_like(x) * _noiseStd;
-        return x + (_noiseClamp > 0 ? n.clamp(-_noiseClamp, _noiseClamp) : n);
-    }
+    Tensor Noisy(Tensor x) => Perturbations.GaussianNoise(x, _noiseStd, _noiseClamp);
 
     /// <summary>Entropy of the mean teacher softmax over <see cref="_passes"/> noisy passes, (B, 1, H, W).</summary>
     public Tensor Uncertainty(Tensor unlabeled)
@@ -79,8 +75,7 @@ public sealed class UncertaintyAwareMeanTeacherMethod : ISegmentationMethod
         long nu = images.shape[0] - labeledCount;
         var logits = Student.forward(images);
         var probs = functional.softmax(logits, 1);
-        var sup = 0.5 * (SegmentationLosses.CrossEntropy(logits.narrow(0, 0, labeledCount), labels) +
-                         SegmentationLosses.Dice(probs.narrow(0, 0, labeledCount), labels));
+        var sup = SegmentationLosses.CeDiceWithProbs(logits.narrow(0, 0, labeledCount), probs.narrow(0, 0, labeledCount), labels);
         if (nu == 0) return new MethodStep(sup, new Dictionary<string, Tensor> { ["sup"] = sup });
         var xu = images.narrow(0, labeledCount, nu);
         Tensor teacherProbs;

@@ -20,22 +20,22 @@ public sealed class VolumeCrossPseudoSupervisionMethod : IVolumeMethod
     {
         _consistency = c.Settings.Double("consistency", 0.1);
         _rampup = c.Settings.Double("rampup", 200);
-        First = c.CreateNetwork();
-        Second = c.CreateNetwork();
+        Net1 = c.CreateNetwork();
+        Net2 = c.CreateNetwork();
     }
 
     public string Name => "cps";
-    public nn.Module<Tensor, Tensor> First { get; }
-    public nn.Module<Tensor, Tensor> Second { get; }
-    public nn.Module<Tensor, Tensor> InferenceNetwork => First;
-    public IReadOnlyList<Module> TrainableModules => new Module[] { First, Second };
-    public IReadOnlyList<Module> StatefulModules => new Module[] { First, Second };
+    public nn.Module<Tensor, Tensor> Net1 { get; }
+    public nn.Module<Tensor, Tensor> Net2 { get; }
+    public nn.Module<Tensor, Tensor> InferenceNetwork => Net1;
+    public IReadOnlyList<Module> TrainableModules => new Module[] { Net1, Net2 };
+    public IReadOnlyList<Module> StatefulModules => new Module[] { Net1, Net2 };
 
     public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
     {
         long nu = images.shape[0] - labeledCount;
-        var o1 = First.forward(images);
-        var o2 = Second.forward(images);
+        var o1 = Net1.forward(images);
+        var o2 = Net2.forward(images);
         var sup = SegmentationLosses.CeDice(o1.narrow(0, 0, labeledCount), labels) + SegmentationLosses.CeDice(o2.narrow(0, 0, labeledCount), labels);
         double w = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
         if (nu == 0) return new MethodStep(sup, new Dictionary<string, Tensor> { ["sup"] = sup });
@@ -46,5 +46,5 @@ public sealed class VolumeCrossPseudoSupervisionMethod : IVolumeMethod
         return new MethodStep(sup + w * cross, new Dictionary<string, Tensor> { ["sup"] = sup, ["cps"] = cross });
     }
 
-    public void Dispose() { First.Dispose(); Second.Dispose(); }
+    public void Dispose() { Net1.Dispose(); Net2.Dispose(); }
 }

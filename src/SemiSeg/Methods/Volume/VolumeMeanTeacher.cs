@@ -46,11 +46,7 @@ public sealed class VolumeMeanTeacherMethod : IVolumeMethod
     public IReadOnlyList<Module> TrainableModules => new Module[] { Student };
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
 
-    Tensor Noisy(Tensor x)
-    {
-        var noise = randn_like(x) * _noiseStd;
-        return x + (_noiseClamp > 0 ? noise.clamp(-_noiseClamp, _noiseClamp) : noise);
-    }
+    Tensor Noisy(Tensor x) => Perturbations.GaussianNoise(x, _noiseStd, _noiseClamp);
 
     public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
     {
