@@ -26,8 +26,11 @@ internal static class BenchCommand
         var volumeTrain = new Option<string?>("--volume-method") { Description = "Instead: time one 3D training iteration of this volume method (supervised, mean-teacher, ua-mt, cps, bcp, mn) on VNet with peak memory; --patch and --volume-batch set the shape" };
         var volumePatch = new Option<string>("--patch") { Description = "3D patch D,H,W for --volume-method (the LA lineage's 112x112x80 is 80,112,112)", DefaultValueFactory = _ => "80,112,112" };
         var volumeBatch = new Option<string>("--volume-batch") { Description = "labeled,unlabeled patches per batch for --volume-method", DefaultValueFactory = _ => "2,2" };
+        var method2d = new Option<string?>("--method") { Description = "Instead: time one training iteration of this 2D method (any of `semiseg methods`) at --size with --batch split half labeled, half unlabeled, and count its network passes (s/iteration ÷ passes is its cost per pass, to set beside mean-teacher's); --data feeds the real loader" };
+        var network2d = new Option<string>("--network") { Description = "2D network of --method's networks (unet, resunet, resnet18-unet, resnet34-unet; two-network methods keep their pairing)", DefaultValueFactory = _ => "unet" };
+        var labeledCount = new Option<int?>("--labeled") { Description = "With --method and --data: labeled ACDC patients (default 7) or labeled images/cases of other data (default all)" };
         var deviceOption = MetricOptions.Device();
-        foreach (var o in new Option[] { mode, size, batch, iters, warmup, threads, layout, plain, data, json, volume, volumeTrain, volumePatch, volumeBatch, deviceOption }) cmd.Add(o);
+        foreach (var o in new Option[] { method2d, network2d, labeledCount, mode, size, batch, iters, warmup, threads, layout, plain, data, json, volume, volumeTrain, volumePatch, volumeBatch, deviceOption }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             var device = Runtime.ComputeDevice.Resolve(r.GetValue(deviceOption));
@@ -35,6 +38,27 @@ internal static class BenchCommand
             if (r.GetValue(warmup) < 0) throw new ArgumentException($"--warmup {r.GetValue(warmup)}: must be 0 or more");
             if (r.GetValue(size) < 16 || r.GetValue(size) % 16 != 0) throw new ArgumentException($"--size {r.GetValue(size)}: must be a multiple of 16 (four 2x poolings), at least 16");
             if (r.GetValue(batch) < (r.GetValue(mode) == "mt" ? 2 : 1)) throw new ArgumentException($"--batch {r.GetValue(batch)}: {(r.GetValue(mode) == "mt" ? "mt mode needs at least 2 (half labeled)" : "must be at least 1")}");
+            if (r.GetValue(method2d) is string m2)
+            {
+                int lab = r.GetValue(batch) / 2, unl = r.GetValue(batch) - r.GetValue(batch) / 2;
+                if (lab < 1) throw new ArgumentException($"--batch {r.GetValue(batch)}: --method needs at least 2 (half labeled)");
+                // a late iteration of the methods with a labeled-only first stage: their second stage, which is what runs most
+                var prm = new Dictionary<string, string>();
+                if (m2 is "bcp" or "action" or "m3hl") prm["pretrain_iterations"] = "0";
+                Data.DatasetManifest? man = null;
+                if (r.GetValue(data) is string dsrc)
+                {
+                    man = Data.DatasetDetection.Load(dsrc, r.GetValue(labeledCount));
+                    if (man.Unlabeled.Count == 0) throw new ArgumentException($"--data '{dsrc}': no unlabeled images at this split; give --labeled (ACDC: patients, otherwise images)");
+                }
+                if (!Models.Segmenter2D.TryParse(r.GetValue(network2d)!, out var kind)) throw new ArgumentException($"--network '{r.GetValue(network2d)}': expected unet, resunet, resnet18-unet or resnet34-unet");
+                var rm = Benchmark.MethodStep2D(m2, r.GetValue(size), lab, unl, r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), man, prm, device, kind);
+                double total = rm.passes.Values.Sum();
+                var per = string.Join(", ", rm.passes.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F2}")));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"semiseg 2D {m2} size {r.GetValue(size)} batch {lab}+{unl} data {man?.Name ?? "fixed random batch"} threads {rm.threads}: median {rm.seconds:F3} s/iter, {total:F2} network passes ({per}), {rm.seconds / total:F4} s/pass; data wait {1000 * rm.dataWaitSeconds:F1} ms/iter"));
+                return 0;
+            }
             if (r.GetValue(volumeTrain) is string vm)
             {
                 var p = MetricOptions.ParseTriple(r.GetValue(volumePatch), "--patch")!;

@@ -16,20 +16,35 @@ public sealed record Ellipse(double Cx, double Cy, double A, double B, double An
     public double Area => Math.PI * A * B;
 
     /// <summary>Normalised elliptical radius √((u/A)² + (v/B)²) of a point, u and v along the axes: 1 on the ellipse.</summary>
-    public double Radius(double x, double y)
+    public double Radius(double x, double y) => Radius(x, y, Math.Cos(Angle), Math.Sin(Angle));
+
+    /// <summary><see cref="Radius(double, double)"/> with the axis direction's cosine and sine given (the per-pixel
+    /// loops compute them once per ellipse rather than per pixel).</summary>
+    internal double Radius(double x, double y, double cos, double sin)
     {
-        double dx = x - Cx, dy = y - Cy, c = Math.Cos(Angle), s = Math.Sin(Angle);
-        double u = dx * c + dy * s, v = -dx * s + dy * c;
+        double dx = x - Cx, dy = y - Cy;
+        double u = dx * cos + dy * sin, v = -dx * sin + dy * cos;
         return Math.Sqrt(u * u / (A * A) + v * v / (B * B));
+    }
+
+    /// <summary><see cref="Radius(double, double)"/> at every pixel centre of a (H, W) grid, row-major.</summary>
+    public double[] RadiusMap(int height, int width)
+    {
+        double c = Math.Cos(Angle), s = Math.Sin(Angle);
+        var r = new double[height * width];
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+                r[y * width + x] = Radius(x, y, c, s);
+        return r;
     }
 
     /// <summary>The filled ellipse as a (H, W) 0/1 mask: pixel centres with radius ≤ 1.</summary>
     public byte[] Rasterize(int height, int width, byte value = 1)
     {
+        var r = RadiusMap(height, width);
         var m = new byte[height * width];
-        for (int y = 0; y < height; y++)
-            for (int x = 0; x < width; x++)
-                if (Radius(x, y) <= 1) m[y * width + x] = value;
+        for (int i = 0; i < m.Length; i++)
+            if (r[i] <= 1) m[i] = value;
         return m;
     }
 
@@ -152,9 +167,9 @@ public static class EllipseFit
         int n = points.Count;
         int Inliers(Ellipse e, List<(double X, double Y)>? into)
         {
-            double scale = Math.Sqrt(e.A * e.B); int count = 0;
+            double scale = Math.Sqrt(e.A * e.B), cos = Math.Cos(e.Angle), sin = Math.Sin(e.Angle); int count = 0;
             foreach (var p in points)
-                if (Math.Abs(e.Radius(p.X, p.Y) - 1) * scale <= tolerance) { count++; into?.Add(p); }
+                if (Math.Abs(e.Radius(p.X, p.Y, cos, sin) - 1) * scale <= tolerance) { count++; into?.Add(p); }
             return count;
         }
         if (Inliers(plain, null) == n) return plain;

@@ -94,24 +94,28 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
         var targets = new long[nu * hw];
         var weights = new float[nu * hw];
         var others = pt.clone().index_fill_(1, tensor(new long[] { _ellipseClass }, device: pt.device), -1).argmax(1).contiguous().cpu().data<long>().ToArray();
-        var kept = new List<(int, Ellipse)>();
-        double sumB = 0, sumR = 0;
-        for (int i = 0; i < nu; i++)
+        double thresholdB = Scores.Threshold(0, _minScore), thresholdR = Scores.Threshold(1, _minScore);
+        var sb = new double[nu]; var sr = new double[nu]; var fitted = new Ellipse?[nu];
+        // the images are independent host work (components, ellipse fit, refinement): one per core
+        Parallel.For(0, nu, i =>
         {
             var m = HeadMask(arg.AsSpan(i * hw, hw), h, w);
             var mm = HeadMask(argM.AsSpan(i * hw, hw), h, w);
-            double sb = BoundaryConsistency(m, mm, h, w);
-            double sr = ContourRegularity(m, h, w, out var e);
-            sumB += sb; sumR += sr;
-            if (e is null || sb < Scores.Threshold(0, _minScore) || sr < Scores.Threshold(1, _minScore)) continue;
-            kept.Add((i, e));
+            sb[i] = BoundaryConsistency(m, mm, h, w);
+            sr[i] = ContourRegularity(m, h, w, out var e);
+            if (e is null || sb[i] < thresholdB || sr[i] < thresholdR) return;
+            fitted[i] = e;
             var q = Refine(pk.AsSpan(i * hw, hw), e, h, w, _sigmaC, _sigmaO);
             for (int p = 0; p < hw; p++)
             {
                 targets[i * hw + p] = q[p] > 0.5f ? _ellipseClass : others[i * hw + p];
                 weights[i * hw + p] = Math.Abs(2 * q[p] - 1);
             }
-        }
+        });
+        var kept = Enumerable.Range(0, nu).Where(i => fitted[i] is not null).Select(i => (i, fitted[i]!)).ToList();
+        // summed in image order, as the sequential loop did
+        double sumB = 0, sumR = 0;
+        for (int i = 0; i < nu; i++) { sumB += sb[i]; sumR += sr[i]; }
         return new PseudoLabelBatch(kept, tensor(targets, new long[] { nu, h, w }, device: pt.device), tensor(weights, new long[] { nu, h, w }, device: pt.device), sumB / nu, sumR / nu);
     }
 
@@ -226,13 +230,13 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
     public static float[] Refine(ReadOnlySpan<float> p, Ellipse e, int h, int w, double sigmaCentre, double sigmaOutside)
     {
         var q = new float[h * w];
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-            {
-                double r = e.Radius(x, y), outside = Math.Max(0, r - 1);
-                double v = Math.Max(p[y * w + x], Math.Exp(-r * r / (2 * sigmaCentre * sigmaCentre))) * Math.Exp(-outside * outside / (2 * sigmaOutside * sigmaOutside));
-                q[y * w + x] = (float)v;
-            }
+        var radius = e.RadiusMap(h, w);
+        for (int i = 0; i < q.Length; i++)
+        {
+            double r = radius[i], outside = Math.Max(0, r - 1);
+            double v = Math.Max(p[i], Math.Exp(-r * r / (2 * sigmaCentre * sigmaCentre))) * Math.Exp(-outside * outside / (2 * sigmaOutside * sigmaOutside));
+            q[i] = (float)v;
+        }
         return q;
     }
 

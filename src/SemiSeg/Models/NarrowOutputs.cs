@@ -18,10 +18,10 @@ public static class NarrowOutputs
     public static bool Pad { get; set; }
 
     public static Tensor Forward(Conv2d conv, Tensor x, long padding) =>
-        Route(conv.weight!, conv.bias, x, (w, b) => nn.functional.conv2d(x, w, b, padding: new[] { padding, padding }), conv.forward);
+        Route(conv.weight!, conv.bias, x, (w, b) => nn.functional.conv2d(x, w, b, padding: new[] { padding, padding }), conv.call);
 
     public static Tensor Forward(Conv3d conv, Tensor x, long padding) =>
-        Route(conv.weight!, conv.bias, x, (w, b) => nn.functional.conv3d(x, w, b, padding: new[] { padding, padding, padding }), conv.forward);
+        Route(conv.weight!, conv.bias, x, (w, b) => nn.functional.conv3d(x, w, b, padding: new[] { padding, padding, padding }), conv.call);
 
     static Tensor Route(Tensor weight, Tensor? bias, Tensor x, Func<Tensor, Tensor?, Tensor> conv, Func<Tensor, Tensor> plain)
     {

@@ -218,6 +218,87 @@ public static class Benchmark
         return (times[times.Count / 2], PeakRssMiB(), torch.get_num_threads());
     }
 
+    /// <summary>
+    /// One training iteration of a 2D method at the table's setting (UNet, channels_last as training runs it) on
+    /// <paramref name="labeled"/> + <paramref name="unlabeled"/> slices of <paramref name="size"/>², fed either a fixed
+    /// random batch or the real loader over <paramref name="data"/>: median seconds after <paramref name="warmup"/>,
+    /// and the iteration's network passes in units of one forward over the whole batch, counted (not assumed) at the
+    /// output convolution of every 2D network the method owns: an image through a network with autograd on counts 3
+    /// (forward and a backward of about twice its cost), without autograd 1. seconds ÷ passes is the method's cost per
+    /// pass, to compare with Mean Teacher's (host work shows there). A late iteration: ramps done, BCP and ACTION in
+    /// their second stage. Passes are NaN where the output convolutions run padded (<see cref="NarrowOutputs.Pad"/>),
+    /// which the count cannot see.
+    /// </summary>
+    public static (double seconds, IReadOnlyDictionary<string, double> passes, double dataWaitSeconds, int threads) MethodStep2D(string method, int size, int labeled, int unlabeled,
+        int iterations = 5, int warmup = 2, int? threads = null, Data.DatasetManifest? data = null, IReadOnlyDictionary<string, string>? parameters = null, Device? device = null,
+        Net2DKind network = Net2DKind.Unet)
+    {
+        device ??= CPU;
+        Runtime.TorchRuntime.Configure(threads);
+        KernelSelfCheck.Ensure(volume: false);
+        Runtime.TorchRuntime.Seed(0);
+        int numClasses = data?.NumClasses ?? 4;
+        var settings = new MethodSettings(parameters ?? new Dictionary<string, string>());
+        using var m = MethodRegistry.Get(method).Create(new UNetConfig { NumClasses = numClasses, Kind = network }, settings);
+        settings.EnsureAllUsed(method);
+        Runtime.ComputeDevice.Place(m.StatefulModules, device);
+        foreach (var mod in m.StatefulModules) MemoryLayout.ToChannelsLast(mod);
+        using var opt = optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
+        m.Train(true);
+        // per network class: a two-network method may pair the UNet with a costlier one (C3S3 and MEDL: ResUNet2D)
+        var images = new Dictionary<string, double>();
+        var removers = new List<Action>();
+        foreach (var net in m.StatefulModules.OfType<Segmenter2D>())
+        {
+            string kind = net.GetType().Name;
+            images.TryAdd(kind, 0);
+            removers.Add(net.OutputConv.register_forward_hook((_, x, y) => { images[kind] += x.shape[0] * (is_grad_enabled() ? 3 : 1); return y; }).remove);
+        }
+        int batch = labeled + unlabeled;
+        using var x0 = randn(batch, 1, size, size).to(device);
+        using var y0 = randint(0, numClasses, new long[] { labeled, size, size }).to_type(ScalarType.Int64).to(device);
+        Data.BatchLoader? loader = null;
+        if (data != null)
+        {
+            var sampler = new Data.TwoStreamBatchSampler(data.Labeled.Count, data.Unlabeled.Count, labeled, unlabeled, 1337);
+            loader = new Data.BatchLoader(data.Labeled, data.Unlabeled, sampler, new Data.SliceAugmenter(size, size), new Data.CaseCache(data.NumClasses), 1337);
+        }
+        using var __ = loader;
+        var times = new List<double>(); double wait = 0;
+        var counted = images.Keys.ToDictionary(k => k, _ => 0.0);
+        try
+        {
+            using var gate = Runtime.FinalizerGuard.Enter();
+            for (int it = 0; it < warmup + iterations; it++)
+            {
+                Runtime.FinalizerGuard.SafePoint();
+                var before = new Dictionary<string, double>(images); double waitBefore = loader?.WaitSeconds ?? 0;
+                var sw = Stopwatch.StartNew();
+                using (var scope = NewDisposeScope())
+                {
+                    Tensor bx = x0, by = y0;
+                    if (loader != null)
+                    {
+                        var b = loader.Next();
+                        bx = Runtime.ComputeDevice.Upload(b.Images, new long[] { b.Count, 1, b.Height, b.Width }, device);
+                        by = Runtime.ComputeDevice.Upload(b.Labels, new long[] { b.LabeledCount, b.Height, b.Width }, device);
+                    }
+                    Trainer.Step(m, opt, MemoryLayout.ToChannelsLast(bx), by, labeled, new TrainingContext(20_000 + it, 30_000, 0.01)).Loss.item<float>();
+                }
+                if (it >= warmup)
+                {
+                    times.Add(sw.Elapsed.TotalSeconds);
+                    foreach (var k in images.Keys) counted[k] += images[k] - before[k];
+                    wait += (loader?.WaitSeconds ?? 0) - waitBefore;
+                }
+            }
+        }
+        finally { foreach (var r in removers) r(); }
+        times.Sort();
+        var passes = counted.ToDictionary(kv => kv.Key, kv => NarrowOutputs.Pad ? double.NaN : kv.Value / iterations / batch);
+        return (times[times.Count / 2], passes, wait / iterations, get_num_threads());
+    }
+
     static double InferenceThroughput(Segmenter2D net, int size, bool channelsLast, Device device, int slices = 16, int reps = 3)
     {
         net.eval();

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Per-method overhead at the table's setting (issue 21): each 2D method's training iteration (UNet, 96x96, batch 4+4,
+# a late iteration: ramps done, BCP/ACTION/M3HL in their second stage) timed by `semiseg bench --method`, which also
+# counts the iteration's network passes at the networks' output convolutions (an image with autograd 3, without 1,
+# in units of one forward over the batch). Cost per pass = s/iteration ÷ passes, compared with Mean Teacher's.
+# Two-network methods pair the UNet with a ResUNet2D (C3S3, MEDL), whose pass costs more: the weighted column divides
+# by the passes priced at supervised's s/pass on each network instead. ROUNDS rounds interleave the methods; the
+# table gives the median over rounds. Then ERSR against supervised and Mean Teacher on real HC18 images.
+#   bench/method-overhead.sh [METHOD...]       env: ROUNDS (3), ITERS (20), WARMUP (10), THREADS (2), SEMISEG, HC18
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+semiseg="${SEMISEG:-$root/semiseg}"
+rounds="${ROUNDS:-3}"; iters="${ITERS:-20}"; warm="${WARMUP:-10}"; threads="${THREADS:-2}"
+hc18="${HC18:-$root/../shared/data/hc18-subset}"
+methods=("$@")
+[ ${#methods[@]} -gt 0 ] && [[ " ${methods[*]} " == *" supervised "* ]] || methods=(supervised "${methods[@]}")
+[ ${#methods[@]} -gt 1 ] || methods=(supervised mean-teacher ua-mt cps unimatch bcp m3hl abd cad action ersr meta-contrast transmedseg c3s3 medl)
+out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
+echo "== machine: $(nproc) cores, $(lscpu | grep -m1 'Model name' | cut -d: -f2 | xargs); $rounds rounds, $iters timed iterations after $warm, $threads threads"
+one() { # tag, args...
+  local tag="$1"; shift
+  local line; line=$($semiseg bench --size 96 --batch 8 --iters "$iters" --warmup "$warm" --threads "$threads" "$@" | tail -n 1)
+  echo "$tag	$line" | tee -a "$out/lines"
+}
+for r in $(seq 1 "$rounds"); do
+  echo "==== round $r"
+  one "supervised@resunet" --method supervised --network resunet
+  for m in "${methods[@]}"; do one "$m" --method "$m"; done
+  if [ -d "$hc18" ]; then
+    for m in supervised mean-teacher ersr; do one "$m@hc18" --method "$m" --data "$hc18" --labeled 22; done
+  else echo "HC18 rows skipped: $hc18 is absent"; fi
+done
+python3 - "$out/lines" <<'PY'
+import re, sys, statistics as st
+rows = {}
+for line in open(sys.argv[1]):
+    tag, text = line.rstrip("\n").split("\t", 1)
+    s = float(re.search(r"median ([0-9.]+) s/iter", text).group(1))
+    passes = {k: float(v) for k, v in re.findall(r"(\w+2D) ([0-9.]+)", text.split("network passes", 1)[1].split(")")[0])}
+    rows.setdefault(tag, []).append((s, passes))
+med = {t: (st.median(x[0] for x in v), v[0][1]) for t, v in rows.items()}
+cost = {"UNet2D": med["supervised"][0] / med["supervised"][1]["UNet2D"],
+        "ResUNet2D": med["supervised@resunet"][0] / med["supervised@resunet"][1]["ResUNet2D"]}
+def per(t): s, p = med[t]; return s / sum(p.values())
+def weighted(t): s, p = med[t]; return s / sum(n * cost[k] for k, n in p.items())
+ref, refw = per("mean-teacher"), weighted("mean-teacher")
+print(f"\ncost of one pass (supervised): UNet2D {cost['UNet2D']:.4f} s, ResUNet2D {cost['ResUNet2D']:.4f} s")
+print("| method | s/iteration | network passes | s/pass | ÷ Mean Teacher's | s/iteration ÷ priced passes | ÷ Mean Teacher's |")
+print("|---|---|---|---|---|---|---|")
+for t in rows:
+    if t == "supervised@resunet" or t.endswith("@hc18"): continue
+    s, p = med[t]
+    ps = " + ".join(f"{n:.2f} {k.replace('2D', '')}" for k, n in p.items())
+    print(f"| {t} | {s:.3f} | {ps} | {per(t):.4f} | {per(t) / ref:.2f} | {weighted(t):.2f} | {weighted(t) / refw:.2f} |")
+if "ersr@hc18" in med:
+    sh, mh, eh = (med[k][0] for k in ("supervised@hc18", "mean-teacher@hc18", "ersr@hc18"))
+    print(f"\nreal HC18 images (loader on): supervised {sh:.3f} s/iteration, Mean Teacher {mh:.3f}, ERSR {eh:.3f} = "
+          f"{eh / sh:.2f}x supervised, {eh / mh:.2f}x Mean Teacher (ERSR and Mean Teacher both run {med['ersr@hc18'][1]['UNet2D']:.1f} and {med['mean-teacher@hc18'][1]['UNet2D']:.1f} passes)")
+PY

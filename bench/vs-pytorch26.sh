@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SemiSeg against PyTorch 2.6 (Debian 13's python3-torch in a chroot, bench/pytorch26-chroot.sh; oneDNN 3.x with
+# AVX-512 convolution kernels) on this machine, interleaved: each round times SemiSeg, the peer as written (NCHW) and
+# the peer in channels_last, one process each; the summary gives the median over rounds of each one's median and
+# the ratios. The machine should be otherwise idle.
+#   bench/vs-pytorch26.sh 2d SIZE BATCH ITERS          # Mean-Teacher iteration, ../shared/bench/peer_mt.py
+#   bench/vs-pytorch26.sh 3d DEPTH SIZE L U ITERS      # VNet Mean-Teacher iteration, ../shared/bench/peer_vnet_mt.py
+#   bench/vs-pytorch26.sh sw D H W REPS                # VNet sliding-window inference, bench/peer_vnet_sliding_window.py
+# env: ROUNDS (default 3), THREADS (default 2), SEMISEG (default ./semiseg; e.g. "dotnet /path/SemiSeg.Cli.dll")
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+shared="$root/../shared/bench"
+rounds="${ROUNDS:-3}"; threads="${THREADS:-2}"; export THREADS="$threads"
+semiseg="${SEMISEG:-$root/semiseg}"
+chroot26="$root/bench/pytorch26-chroot.sh"
+"$chroot26" setup >/dev/null
+kind="${1:?usage: see the header}"; shift
+case "$kind" in
+  2d) size=$1; batch=$2; iters=$3
+      ours() { $semiseg bench --mode mt --size "$size" --batch "$batch" --iters "$iters" --warmup 2 --threads "$threads" | grep 'median'; }
+      peer() { "$chroot26" run "$shared/peer_mt.py" "$size" "$batch" "$iters" "$@"; } ;;
+  3d) depth=$1; size=$2; l=$3; u=$4; iters=$5
+      ours() { $semiseg bench --volume-method mean-teacher --patch "$depth,$size,$size" --volume-batch "$l,$u" --iters "$iters" --warmup 1 --threads "$threads" | grep 'median'; }
+      peer() { "$chroot26" run "$shared/peer_vnet_mt.py" "$depth" "$size" "$l" "$u" "$iters" "$@"; } ;;
+  sw) d=$1; h=$2; w=$3; reps=$4
+      ours() { $semiseg bench --sliding-window "$d,$h,$w" --iters "$reps" --threads "$threads" | grep 'median'; }
+      peer() { "$chroot26" run "$root/bench/peer_vnet_sliding_window.py" "$d" "$h" "$w" "$reps" "$@"; } ;;
+  *) sed -n 2,9p "$0"; exit 2 ;;
+esac
+echo "== machine: $(nproc) cores, $(lscpu | grep -m1 'Model name' | cut -d: -f2 | xargs); AVX-512: $(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "== workload: $kind $*; $rounds rounds, $threads threads"
+num() { grep -oE 'median [0-9.]+' | head -n 1 | grep -oE '[0-9.]+'; }
+a=(); b=(); c=()
+for r in $(seq 1 "$rounds"); do
+  o=$(ours); echo "round $r SemiSeg:            $o"; a+=("$(echo "$o" | num)")
+  p=$(peer); echo "round $r PyTorch 2.6 NCHW:   $p"; b+=("$(echo "$p" | num)")
+  q=$(peer cl); echo "round $r PyTorch 2.6 cl:     $q"; c+=("$(echo "$q" | num)")
+done
+python3 - "${a[*]}" "${b[*]}" "${c[*]}" <<'PY'
+import sys, statistics as s
+a, b, c = ([float(v) for v in x.split()] for x in sys.argv[1:4])
+ma, mb, mc = s.median(a), s.median(b), s.median(c)
+print(f"median over rounds (s): SemiSeg {ma:.3f}, PyTorch 2.6 NCHW {mb:.3f}, channels_last {mc:.3f}")
+print(f"SemiSeg is {mb/ma:.2f}x PyTorch 2.6 NCHW and {mc/ma:.2f}x its channels_last variant (per-round: "
+      + ", ".join(f"{y/x:.2f}/{z/x:.2f}" for x, y, z in zip(a, b, c)) + ")")
+PY

@@ -1,0 +1,33 @@
+using SemiSeg.Models;
+using SemiSeg.Training;
+using Xunit;
+
+namespace SemiSeg.Tests.Training;
+
+/// <summary>`semiseg bench --method`: the network passes it counts are the ones the method's step really runs, read
+/// at the output convolutions (an image with autograd counts 3, without 1, per image of the 4 + 4 batch).</summary>
+public class BenchmarkTests
+{
+    [Theory]
+    [InlineData("supervised", "UNet2D", 1.5)]     // the 4 labeled images, with autograd
+    [InlineData("mean-teacher", "UNet2D", 3.5)]   // student on 8 (24) + teacher on 4 (4) = 28 / 8
+    [InlineData("ersr", "UNet2D", 4.0)]           // student 24 + teacher 4 + its mirrored pass 4 = 32 / 8
+    [InlineData("cps", "UNet2D", 6.0)]            // two students on all 8 images
+    public void MethodStepCountsTheNetworkPassesTheStepRuns(string method, string network, double passes)
+    {
+        var r = Benchmark.MethodStep2D(method, 32, 4, 4, iterations: 2, warmup: 0);
+        Assert.True(r.seconds > 0);
+        var only = Assert.Single(r.passes);
+        Assert.Equal(network, only.Key);
+        if (NarrowOutputs.Pad) Assert.True(double.IsNaN(only.Value)); // padded output convolutions bypass the count
+        else Assert.Equal(passes, only.Value, 12);
+    }
+
+    [Fact]
+    public void TwoNetworkMethodsAreCountedPerNetwork()
+    {
+        var r = Benchmark.MethodStep2D("c3s3", 32, 4, 4, iterations: 1, warmup: 0);
+        Assert.Equal(new[] { "ResUNet2D", "UNet2D" }, r.passes.Keys.OrderBy(k => k, StringComparer.Ordinal));
+        if (!NarrowOutputs.Pad) Assert.Equal(r.passes["UNet2D"], r.passes["ResUNet2D"], 12);
+    }
+}
