@@ -267,7 +267,8 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         {
             var hard = classes[i].hard;
             if (hard.shape[0] == 0) continue;
-            var anchorIdx = tensor(Enumerable.Range(0, (int)numQueries).Select(_ => (long)rng.NextInt64(hard.shape[0])).ToArray(), device: rep.device);
+            long hardCount = hard.shape[0]; // read once: each .shape is a native call and an allocation
+            var anchorIdx = tensor(Enumerable.Range(0, (int)numQueries).Select(_ => rng.NextInt64(hardCount)).ToArray(), device: rep.device);
             var anchors = hard.index_select(0, anchorIdx);
             Tensor all;
             using (no_grad())
@@ -277,19 +278,21 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
                 var p = functional.softmax(sim / temp, 0).cpu().data<float>().ToArray();
                 var negIdx = new long[numQueries * numNegatives];
                 var negPool = cat(others.Select(j => classes[j].all.detach()).ToList(), 0);
-                var offsets = new long[others.Length]; long acc = 0;
-                for (int k = 0; k < others.Length; k++) { offsets[k] = acc; acc += classes[others[k]].all.shape[0]; }
+                var offsets = new long[others.Length]; var counts = new long[others.Length]; long acc = 0;
+                for (int k = 0; k < others.Length; k++) { offsets[k] = acc; counts[k] = classes[others[k]].all.shape[0]; acc += counts[k]; }
                 for (long q = 0; q < negIdx.Length; q++)
                 {
                     double u = rng.NextDouble(), cum = 0; int k = 0;
                     for (; k < p.Length - 1; k++) { cum += p[k]; if (u < cum) break; }
-                    negIdx[q] = offsets[k] + rng.NextInt64(classes[others[k]].all.shape[0]);
+                    negIdx[q] = offsets[k] + rng.NextInt64(counts[k]);
                 }
                 var negatives = negPool.index_select(0, tensor(negIdx, device: rep.device)).reshape(numQueries, numNegatives, d);
                 var positive = protos[i].reshape(1, 1, d).expand(numQueries, 1, d);
-                all = cat(new[] { positive, negatives }, 1);
+                all = functional.normalize(cat(new[] { positive, negatives }, 1), p: 2, dim: 2, eps: 1e-8);
             }
-            var logits = functional.cosine_similarity(anchors.unsqueeze(1), all, dim: 2) / temp;
+            // cosine similarity as one batched product of unit vectors (the reference's torch.cosine_similarity
+            // over the broadcast (Q, 1 + N, D) pair computes the same values with several full-size passes)
+            var logits = bmm(all, functional.normalize(anchors, p: 2, dim: 1, eps: 1e-8).unsqueeze(2)).squeeze(2) / temp;
             var l = functional.cross_entropy(logits, zeros(numQueries, dtype: ScalarType.Int64, device: rep.device));
             total = total is null ? l : total + l;
         }

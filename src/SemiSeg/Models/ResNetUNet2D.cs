@@ -57,6 +57,7 @@ public sealed class ResNetUNet2D : Segmenter2D
 
     public override EncoderFeatures Encode(Tensor x)
     {
+        EncodeObserver?.Invoke(x);
         var s = new Tensor[5];
         using (var scope = NewDisposeScope())
         {

@@ -51,6 +51,10 @@ public abstract class Segmenter2D : Module<Tensor, Tensor>
 
     public abstract EncoderFeatures Encode(Tensor x);
 
+    /// <summary>Called with the input at the start of every <see cref="Encode"/> (the benchmark counts encoder passes
+    /// with it, since methods call Encode and Decode separately); null in training.</summary>
+    public Action<Tensor>? EncodeObserver { get; set; }
+
     /// <summary>Decodes encoder features; <paramref name="decoderFeatures"/> receives the last decoder map (before the
     /// output conv) when asked for, otherwise it is disposed.</summary>
     public abstract Tensor Decode(EncoderFeatures enc, out Tensor? decoderFeatures, bool keepDecoderFeatures = false);

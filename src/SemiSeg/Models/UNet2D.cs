@@ -108,6 +108,7 @@ public sealed class UNet2D : Segmenter2D
 
     public override EncoderFeatures Encode(Tensor x)
     {
+        EncodeObserver?.Invoke(x);
         var scales = new Tensor[5];
         scales[0] = inConv.forward(x);
         for (int i = 1; i < 5; i++) scales[i] = down[i - 1].forward(scales[i - 1]);

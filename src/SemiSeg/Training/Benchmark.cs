@@ -21,14 +21,25 @@ public sealed record BenchResult(string Mode, int Size, int Batch, double Median
 public static class Benchmark
 {
     /// <summary>Forward FLOPs (multiply-add = 2) of the UNet for one image of size×size.</summary>
-    public static double UNetForwardFlops(UNetConfig c, int size)
+    public static double UNetForwardFlops(UNetConfig c, int size) => UNetEncoderFlops(c, size) + UNetDecoderFlops(c, size);
+
+    /// <summary>Convolution FLOPs of the UNet's encoder (input block and the four down blocks) for one image.</summary>
+    public static double UNetEncoderFlops(UNetConfig c, int size)
+    {
+        var f = c.Features; double total = 0; long s = size;
+        double Conv(long cin, long cout, long k, long hw) => 2.0 * cin * cout * k * k * hw;
+        total += Conv(c.InChannels, f[0], 3, s * s) + Conv(f[0], f[0], 3, s * s);
+        for (int i = 1; i < 5; i++) { s /= 2; total += Conv(f[i - 1], f[i], 3, s * s) + Conv(f[i], f[i], 3, s * s); }
+        return total;
+    }
+
+    /// <summary>Convolution FLOPs of the UNet's decoder (up blocks and output convolution) for one image.</summary>
+    public static double UNetDecoderFlops(UNetConfig c, int size)
     {
         var f = c.Features; double total = 0; long s = size;
         double Conv(long cin, long cout, long k, long hw) => 2.0 * cin * cout * k * k * hw;
         var sizes = new long[5];
         for (int i = 0; i < 5; i++) { sizes[i] = s; s /= 2; }
-        total += Conv(c.InChannels, f[0], 3, sizes[0] * sizes[0]) + Conv(f[0], f[0], 3, sizes[0] * sizes[0]);
-        for (int i = 1; i < 5; i++) total += Conv(f[i - 1], f[i], 3, sizes[i] * sizes[i]) + Conv(f[i], f[i], 3, sizes[i] * sizes[i]);
         for (int i = 4; i >= 1; i--)
         {
             long hw = sizes[i - 1] * sizes[i - 1];
@@ -245,15 +256,23 @@ public static class Benchmark
         foreach (var mod in m.StatefulModules) MemoryLayout.ToChannelsLast(mod);
         using var opt = optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
         m.Train(true);
-        // per network class: a two-network method may pair the UNet with a costlier one (C3S3 and MEDL: ResUNet2D)
-        var images = new Dictionary<string, double>();
+        // per network class (a two-network method may pair the UNet with a costlier one: C3S3 and MEDL, ResUNet2D):
+        // images through the encoder (Encode) and through the decoder (the output convolution) are counted apart and
+        // weighed by the encoder's share of the network's FLOPs, so encoder-only passes (meta-contrast's contrast) and
+        // decoder-only ones (UniMatch's feature-perturbed pass) count for what they cost. The UNet's share is computed;
+        // other networks get ½, which matters only where their two counts differ.
+        var encoded = new Dictionary<string, double>(); var decoded = new Dictionary<string, double>(); var share = new Dictionary<string, double>();
         var removers = new List<Action>();
         foreach (var net in m.StatefulModules.OfType<Segmenter2D>())
         {
             string kind = net.GetType().Name;
-            images.TryAdd(kind, 0);
-            removers.Add(net.OutputConv.register_forward_hook((_, x, y) => { images[kind] += x.shape[0] * (is_grad_enabled() ? 3 : 1); return y; }).remove);
+            encoded.TryAdd(kind, 0); decoded.TryAdd(kind, 0);
+            share[kind] = net is UNet2D ? UNetEncoderFlops(net.Config, size) / UNetForwardFlops(net.Config, size) : 0.5;
+            net.EncodeObserver = x => encoded[kind] += x.shape[0] * (is_grad_enabled() ? 3 : 1);
+            removers.Add(() => net.EncodeObserver = null);
+            removers.Add(net.OutputConv.register_forward_hook((_, x, y) => { decoded[kind] += x.shape[0] * (is_grad_enabled() ? 3 : 1); return y; }).remove);
         }
+        double Images(string kind) => share[kind] * encoded[kind] + (1 - share[kind]) * decoded[kind];
         int batch = labeled + unlabeled;
         using var x0 = randn(batch, 1, size, size).to(device);
         using var y0 = randint(0, numClasses, new long[] { labeled, size, size }).to_type(ScalarType.Int64).to(device);
@@ -265,30 +284,33 @@ public static class Benchmark
         }
         using var __ = loader;
         var times = new List<double>(); double wait = 0;
-        var counted = images.Keys.ToDictionary(k => k, _ => 0.0);
+        var counted = share.Keys.ToDictionary(k => k, _ => 0.0);
         try
         {
             using var gate = Runtime.FinalizerGuard.Enter();
             for (int it = 0; it < warmup + iterations; it++)
             {
                 Runtime.FinalizerGuard.SafePoint();
-                var before = new Dictionary<string, double>(images); double waitBefore = loader?.WaitSeconds ?? 0;
+                var before = share.Keys.ToDictionary(k => k, Images); double waitBefore = loader?.WaitSeconds ?? 0;
                 var sw = Stopwatch.StartNew();
                 using (var scope = NewDisposeScope())
                 {
                     Tensor bx = x0, by = y0;
+                    // meta-labels for the methods that read them (meta-contrast): two patients, two phases, slices spread
+                    IReadOnlyList<Data.MetaLabels>? meta = Enumerable.Range(0, batch).Select(i => new Data.MetaLabels($"p{i % 2}", i % 4 < 2 ? "ED" : "ES", i, batch)).ToArray();
                     if (loader != null)
                     {
                         var b = loader.Next();
                         bx = Runtime.ComputeDevice.Upload(b.Images, new long[] { b.Count, 1, b.Height, b.Width }, device);
                         by = Runtime.ComputeDevice.Upload(b.Labels, new long[] { b.LabeledCount, b.Height, b.Width }, device);
+                        meta = b.Items.Select(i => i.Meta).ToArray();
                     }
-                    Trainer.Step(m, opt, MemoryLayout.ToChannelsLast(bx), by, labeled, new TrainingContext(20_000 + it, 30_000, 0.01)).Loss.item<float>();
+                    Trainer.Step(m, opt, MemoryLayout.ToChannelsLast(bx), by, labeled, new TrainingContext(20_000 + it, 30_000, 0.01) { Meta = meta }).Loss.item<float>();
                 }
                 if (it >= warmup)
                 {
                     times.Add(sw.Elapsed.TotalSeconds);
-                    foreach (var k in images.Keys) counted[k] += images[k] - before[k];
+                    foreach (var k in share.Keys) counted[k] += Images(k) - before[k];
                     wait += (loader?.WaitSeconds ?? 0) - waitBefore;
                 }
             }

@@ -24,6 +24,17 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void EncoderOnlyPassesCountForTheEncodersShare()
+    {
+        // meta-contrast encodes the 8 images and a second view of the 4 unlabeled ones (12, autograd on) and decodes
+        // the 4 labeled ones: 36 encoder and 12 decoder image-units, weighed by the encoder's share of the FLOPs
+        var r = Benchmark.MethodStep2D("meta-contrast", 32, 4, 4, iterations: 1, warmup: 0);
+        double share = Benchmark.UNetEncoderFlops(new UNetConfig(), 32) / Benchmark.UNetForwardFlops(new UNetConfig(), 32);
+        Assert.InRange(share, 0.2, 0.5);
+        if (!NarrowOutputs.Pad) Assert.Equal((share * 36 + (1 - share) * 12) / 8, r.passes["UNet2D"], 12);
+    }
+
+    [Fact]
     public void TwoNetworkMethodsAreCountedPerNetwork()
     {
         var r = Benchmark.MethodStep2D("c3s3", 32, 4, 4, iterations: 1, warmup: 0);
