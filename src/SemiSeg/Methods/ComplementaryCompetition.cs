@@ -130,18 +130,33 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
     /// intersection I and union U of the two networks' foreground argmax (from their logits, no gradient), and
     /// −mean log(e^{I·s/τ}/(Σe^{(1−I)·s/τ} + e^{I·s/τ} + 1e-8)) − mean log(e^{(1−U)·s/τ}/(Σe^{U·s/τ} + e^{(1−U)·s/τ} + 1e-8)).
     /// </summary>
-    public static Tensor Odcl(Tensor projA, Tensor projB, Tensor logitsA, Tensor logitsB, double tau)
+    public static Tensor Odcl(Tensor projA, Tensor projB, Tensor logitsA, Tensor logitsB, double tau) =>
+        OdclUnit(Unit(projA), Unit(projB), Foreground(logitsA), Foreground(logitsB), tau);
+
+    /// <summary>A (B, D, spatial...) projection as unit rows, one per pixel: (B·pixels, D).</summary>
+    static Tensor Unit(Tensor proj)
+    {
+        long d = proj.shape[1];
+        var perm = new long[] { 0 }.Concat(Enumerable.Range(2, (int)proj.dim() - 2).Select(i => (long)i)).Append(1).ToArray();
+        return functional.normalize(proj.permute(perm).reshape(-1, d), dim: -1);
+    }
+
+    /// <summary>Where the network predicts foreground (argmax ≠ 0), flattened.</summary>
+    static Tensor Foreground(Tensor logits)
+    {
+        using var noGrad = no_grad();
+        return logits.argmax(1).ne(0).flatten();
+    }
+
+    /// <summary><see cref="Odcl(Tensor, Tensor, Tensor, Tensor, double)"/> on projections already made unit rows and
+    /// foregrounds already taken, so the step does each of its four once for the four pairs.</summary>
+    static Tensor OdclUnit(Tensor za, Tensor zb, Tensor fa, Tensor fb, double tau)
     {
         using var scope = NewDisposeScope();
-        long d = projA.shape[1];
-        var perm = new long[] { 0 }.Concat(Enumerable.Range(2, (int)projA.dim() - 2).Select(i => (long)i)).Append(1).ToArray();
-        var za = functional.normalize(projA.permute(perm).reshape(-1, d), dim: -1);
-        var zb = functional.normalize(projB.permute(perm).reshape(-1, d), dim: -1);
         var s = functional.cosine_similarity(za, zb, dim: -1);
         Tensor inter, union;
         using (no_grad())
         {
-            var fa = logitsA.argmax(1).ne(0).flatten(); var fb = logitsB.argmax(1).ne(0).flatten();
             inter = fa.logical_and(fb).to_type(s.dtype); union = fa.logical_or(fb).to_type(s.dtype);
         }
         var nom1 = (inter * s / tau).exp();
@@ -187,8 +202,10 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
             dcc = Mse(p1, Target(t1)) + Mse(p2, Target(t2));
             if (aTeaches) lossB = lossB + lambda * dcc; else lossA = lossA + lambda * dcc;
         }
-        var odcl = Odcl(o.ProA1, o.ProB1, o.A1, o.B1, tau) + Odcl(o.ProA2, o.ProB2, o.A2, o.B2, tau)
-                 + Odcl(o.ProA1, o.ProB2, o.A1, o.B2, tau) + Odcl(o.ProA2, o.ProB1, o.A2, o.B1, tau);
+        // the four pairs as the reference sums them; each projection normalised and each foreground taken once
+        var (a1, a2, b1, b2) = (Unit(o.ProA1), Unit(o.ProA2), Unit(o.ProB1), Unit(o.ProB2));
+        var (fa1, fa2, fb1, fb2) = (Foreground(o.A1), Foreground(o.A2), Foreground(o.B1), Foreground(o.B2));
+        var odcl = OdclUnit(a1, b1, fa1, fb1, tau) + OdclUnit(a2, b2, fa2, fb2, tau) + OdclUnit(a1, b2, fa1, fb2, tau) + OdclUnit(a2, b1, fa2, fb1, tau);
         lossA = lossA + contrastWeight * odcl; lossB = lossB + contrastWeight * odcl;
         return new Dictionary<string, Tensor>
         {
