@@ -66,9 +66,10 @@ internal static class BenchCommand
                 if (lu.Length != 2 || lu[0] < 1) throw new ArgumentException($"--volume-batch '{r.GetValue(volumeBatch)}': expected labeled,unlabeled with at least 1 labeled");
                 var parameters = new Dictionary<string, string>();
                 if (vm == "bcp") parameters["pretrain_iterations"] = "0";
-                var res3 = Benchmark.VolumeStep(vm, (p[0], p[1], p[2]), lu[0], lu[1], r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), parameters: parameters, device: device);
+                var res3 = Benchmark.VolumeStep(vm, (p[0], p[1], p[2]), lu[0], lu[1], r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), parameters: parameters, device: device,
+                    channelsLast: !r.GetValue(plain) && r.GetValue(layout) == "channels-last");
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"semiseg 3D {vm} (VNet) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} device {Runtime.ComputeDevice.Describe(device)} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB"));
+                    $"semiseg 3D {vm} (VNet, {(!r.GetValue(plain) && r.GetValue(layout) == "channels-last" ? "channels_last_3d" : "contiguous")}) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} device {Runtime.ComputeDevice.Describe(device)} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB"));
                 return 0;
             }
             if (r.GetValue(volume) is string dims)

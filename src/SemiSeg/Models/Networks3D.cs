@@ -31,14 +31,14 @@ public sealed class ConvStack3D : Module<Tensor, Tensor>
 {
     readonly Sequential body;
 
-    public ConvStack3D(int stages, long cin, long cout) : base(nameof(ConvStack3D))
+    public ConvStack3D(int stages, long cin, long cout, bool inplace = false) : base(nameof(ConvStack3D))
     {
         var layers = new List<(string, Module<Tensor, Tensor>)>();
         for (int i = 0; i < stages; i++)
         {
             layers.Add(($"conv{i}", Conv3d(i == 0 ? cin : cout, cout, 3, padding: 1)));
             layers.Add(($"bn{i}", Norms.BatchNorm3d(cout)));
-            layers.Add(($"relu{i}", ReLU()));
+            layers.Add(($"relu{i}", ReLU(inplace: inplace)));
         }
         body = Sequential(layers);
         RegisterComponents();
@@ -59,7 +59,10 @@ public sealed class VNet : Module<Tensor, Tensor>
     readonly Conv3d outConv;
     readonly bool dropout;
 
-    public VNet(int inChannels = 1, int numClasses = 2, int filters = 16, bool dropout = true) : base(nameof(VNet))
+    /// <param name="inplace">ReLU in place on the batch-norm output, as the lineage's VNet (nn.ReLU(inplace=True)):
+    /// BN's backward needs its input, not its output, so values and gradients are the same and one activation per
+    /// layer is not kept (the kernel self-check builds it out of place, which its pinned float64 pass needs).</param>
+    public VNet(int inChannels = 1, int numClasses = 2, int filters = 16, bool dropout = true, bool inplace = true) : base(nameof(VNet))
     {
         NumClasses = numClasses;
         this.dropout = dropout;
@@ -69,13 +72,13 @@ public sealed class VNet : Module<Tensor, Tensor>
         dec = new ModuleList<Module<Tensor, Tensor>>(); up = new ModuleList<Module<Tensor, Tensor>>();
         for (int i = 0; i < 5; i++)
         {
-            enc.Add(new ConvStack3D(encStages[i], i == 0 ? inChannels : f[i], f[i]));
-            if (i < 4) down.Add(Sequential(Conv3d(f[i], f[i + 1], 2, stride: 2), Norms.BatchNorm3d(f[i + 1]), ReLU()));
+            enc.Add(new ConvStack3D(encStages[i], i == 0 ? inChannels : f[i], f[i], inplace));
+            if (i < 4) down.Add(Sequential(Conv3d(f[i], f[i + 1], 2, stride: 2), Norms.BatchNorm3d(f[i + 1]), ReLU(inplace: inplace)));
         }
         for (int i = 4; i >= 1; i--)
         {
-            up.Add(Sequential(ConvTranspose3d(f[i], f[i - 1], 2, stride: 2), Norms.BatchNorm3d(f[i - 1]), ReLU()));
-            dec.Add(new ConvStack3D(decStages[4 - i], f[i - 1], f[i - 1]));
+            up.Add(Sequential(ConvTranspose3d(f[i], f[i - 1], 2, stride: 2), Norms.BatchNorm3d(f[i - 1]), ReLU(inplace: inplace)));
+            dec.Add(new ConvStack3D(decStages[4 - i], f[i - 1], f[i - 1], inplace));
         }
         outConv = Conv3d(f[0], numClasses, 1);
         RegisterComponents();

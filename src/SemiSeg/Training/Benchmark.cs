@@ -202,7 +202,8 @@ public static class Benchmark
     /// its own peak). The LA setting is patch (80, 112, 112), batch 2 + 2.
     /// </summary>
     public static (double seconds, double peakRssMiB, int threads) VolumeStep(string method, (int d, int h, int w) patch, int labeled, int unlabeled,
-        int iterations = 2, int warmup = 1, int? threads = null, Net3DConfig? network = null, IReadOnlyDictionary<string, string>? parameters = null, Device? device = null)
+        int iterations = 2, int warmup = 1, int? threads = null, Net3DConfig? network = null, IReadOnlyDictionary<string, string>? parameters = null, Device? device = null,
+        bool channelsLast = true)
     {
         device ??= CPU;
         Runtime.TorchRuntime.Configure(threads);
@@ -212,10 +213,12 @@ public static class Benchmark
         using var m = Methods.MethodRegistry.GetVolume(method).Create(new Methods.Volume.VolumeMethodContext(network ?? new Net3DConfig(), new UNetConfig { NumClasses = 2 }, settings));
         settings.EnsureAllUsed(method);
         Runtime.ComputeDevice.Place(m.StatefulModules, device);
+        if (channelsLast) foreach (var mod in m.StatefulModules) MemoryLayout.ToChannelsLast(mod);
         using var opt = torch.optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
         m.Train(true);
-        using var x = randn(new long[] { labeled + unlabeled, 1, patch.d, patch.h, patch.w }).to(device);
-        using var y = (x.narrow(0, 0, labeled)[.., 0] > 0.5).to_type(ScalarType.Int64);
+        using var x0 = randn(new long[] { labeled + unlabeled, 1, patch.d, patch.h, patch.w }).to(device);
+        using var x = channelsLast ? MemoryLayout.ToChannelsLast(x0) : x0.alias();
+        using var y = (x0.narrow(0, 0, labeled)[.., 0] > 0.5).to_type(ScalarType.Int64);
         var times = new List<double>();
         for (int i = 0; i < warmup + iterations; i++)
         {

@@ -46,7 +46,7 @@ public static class KernelSelfCheck
             return "kernel self-check: SEMISEG_ONEDNN=0, convolutions run on libtorch's reference kernels";
         }
         if (Environment.GetEnvironmentVariable("SEMISEG_SELF_CHECK") == "0") return "kernel self-check: skipped (SEMISEG_SELF_CHECK=0)";
-        string where = $"{(volume ? "VNet" : "UNet2D NCHW and channels_last")}, {threads} thread{(threads == 1 ? "" : "s")}";
+        string where = $"{(volume ? "VNet NCDHW and channels_last_3d" : "UNet2D NCHW and channels_last")}, {threads} thread{(threads == 1 ? "" : "s")}";
         var first = Probe(volume);
         if (first is null) return $"kernel self-check ({where}): gradients repeat bit for bit and match float64; keeping {Backend()}";
         NarrowOutputs.Pad = true;
@@ -73,10 +73,17 @@ public static class KernelSelfCheck
         using var gen = new Generator(15);
         if (volume)
         {
-            using var net = new VNet(1, 2, dropout: false);
             var x = randn(new long[] { 1, 1, 16, 32, 32 }, generator: gen);
             var y = randint(0, 2, new long[] { 1, 16, 32, 32 }, generator: gen);
-            return Check(net, () => new VNet(1, 2, dropout: false), x, y, x, y, null);
+            // both layouts: training runs channels_last_3d by default, --no-channels-last NCDHW
+            foreach (bool cl in new[] { false, true })
+            {
+                using var net = new VNet(1, 2, dropout: false, inplace: false);
+                if (cl) MemoryLayout.ToChannelsLast(net);
+                if (Check(net, () => new VNet(1, 2, dropout: false, inplace: false), x, y, x, y, cl ? MemoryLayout.ToChannelsLast : null) is string problem)
+                    return $"{(cl ? "channels_last_3d" : "NCDHW")}: {problem}";
+            }
+            return null;
         }
         var config = new UNetConfig { Dropout = new double[5], InplaceActivations = false };
         // float64 comparison on a small batch (the float64 kernels are slow); the repeat test on the configuration the

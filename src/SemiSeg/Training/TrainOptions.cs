@@ -56,7 +56,7 @@ public sealed record TrainOptions
     /// <summary>Method hyper-parameters (key=value) over the method's defaults.</summary>
     [JsonConverter(typeof(ScalarMapConverter))]
     public Dictionary<string, string> MethodParams { get; init; } = new();
-    /// <summary>Run the network in channels_last (NHWC) memory order: same values, faster oneDNN kernels.</summary>
+    /// <summary>Run the network in channels_last (NHWC; NDHWC for 3D networks) memory order: same values, faster oneDNN kernels.</summary>
     public bool ChannelsLast { get; init; } = true;
     /// <summary>Write TensorBoard event files in RUN/tensorboard/ (losses, each term, lr, validation metrics and
     /// pictures), as SSL4MIS does; see <see cref="TensorBoardLog"/>.</summary>

@@ -96,7 +96,7 @@ public sealed class Trainer
         string? initFrom = _o.InitFrom is string from ? InitialWeights.Apply(from, method) : null;
         // built and initialised on the host, then moved: networks, EMA teachers, memories (module buffers)
         ComputeDevice.Place(method.StatefulModules.Append(method.InferenceModule), device);
-        bool channelsLast = _o.ChannelsLast && !_data.Volumetric;
+        bool channelsLast = _o.ChannelsLast; // channels_last for 2D, channels_last_3d for volumes
         if (channelsLast) foreach (var m in method.StatefulModules) Models.MemoryLayout.ToChannelsLast(m);
         var parameters = method.TrainableModules.SelectMany(m => m.parameters()).ToList();
         using var optimizer = _o.CreateOptimizer(parameters);

@@ -76,6 +76,44 @@ public class MemoryLayoutTests
     }
 
     [Fact]
+    public void FiveDimensionalConversionUsesChannelsLast3d()
+    {
+        var t = arange(2 * 3 * 4 * 5 * 6, dtype: ScalarType.Float32).reshape(2, 3, 4, 5, 6);
+        var cl = MemoryLayout.ToChannelsLast(t);
+        Assert.True(MemoryLayout.IsChannelsLast(cl));
+        Assert.False(MemoryLayout.IsChannelsLast(t));
+        Assert.Equal(new long[] { 360, 1, 90, 18, 3 }, cl.stride()); // PyTorch's channels_last_3d strides for this shape
+        Assert.True(cl.eq(t).all().item<bool>());
+    }
+
+    /// <summary>The VNet as 3D training runs it (channels_last_3d, in-place ReLU) against the plain one (NCDHW, out of
+    /// place): the same loss; its out-of-place channels_last_3d gradients within the float64 bound; in-place ReLU the
+    /// same gradients bit for bit as out of place in the same layout.</summary>
+    [Fact]
+    public void VNetInChannelsLast3dHasTheSameLossAndGradients()
+    {
+        TorchSharp.torch.manual_seed(6);
+        using var a = new VNet(1, 2, dropout: false, inplace: false);
+        using var b = new VNet(1, 2, dropout: false, inplace: true);
+        using var c = new VNet(1, 2, dropout: false, inplace: false);
+        b.load_state_dict(a.state_dict()); c.load_state_dict(a.state_dict());
+        MemoryLayout.ToChannelsLast(b); MemoryLayout.ToChannelsLast(c);
+        Assert.All(b.parameters().Where(p => p.dim() == 5), p => Assert.True(MemoryLayout.IsChannelsLast(p)));
+        using var gen = new Generator(6);
+        var x = randn(new long[] { 2, 1, 16, 32, 32 }, generator: gen);
+        var y = randint(0, 2, new long[] { 2, 16, 32, 32 }, generator: gen);
+        var la = SegmentationLosses.CeDice(a.forward(x), y);
+        var lb = SegmentationLosses.CeDice(b.forward(MemoryLayout.ToChannelsLast(x)), y);
+        var lc = SegmentationLosses.CeDice(c.forward(MemoryLayout.ToChannelsLast(x)), y);
+        la.backward(); lb.backward(); lc.backward();
+        Assert.Equal(la.item<float>(), lb.item<float>(), 5);
+        foreach (var ((name, pb), pc) in b.named_parameters().Zip(c.parameters()))
+            Assert.True(pb.grad!.eq(pc.grad!).all().item<bool>(), $"{name}: in-place ReLU changed the gradient");
+        var r = GradientCheck.Compare(c, () => new VNet(1, 2, dropout: false, inplace: false), x, y, (l, t) => SegmentationLosses.CeDice(l, t), MemoryLayout.ToChannelsLast);
+        Assert.True(r.Worst < GradientCheck.Bound, $"{r.WorstParameter}: {r.Worst:E2}");
+    }
+
+    [Fact]
     public void ChannelsLastCheckpointLoadsIntoAPlainNetwork()
     {
         using var t = new TempDir();

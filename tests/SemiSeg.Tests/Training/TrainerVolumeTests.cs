@@ -95,7 +95,8 @@ public class TrainerVolumeTests
         var la = LeftAtriumDataset.Load(t["la"], labeled: 2);
         // validation on the test case, to exercise the sliding-window validation path (the LA protocol itself has none)
         var split = la with { Val = la.Test };
-        var r = new Trainer(Options(t["run"], "mean-teacher", 4), split).Run();
+        // in channels_last_3d, the layout 3D training runs in by default (the other tests keep NCDHW)
+        var r = new Trainer(Options(t["run"], "mean-teacher", 4) with { ChannelsLast = true }, split).Run();
         Assert.Equal(4, r.Iterations);
         Assert.True(double.IsFinite(r.BestDice) && r.BestDice >= 0);
         var (net, meta) = CheckpointFile.LoadAnyNetwork(r.BestCheckpoint);
@@ -138,10 +139,10 @@ public class TrainerVolumeTests
         var split = LeftAtriumDataset.Load(t["la"], labeled: 2);
         // CPS: two stateful networks, no dropout, no noise; batches and crops are functions of the iteration
         torch.manual_seed(0);
-        new Trainer(Options(t["straight"], "cps", 4, dropout: false), split).Run();
+        new Trainer(Options(t["straight"], "cps", 4, dropout: false) with { ChannelsLast = true }, split).Run();
         using (var cts = new CancellationTokenSource())
         {
-            var o = Options(t["resumed"], "cps", 4, dropout: false);
+            var o = Options(t["resumed"], "cps", 4, dropout: false) with { ChannelsLast = true };
             new Trainer(o, split, new StopAfter(2, cts)).Run(cts.Token);
             Assert.Equal(2, CheckpointFile.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _).Iteration);
             new Trainer(o with { Resume = true }, split).Run();
