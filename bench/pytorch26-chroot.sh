@@ -31,6 +31,9 @@ case "${1:-}" in
     mountpoint -q "$dir/proc" || mount -t proc proc "$dir/proc"
     mkdir -p "$dir/bench"
     cp "$script" "$dir/bench/$(basename "$script")"
+    # peers that read another peer's definitions (peer_unet_inference.py reads peer_mt.py) find it beside them
+    shared="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/../shared/bench"
+    for f in "$shared"/*.py; do [ -f "$f" ] && cp "$f" "$dir/bench/"; done
     chroot "$dir" env THREADS="${THREADS:-2}" python3 "/bench/$(basename "$script")" "$@"
     ;;
   *) sed -n '2,7p' "$0"; exit 2 ;;

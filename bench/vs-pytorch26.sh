@@ -6,6 +6,7 @@
 #   bench/vs-pytorch26.sh 2d SIZE BATCH ITERS          # Mean-Teacher iteration, ../shared/bench/peer_mt.py
 #   bench/vs-pytorch26.sh 3d DEPTH SIZE L U ITERS      # VNet Mean-Teacher iteration, ../shared/bench/peer_vnet_mt.py
 #   bench/vs-pytorch26.sh sw D H W REPS                # VNet sliding-window inference, bench/peer_vnet_sliding_window.py
+#   bench/vs-pytorch26.sh inf2d SIZE                    # 2D UNet inference, batches of 16 (s per batch, best of 3 / 5)
 # env: ROUNDS (default 3), THREADS (default 2), SEMISEG (default ./semiseg; e.g. "dotnet /path/SemiSeg.Cli.dll")
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +26,11 @@ case "$kind" in
   sw) d=$1; h=$2; w=$3; reps=$4
       ours() { $semiseg bench --sliding-window "$d,$h,$w" --iters "$reps" --threads "$threads" | grep 'median'; }
       peer() { "$chroot26" run "$root/bench/peer_vnet_sliding_window.py" "$d" "$h" "$w" "$reps" "$@"; } ;;
-  *) sed -n 2,9p "$0"; exit 2 ;;
+  inf2d) size=$1
+      # SemiSeg's inference line gives slices/s over batches of 16; as s/batch to compare
+      ours() { $semiseg bench --mode supervised --size "$size" --batch 2 --iters 1 --warmup 0 --threads "$threads" | grep 'inference' | awk '{for (i = 1; i < NF; i++) if ($(i + 1) == "slices/s") printf "inference median %.4f s/batch (%s slices/s)\n", 16 / $i, $i}'; }
+      peer() { "$chroot26" run "$root/bench/peer_unet_inference.py" "$size" 5 "$@" | sed 's/best/median/'; } ;;
+  *) sed -n 2,10p "$0"; exit 2 ;;
 esac
 echo "== machine: $(nproc) cores, $(lscpu | grep -m1 'Model name' | cut -d: -f2 | xargs); AVX-512: $(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "== workload: $kind $*; $rounds rounds, $threads threads"

@@ -69,7 +69,7 @@ internal static class BenchCommand
                 var res3 = Benchmark.VolumeStep(vm, (p[0], p[1], p[2]), lu[0], lu[1], r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), parameters: parameters, device: device,
                     channelsLast: !r.GetValue(plain) && r.GetValue(layout) == "channels-last");
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"semiseg 3D {vm} (VNet, {(!r.GetValue(plain) && r.GetValue(layout) == "channels-last" ? "channels_last_3d" : "contiguous")}) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} device {Runtime.ComputeDevice.Describe(device)} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB"));
+                    $"semiseg 3D {vm} (VNet, {(!r.GetValue(plain) && r.GetValue(layout) == "channels-last" ? "channels_last_3d" : "contiguous")}) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} device {Runtime.ComputeDevice.Describe(device)} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB; allocator {Runtime.TorchRuntime.AllocatorDescription}"));
                 return 0;
             }
             if (r.GetValue(volume) is string dims)
@@ -104,7 +104,7 @@ internal static class BenchCommand
             Console.WriteLine(string.Create(ci, $"semiseg {res.Mode} ({(r.GetValue(plain) ? "plain: contiguous, out-of-place activations" : r.GetValue(layout))}) size {res.Size} batch {res.Batch} device {Runtime.ComputeDevice.Describe(device)} threads {res.Threads}: median {res.MedianSeconds:F3} s/iter"));
             Console.WriteLine(string.Create(ci, $"  {res.GFlopPerIteration:F1} GFLOP/iter -> {res.AchievedGFlops:F1} GFLOP/s = {100 * res.AchievedGFlops / res.GemmPeakGFlops:F0}% of measured GEMM peak {res.GemmPeakGFlops:F1} GFLOP/s"));
             Console.WriteLine(string.Create(ci, $"  peak RSS {res.PeakRssMiB:F0} MiB; RSS {res.RssFirstMiB:F0} MiB after the first timed iteration, {res.RssLastMiB:F0} MiB after the last"));
-            Console.WriteLine($"  allocator: {(Runtime.TorchRuntime.AllocatorTuned ? "one glibc heap, freed blocks kept mapped (SEMISEG_MALLOC_TUNING=0 for the default)" : "default")}");
+            Console.WriteLine($"  allocator: {Runtime.TorchRuntime.AllocatorDescription}");
             Console.WriteLine(string.Create(ci, $"  data: {res.DataSource}; waited {1000 * res.DataWaitPerIteration:F1} ms per iteration ({100 * res.DataWaitFraction:F2}% of the iteration)"));
             Console.WriteLine(string.Create(ci, $"  inference {res.InferenceSlicesPerSecond:F1} slices/s at {res.Size}x{res.Size} (batch of 16, no autograd)"));
             if (r.GetValue(json) is string path) Data.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(res, new JsonSerializerOptions { WriteIndented = true }));

@@ -41,6 +41,21 @@ public static class TorchRuntime
     /// <summary>Whether <see cref="KeepFreedMemory"/> changed the allocator in this process.</summary>
     public static bool AllocatorTuned { get; private set; }
 
+    /// <summary>Whether jemalloc serves this process's allocations (./semiseg preloads it where the system has it).</summary>
+    public static bool Jemalloc { get; } = OperatingSystem.IsLinux() && ReadMaps().Contains("libjemalloc", StringComparison.Ordinal);
+
+    /// <summary>The allocator in one phrase, for the logs and `bench`.</summary>
+    public static string AllocatorDescription =>
+        Jemalloc ? $"jemalloc (MALLOC_CONF={Environment.GetEnvironmentVariable("MALLOC_CONF") ?? "its defaults"})"
+        : AllocatorTuned ? "one glibc heap, freed blocks kept mapped (SEMISEG_MALLOC_TUNING=0 for the default)" : "glibc's default";
+
+    static string ReadMaps()
+    {
+        try { return File.ReadAllText("/proc/self/maps"); }
+        catch (IOException) { return ""; }
+        catch (UnauthorizedAccessException) { return ""; }
+    }
+
     [DllImport("libc", EntryPoint = "malloc_trim")]
     static extern int MallocTrim(nuint pad);
 
@@ -68,6 +83,7 @@ public static class TorchRuntime
     public static void KeepFreedMemory()
     {
         if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("SEMISEG_MALLOC_TUNING") == "0") return;
+        if (Jemalloc) return; // preloaded by ./semiseg: it keeps freed extents itself (MALLOC_CONF), mallopt is glibc's
         try
         {
             bool ok = Mallopt(M_MMAP_MAX, 0) == 1;

@@ -162,8 +162,7 @@ public static class Benchmark
             }
             log?.Invoke($"iteration {it + 1}/{warmup + iterations}: {s:F3} s{(it < warmup ? " (warm-up)" : "")}, RSS {RssMiB():F0} MiB");
         }
-        var sorted = times.OrderBy(t => t).ToArray();
-        double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
+        double median = Median(times);
         double fwd = UNetForwardFlops(cfg, size);
         double flops = mode == "mt" ? 3 * fwd * batch + fwd * (batch - labeled) : 3 * fwd * batch;
         double gemm = MeasureGemmPeakGFlops();
@@ -191,8 +190,7 @@ public static class Benchmark
             windows = Inference.SlidingWindowInferer.Predict(net, vol, volume.d, volume.h, volume.w, 2, (80, 112, 112), (4, 18, 18)).Windows;
             if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
         }
-        times.Sort();
-        return (times[times.Count / 2], windows, torch.get_num_threads());
+        return (Median(times), windows, torch.get_num_threads());
     }
 
     /// <summary>
@@ -228,8 +226,7 @@ public static class Benchmark
             Trainer.Step(m, opt, x, y, labeled, new Methods.TrainingContext(1_000_000 + i, 1_000_010, 0.01)).Loss.item<float>();
             if (i >= warmup) times.Add(sw.Elapsed.TotalSeconds);
         }
-        times.Sort();
-        return (times[times.Count / 2], PeakRssMiB(), torch.get_num_threads());
+        return (Median(times), PeakRssMiB(), torch.get_num_threads());
     }
 
     /// <summary>
@@ -319,9 +316,15 @@ public static class Benchmark
             }
         }
         finally { foreach (var r in removers) r(); }
-        times.Sort();
         var passes = counted.ToDictionary(kv => kv.Key, kv => NarrowOutputs.Pad ? double.NaN : kv.Value / iterations / batch);
-        return (times[times.Count / 2], passes, wait / iterations, get_num_threads());
+        return (Median(times), passes, wait / iterations, get_num_threads());
+    }
+
+    /// <summary>The median as Python's statistics.median (the peers' figure): the mean of the middle two for an even count.</summary>
+    public static double Median(IReadOnlyCollection<double> values)
+    {
+        var sorted = values.OrderBy(t => t).ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
     }
 
     static double InferenceThroughput(Segmenter2D net, int size, bool channelsLast, Device device, int slices = 16, int reps = 3)

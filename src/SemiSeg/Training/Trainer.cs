@@ -131,7 +131,7 @@ public sealed class Trainer
             Iterations = start, MaxIterations = _o.MaxIterations,
         };
         summary.Write(_o.OutputDir);
-        Log($"{_data.DescribeBatches(_o, method, start)}, device {ComputeDevice.Describe(device)}, threads {torch.get_num_threads()}");
+        Log($"{_data.DescribeBatches(_o, method, start)}, device {ComputeDevice.Describe(device)}, threads {torch.get_num_threads()}, allocator {Runtime.TorchRuntime.AllocatorDescription}");
 
         using var loader = _data.OpenBatches(_o, method, start);
         using var validator = _data.Validator(_o, method);

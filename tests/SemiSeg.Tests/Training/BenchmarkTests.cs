@@ -41,4 +41,11 @@ public class BenchmarkTests
         Assert.Equal(new[] { "ResUNet2D", "UNet2D" }, r.passes.Keys.OrderBy(k => k, StringComparer.Ordinal));
         if (!NarrowOutputs.Pad) Assert.Equal(r.passes["UNet2D"], r.passes["ResUNet2D"], 12);
     }
+
+    [Fact]
+    public void MedianIsPythonsStatisticsMedian()
+    {
+        Assert.Equal(2.0, Benchmark.Median(new[] { 3.0, 1.0, 2.0 }));
+        Assert.Equal(2.5, Benchmark.Median(new[] { 4.0, 1.0, 3.0, 2.0 })); // the mean of the middle two, as the peers report
+    }
 }
