@@ -197,7 +197,8 @@ public static class Benchmark
     /// One 3D training iteration of a volume method (VNet by default) on a fixed random batch of
     /// <paramref name="labeled"/> + <paramref name="unlabeled"/> patches: median seconds over <paramref name="iterations"/>
     /// after <paramref name="warmup"/>, and the process's peak resident memory (run one method per process to read
-    /// its own peak). The LA setting is patch (80, 112, 112), batch 2 + 2.
+    /// its own peak). The LA setting is patch (80, 112, 112), batch 2 + 2; channels_last_3d unless
+    /// <paramref name="channelsLast"/> is off, as training runs.
     /// </summary>
     public static (double seconds, double peakRssMiB, int threads) VolumeStep(string method, (int d, int h, int w) patch, int labeled, int unlabeled,
         int iterations = 2, int warmup = 1, int? threads = null, Net3DConfig? network = null, IReadOnlyDictionary<string, string>? parameters = null, Device? device = null,
@@ -233,10 +234,10 @@ public static class Benchmark
     /// One training iteration of a 2D method at the table's setting (UNet, channels_last as training runs it) on
     /// <paramref name="labeled"/> + <paramref name="unlabeled"/> slices of <paramref name="size"/>², fed either a fixed
     /// random batch or the real loader over <paramref name="data"/>: median seconds after <paramref name="warmup"/>,
-    /// and the iteration's network passes in units of one forward over the whole batch, counted (not assumed) at the
-    /// output convolution of every 2D network the method owns: an image through a network with autograd on counts 3
-    /// (forward and a backward of about twice its cost), without autograd 1. seconds ÷ passes is the method's cost per
-    /// pass, to compare with Mean Teacher's (host work shows there). A late iteration: ramps done, BCP and ACTION in
+    /// and the iteration's network passes per 2D network class, in units of one forward over the whole batch, counted
+    /// (not assumed) at every network's encoder and output convolution: an image with autograd on counts 3 (forward
+    /// and a backward of about twice its cost), without autograd 1. seconds ÷ passes is the method's cost per pass, to
+    /// compare with Mean Teacher's (host work shows there). A late iteration: ramps done, BCP, ACTION and M3HL in
     /// their second stage. Passes are NaN where the output convolutions run padded (<see cref="NarrowOutputs.Pad"/>),
     /// which the count cannot see.
     /// </summary>
