@@ -241,6 +241,16 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
     public static Tensor RegionalContrast(Tensor rep, Tensor target, Tensor valid, Tensor prob, int numClasses, double strongThreshold,
         double temp, long numQueries, long numNegatives, Random rng)
     {
+        // every intermediate belongs to this scope until the loss is out: freed deterministically, and none is left to
+        // the finalizer while libtorch still reads it (a temporary passed straight into a native call is otherwise
+        // collectable during that call)
+        using var scope = NewDisposeScope();
+        return RegionalContrastInScope(rep, target, valid, prob, numClasses, strongThreshold, temp, numQueries, numNegatives, rng).MoveToOuterDisposeScope();
+    }
+
+    static Tensor RegionalContrastInScope(Tensor rep, Tensor target, Tensor valid, Tensor prob, int numClasses, double strongThreshold,
+        double temp, long numQueries, long numNegatives, Random rng)
+    {
         long d = rep.shape[1];
         var flat = rep.permute(0, 2, 3, 1).reshape(-1, d);
         var tgt = target.reshape(-1); var val = valid.reshape(-1);

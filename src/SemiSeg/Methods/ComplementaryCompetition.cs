@@ -136,16 +136,18 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
     /// <summary>A (B, D, spatial...) projection as unit rows, one per pixel: (B·pixels, D).</summary>
     static Tensor Unit(Tensor proj)
     {
+        using var scope = NewDisposeScope(); // the permuted view stays referenced until normalize has read it
         long d = proj.shape[1];
         var perm = new long[] { 0 }.Concat(Enumerable.Range(2, (int)proj.dim() - 2).Select(i => (long)i)).Append(1).ToArray();
-        return functional.normalize(proj.permute(perm).reshape(-1, d), dim: -1);
+        return functional.normalize(proj.permute(perm).reshape(-1, d), dim: -1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Where the network predicts foreground (argmax ≠ 0), flattened.</summary>
     static Tensor Foreground(Tensor logits)
     {
+        using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        return logits.argmax(1).ne(0).flatten();
+        return logits.argmax(1).ne(0).flatten().MoveToOuterDisposeScope();
     }
 
     /// <summary><see cref="Odcl(Tensor, Tensor, Tensor, Tensor, double)"/> on projections already made unit rows and
