@@ -55,9 +55,8 @@ public sealed class ResNetUNet2D : Segmenter2D
     /// <summary>The TorchVision module (its state dict is torchvision's resnet state dict).</summary>
     public nn.Module Encoder => encoder;
 
-    public override EncoderFeatures Encode(Tensor x)
+    protected override EncoderFeatures EncodeCore(Tensor x)
     {
-        EncodeObserver?.Invoke(x);
         var s = new Tensor[5];
         using (var scope = NewDisposeScope())
         {

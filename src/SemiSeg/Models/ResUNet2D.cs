@@ -54,9 +54,8 @@ public sealed class ResUNet2D : Segmenter2D
 
     public override IReadOnlyList<string> EncoderPrefixes { get; } = new[] { "stages." };
 
-    public override EncoderFeatures Encode(Tensor x)
+    protected override EncoderFeatures EncodeCore(Tensor x)
     {
-        EncodeObserver?.Invoke(x);
         var s = new Tensor[5];
         s[0] = stages[0].forward(x);
         for (int i = 1; i < 5; i++) s[i] = stages[i].forward(s[i - 1]);

@@ -49,7 +49,14 @@ public abstract class Segmenter2D : Module<Tensor, Tensor>
     /// <summary>Parameter-name prefixes of the encoder (what `--init-encoder` copies).</summary>
     public abstract IReadOnlyList<string> EncoderPrefixes { get; }
 
-    public abstract EncoderFeatures Encode(Tensor x);
+    public EncoderFeatures Encode(Tensor x)
+    {
+        EncodeObserver?.Invoke(x);
+        return EncodeCore(x);
+    }
+
+    /// <summary>The network's encoder (what <see cref="Encode"/> runs).</summary>
+    protected abstract EncoderFeatures EncodeCore(Tensor x);
 
     /// <summary>Called with the input at the start of every <see cref="Encode"/> (the benchmark counts encoder passes
     /// with it, since methods call Encode and Decode separately); null in training.</summary>

@@ -106,9 +106,8 @@ public sealed class UNet2D : Segmenter2D
 
     public override IReadOnlyList<string> EncoderPrefixes { get; } = new[] { "inConv.", "down." };
 
-    public override EncoderFeatures Encode(Tensor x)
+    protected override EncoderFeatures EncodeCore(Tensor x)
     {
-        EncodeObserver?.Invoke(x);
         var scales = new Tensor[5];
         scales[0] = inConv.forward(x);
         for (int i = 1; i < 5; i++) scales[i] = down[i - 1].forward(scales[i - 1]);
