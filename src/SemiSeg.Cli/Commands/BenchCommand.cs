@@ -34,6 +34,7 @@ internal static class BenchCommand
         cmd.SetAction(r =>
         {
             var device = Runtime.ComputeDevice.Resolve(r.GetValue(deviceOption));
+            bool channelsLast = !r.GetValue(plain) && r.GetValue(layout) == "channels-last";
             if (r.GetValue(iters) < 1) throw new ArgumentException($"--iters {r.GetValue(iters)}: at least 1 timed iteration is needed");
             if (r.GetValue(warmup) < 0) throw new ArgumentException($"--warmup {r.GetValue(warmup)}: must be 0 or more");
             if (r.GetValue(size) < 16 || r.GetValue(size) % 16 != 0) throw new ArgumentException($"--size {r.GetValue(size)}: must be a multiple of 16 (four 2x poolings), at least 16");
@@ -67,9 +68,9 @@ internal static class BenchCommand
                 var parameters = new Dictionary<string, string>();
                 if (vm == "bcp") parameters["pretrain_iterations"] = "0";
                 var res3 = Benchmark.VolumeStep(vm, (p[0], p[1], p[2]), lu[0], lu[1], r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), parameters: parameters, device: device,
-                    channelsLast: !r.GetValue(plain) && r.GetValue(layout) == "channels-last");
+                    channelsLast: channelsLast);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"semiseg 3D {vm} (VNet, {(!r.GetValue(plain) && r.GetValue(layout) == "channels-last" ? "channels_last_3d" : "contiguous")}) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} device {Runtime.ComputeDevice.Describe(device)} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB; allocator {Runtime.TorchRuntime.AllocatorDescription}"));
+                    $"semiseg 3D {vm} (VNet, {(channelsLast ? "channels_last_3d" : "contiguous")}) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} device {Runtime.ComputeDevice.Describe(device)} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB; allocator {Runtime.TorchRuntime.AllocatorDescription}"));
                 return 0;
             }
             if (r.GetValue(volume) is string dims)
@@ -97,7 +98,7 @@ internal static class BenchCommand
             try
             {
                 res = Benchmark.Run(r.GetValue(mode)!, r.GetValue(size), r.GetValue(batch), r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads),
-                    !r.GetValue(plain) && r.GetValue(layout) == "channels-last", Console.WriteLine, manifest, inplaceActivations: !r.GetValue(plain), device: device);
+                    channelsLast, Console.WriteLine, manifest, inplaceActivations: !r.GetValue(plain), device: device);
             }
             finally { if (tmp != null) Directory.Delete(tmp, true); }
             var ci = CultureInfo.InvariantCulture;

@@ -124,13 +124,7 @@ public static class Benchmark
         using var x0 = randn(batch, 1, size, size).to(device);
         using var x = channelsLast ? MemoryLayout.ToChannelsLast(x0) : x0.alias();
         using var y = randint(0, 4, new long[] { labeled, size, size }).to_type(ScalarType.Int64).to(device);
-        Data.BatchLoader? loader = null;
-        if (data != null)
-        {
-            var sampler = new Data.TwoStreamBatchSampler(data.Labeled.Count, data.Unlabeled.Count, labeled, batch - labeled, 1337);
-            loader = new Data.BatchLoader(data.Labeled, data.Unlabeled, sampler, new Data.SliceAugmenter(size, size), new Data.CaseCache(data.NumClasses), 1337);
-        }
-        using var __ = loader;
+        using var loader = OpenLoader(data, labeled, batch - labeled, size);
         var times = new List<double>();
         double rssFirst = 0, rssLast = 0, waitTimed = 0;
         using var gate = Runtime.FinalizerGuard.Enter();
@@ -144,10 +138,9 @@ public static class Benchmark
                 Tensor bx = x, by = y;
                 if (loader != null)
                 {
-                    var b = loader.Next();
-                    bx = Runtime.ComputeDevice.Upload(b.Images, new long[] { b.Count, 1, b.Height, b.Width }, device);
-                    if (channelsLast) bx = MemoryLayout.ToChannelsLast(bx);
-                    by = Runtime.ComputeDevice.Upload(b.Labels, new long[] { b.LabeledCount, b.Height, b.Width }, device);
+                    var uploaded = Upload(loader.Next(), device);
+                    bx = channelsLast ? MemoryLayout.ToChannelsLast(uploaded.images) : uploaded.images;
+                    by = uploaded.labels;
                 }
                 var step = Trainer.Step(method, opt, bx, by, labeled, new TrainingContext(it, 30000, 0.01));
                 step.Loss.item<float>(); // the iteration is complete when its loss is known
@@ -273,53 +266,54 @@ public static class Benchmark
             removers.Add(() => net.EncodeObserver = null);
             removers.Add(net.OutputConv.register_forward_hook((_, x, y) => { decoded[kind] += x.shape[0] * (is_grad_enabled() ? 3 : 1); return y; }).remove);
         }
-        double Images(string kind) => share[kind] * encoded[kind] + (1 - share[kind]) * decoded[kind];
         int batch = labeled + unlabeled;
         using var x0 = randn(batch, 1, size, size).to(device);
         using var y0 = randint(0, numClasses, new long[] { labeled, size, size }).to_type(ScalarType.Int64).to(device);
-        Data.BatchLoader? loader = null;
-        if (data != null)
-        {
-            var sampler = new Data.TwoStreamBatchSampler(data.Labeled.Count, data.Unlabeled.Count, labeled, unlabeled, 1337);
-            loader = new Data.BatchLoader(data.Labeled, data.Unlabeled, sampler, new Data.SliceAugmenter(size, size), new Data.CaseCache(data.NumClasses), 1337);
-        }
-        using var __ = loader;
-        var times = new List<double>(); double wait = 0;
-        var counted = share.Keys.ToDictionary(k => k, _ => 0.0);
+        // meta-labels of the fixed batch for the methods that read them (meta-contrast): two patients, two phases
+        IReadOnlyList<Data.MetaLabels> meta0 = Enumerable.Range(0, batch).Select(i => new Data.MetaLabels($"p{i % 2}", i % 4 < 2 ? "ED" : "ES", i, batch)).ToArray();
+        using var loader = OpenLoader(data, labeled, unlabeled, size);
+        var times = new List<double>(); double waitStart = 0;
         try
         {
             using var gate = Runtime.FinalizerGuard.Enter();
             for (int it = 0; it < warmup + iterations; it++)
             {
                 Runtime.FinalizerGuard.SafePoint();
-                var before = share.Keys.ToDictionary(k => k, Images); double waitBefore = loader?.WaitSeconds ?? 0;
+                if (it == warmup)
+                {
+                    // the counts and the wait cover the timed iterations only
+                    foreach (var k in share.Keys) { encoded[k] = 0; decoded[k] = 0; }
+                    waitStart = loader?.WaitSeconds ?? 0;
+                }
                 var sw = Stopwatch.StartNew();
                 using (var scope = NewDisposeScope())
                 {
-                    Tensor bx = x0, by = y0;
-                    // meta-labels for the methods that read them (meta-contrast): two patients, two phases, slices spread
-                    IReadOnlyList<Data.MetaLabels>? meta = Enumerable.Range(0, batch).Select(i => new Data.MetaLabels($"p{i % 2}", i % 4 < 2 ? "ED" : "ES", i, batch)).ToArray();
-                    if (loader != null)
-                    {
-                        var b = loader.Next();
-                        bx = Runtime.ComputeDevice.Upload(b.Images, new long[] { b.Count, 1, b.Height, b.Width }, device);
-                        by = Runtime.ComputeDevice.Upload(b.Labels, new long[] { b.LabeledCount, b.Height, b.Width }, device);
-                        meta = b.Items.Select(i => i.Meta).ToArray();
-                    }
+                    var (bx, by, meta) = loader is null ? (x0, y0, meta0) : Upload(loader.Next(), device);
                     Trainer.Step(m, opt, MemoryLayout.ToChannelsLast(bx), by, labeled, new TrainingContext(20_000 + it, 30_000, 0.01) { Meta = meta }).Loss.item<float>();
                 }
-                if (it >= warmup)
-                {
-                    times.Add(sw.Elapsed.TotalSeconds);
-                    foreach (var k in share.Keys) counted[k] += Images(k) - before[k];
-                    wait += (loader?.WaitSeconds ?? 0) - waitBefore;
-                }
+                if (it >= warmup) times.Add(sw.Elapsed.TotalSeconds);
             }
         }
         finally { foreach (var r in removers) r(); }
-        var passes = counted.ToDictionary(kv => kv.Key, kv => NarrowOutputs.Pad ? double.NaN : kv.Value / iterations / batch);
-        return (Median(times), passes, wait / iterations, get_num_threads());
+        var passes = share.Keys.ToDictionary(k => k, k => NarrowOutputs.Pad ? double.NaN
+            : (share[k] * encoded[k] + (1 - share[k]) * decoded[k]) / iterations / batch);
+        return (Median(times), passes, ((loader?.WaitSeconds ?? 0) - waitStart) / iterations, get_num_threads());
     }
+
+    /// <summary>The real loader over <paramref name="data"/> as training feeds it (two streams, augmentation at
+    /// <paramref name="size"/>), or null for a fixed random batch.</summary>
+    static Data.BatchLoader? OpenLoader(Data.DatasetManifest? data, int labeled, int unlabeled, int size)
+    {
+        if (data is null) return null;
+        var sampler = new Data.TwoStreamBatchSampler(data.Labeled.Count, data.Unlabeled.Count, labeled, unlabeled, 1337);
+        return new Data.BatchLoader(data.Labeled, data.Unlabeled, sampler, new Data.SliceAugmenter(size, size), new Data.CaseCache(data.NumClasses), 1337);
+    }
+
+    /// <summary>A loader batch on the device: images (N, 1, H, W), labels of its labeled part, and its meta-labels.</summary>
+    static (Tensor images, Tensor labels, IReadOnlyList<Data.MetaLabels> meta) Upload(Data.Batch b, Device device) =>
+        (Runtime.ComputeDevice.Upload(b.Images, new long[] { b.Count, 1, b.Height, b.Width }, device),
+         Runtime.ComputeDevice.Upload(b.Labels, new long[] { b.LabeledCount, b.Height, b.Width }, device),
+         b.Items.Select(i => i.Meta).ToArray());
 
     /// <summary>The median as Python's statistics.median (the peers' figure): the mean of the middle two for an even count.</summary>
     public static double Median(IReadOnlyCollection<double> values)
