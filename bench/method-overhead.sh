@@ -12,9 +12,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 semiseg="${SEMISEG:-$root/semiseg}"
 rounds="${ROUNDS:-3}"; iters="${ITERS:-20}"; warm="${WARMUP:-10}"; threads="${THREADS:-2}"
 hc18="${HC18:-$root/../shared/data/hc18-subset}"
-methods=("$@")
-[ ${#methods[@]} -gt 0 ] && [[ " ${methods[*]} " == *" supervised "* ]] || methods=(supervised "${methods[@]}")
-[ ${#methods[@]} -gt 1 ] || methods=(supervised mean-teacher ua-mt cps unimatch bcp m3hl abd cad action ersr meta-contrast transmedseg c3s3 medl)
+if [ $# -gt 0 ]; then methods=("$@")
+else methods=(supervised mean-teacher ua-mt cps unimatch bcp m3hl abd cad action ersr meta-contrast transmedseg c3s3 medl); fi
+# the table prices passes at supervised's cost and compares with Mean Teacher's: both always run
+for need in mean-teacher supervised; do [[ " ${methods[*]} " == *" $need "* ]] || methods=("$need" "${methods[@]}"); done
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 echo "== machine: $(nproc) cores, $(lscpu | grep -m1 'Model name' | cut -d: -f2 | xargs); $rounds rounds, $iters timed iterations after $warm, $threads threads"
 one() { # tag, args...
