@@ -5,7 +5,8 @@ using Xunit;
 namespace SemiSeg.Tests.Training;
 
 /// <summary>`semiseg bench --method`: the network passes it counts are the ones the method's step really runs, read
-/// at the output convolutions (an image with autograd counts 3, without 1, per image of the 4 + 4 batch).</summary>
+/// at each network's encoder and output convolution (an image with autograd counts 3, without 1, per image of the
+/// 4 + 4 batch).</summary>
 public class BenchmarkTests
 {
     [Theory]
