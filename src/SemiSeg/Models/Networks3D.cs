@@ -44,7 +44,36 @@ public sealed class ConvStack3D : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => body.forward(x);
+    public override Tensor forward(Tensor x) => EagerForward.Run(body, x);
+}
+
+/// <summary>
+/// A Sequential's layers one after another, each intermediate result disposed as soon as the next layer has consumed
+/// it. Autograd keeps its own references to what backward needs, so in training this frees only what nothing saved;
+/// without gradients (an EMA teacher, a sliding window) it frees every intermediate at once instead of at the end of
+/// the network's dispose scope, which is what PyTorch's reference counting does for the peers. The input is the
+/// caller's and is never disposed; an in-place layer that returns its input object is not disposed under its result.
+/// </summary>
+public static class EagerForward
+{
+    public static Tensor Run(Sequential layers, Tensor x)
+    {
+        var h = x;
+        foreach (var layer in layers.children())
+        {
+            var next = ((Module<Tensor, Tensor>)layer).call(h); // call, not forward: hooks (the gradient check's pins) run as in Sequential
+            Release(h, next, x);
+            h = next;
+        }
+        return h;
+    }
+
+    /// <summary>Disposes <paramref name="consumed"/> unless it is the caller's <paramref name="keep"/> or the same
+    /// object as <paramref name="result"/>.</summary>
+    public static void Release(Tensor consumed, Tensor result, Tensor keep)
+    {
+        if (!ReferenceEquals(consumed, keep) && !ReferenceEquals(consumed, result)) consumed.Dispose();
+    }
 }
 
 /// <summary>
@@ -93,16 +122,31 @@ public sealed class VNet : Module<Tensor, Tensor>
     public (Tensor logits, Tensor features) ForwardWithFeatures(Tensor x)
     {
         using var scope = NewDisposeScope();
+        // every intermediate is disposed once consumed (EagerForward): without gradients only the skips and the
+        // tensors in flight stay alive, as in the lineage's PyTorch forward
         var skips = new Tensor[5];
         var h = x;
         for (int i = 0; i < 5; i++)
         {
             skips[i] = enc[i].forward(h);
-            if (i < 4) h = down[i].forward(skips[i]);
+            EagerForward.Release(h, skips[i], x);
+            if (i < 4) h = EagerForward.Run((Sequential)down[i], skips[i]);
         }
         h = skips[4];
-        if (dropout) h = functional.dropout3d(h, 0.5, training);
-        for (int i = 0; i < 4; i++) h = dec[i].forward(up[i].forward(h) + skips[3 - i]);
+        if (dropout)
+        {
+            h = functional.dropout3d(h, 0.5, training);
+            EagerForward.Release(skips[4], h, x);
+        }
+        for (int i = 0; i < 4; i++)
+        {
+            var u = EagerForward.Run((Sequential)up[i], h);
+            EagerForward.Release(h, u, x);
+            var sum = u + skips[3 - i]; // not in place: u is the ReLU output its backward reads
+            u.Dispose(); skips[3 - i].Dispose();
+            h = dec[i].forward(sum);
+            EagerForward.Release(sum, h, x);
+        }
         var features = h;
         if (dropout) h = functional.dropout3d(h, 0.5, training);
         var logits = NarrowOutputs.Forward(outConv, h, padding: 0);

@@ -97,6 +97,36 @@ public class VolumeMethodsTests
         Assert.Equal(d2, d3, 5);
     }
 
+    /// <summary>Mean Teacher and UA-MT run the no-gradient teacher before the student, so that the teacher's
+    /// activations come and go before the student's saved ones build up (peak memory at the LA patch); every teacher
+    /// convolution runs before the first student one.</summary>
+    [Fact]
+    public void MeanTeacherRunsTheTeacherBeforeTheStudent()
+    {
+        foreach (var name in new[] { "mean-teacher", "ua-mt" })
+        {
+            manual_seed(8);
+            using var scope = NewDisposeScope();
+            using var method = new VolumeMeanTeacherMethod(Context("passes=2"), uncertaintyAware: name == "ua-mt");
+            var order = new List<string>();
+            var hooks = new List<nn.HookableModule<Func<nn.Module<Tensor, Tensor>, Tensor, Tensor>, Func<nn.Module<Tensor, Tensor>, Tensor, Tensor, Tensor>>.HookRemover>();
+            foreach (var (net, who) in new[] { (method.Teacher, "teacher"), (method.Student, "student") })
+                foreach (var conv in net.modules().OfType<TorchSharp.Modules.Conv3d>())
+                    hooks.Add(conv.register_forward_hook((_, _, y) => { order.Add(who); return y; }));
+            try
+            {
+                var x = randn(new long[] { 4, 1, 16, 16, 16 });
+                var y = (x.narrow(0, 0, 2)[.., 0] > 0.5).to_type(ScalarType.Int64);
+                var step = method.Step(x, y, 2, new TrainingContext(999, 1000, 0.01));
+                Assert.True(float.IsFinite(step.Loss.item<float>()), name);
+            }
+            finally { foreach (var h in hooks) h.remove(); }
+            Assert.Contains("teacher", order);
+            Assert.Contains("student", order);
+            Assert.True(order.LastIndexOf("teacher") < order.IndexOf("student"), $"{name}: the student ran before the teacher finished");
+        }
+    }
+
     [Fact]
     public void EveryVolumeMethodTakesAStepOnARealVNet()
     {

@@ -8,6 +8,38 @@ namespace SemiSeg.Tests.Models;
 
 public class Networks3DTests
 {
+    /// <summary>
+    /// Without gradients (an EMA teacher, a sliding window) the VNet frees each intermediate as soon as it is consumed,
+    /// as PyTorch's reference counting does in the lineage's forward, instead of keeping all of them until the end of
+    /// its dispose scope. When the last decoder block's batch norm runs, what the forward still holds is that block's
+    /// input (the sum of the last up-sampled map and the first skip), the convolution's output and the batch norm's
+    /// output: the other skips, up-sampled maps and layer outputs are gone (without the eager release, 19 more).
+    /// The hook sits inside the decoder, not on the output convolution, which the start-up self-check may reroute
+    /// (NarrowOutputs.Pad) past its hooks.
+    /// </summary>
+    [Fact]
+    public void VNetWithoutGradientsHoldsOnlyTheTensorsInFlight()
+    {
+        torch.manual_seed(2);
+        using var net = new VNet(numClasses: 2, dropout: false);
+        net.eval();
+        using var scope = NewDisposeScope();
+        var x = randn(new long[] { 1, 1, 16, 32, 32 });
+        var bn = (nn.Module<Tensor, Tensor>)net.named_modules().Single(m => m.name == "dec.3.body.bn0").module;
+        long atLastBlock = -1, baseline;
+        var hook = bn.register_forward_hook((_, _, y) => { atLastBlock = DisposeScopeManager.Statistics.ThreadTotalLiveCount; return y; });
+        try
+        {
+            using (no_grad())
+            {
+                baseline = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+                using var logits = net.forward(x);
+            }
+        }
+        finally { hook.remove(); }
+        Assert.Equal(3, atLastBlock - baseline);
+    }
+
     [Fact]
     public void VNetAndUNet3DKeepTheShapeAndVNetHasTheLineagesSize()
     {

@@ -15,7 +15,10 @@ namespace SemiSeg.Methods.Volume;
 /// mean softmax masks the consistency to voxels with u &lt; (0.75 + 0.25·sigmoid_rampup(t, T))·ln 2 (ln C for C classes),
 /// consistency = Σ mask·mse / (C·Σ mask + 1e-16) (the reference writes 2·Σ mask for its two classes).
 /// Deliberate differences: Dice over all classes (see <see cref="VolumeSupervisedMethod"/>); the threshold uses ln C,
-/// which is the reference's ln 2 for the LA's two classes.
+/// which is the reference's ln 2 for the LA's two classes. The teacher runs before the student (the reference runs it
+/// after): its targets do not depend on the student, and so its forward no longer peaks on top of the student's saved
+/// activations (peak memory at the LA patch: docs/results.md, issue 21). The random draws (teacher noise, student
+/// dropout) come in the other order, so a run is not bit-identical to one from before that change.
 /// </summary>
 public sealed class VolumeMeanTeacherMethod : IVolumeMethod
 {
@@ -51,10 +54,12 @@ public sealed class VolumeMeanTeacherMethod : IVolumeMethod
     public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)
     {
         long nu = images.shape[0] - labeledCount;
-        var logits = Student.forward(images);
-        var sup = SegmentationLosses.CeDice(logits.narrow(0, 0, labeledCount), labels);
         double w = Ramps.Ssl4misConsistency(_consistency, context.Iteration, _rampup);
-        if (nu == 0 || w == 0) return new MethodStep(sup, new Dictionary<string, Tensor> { ["sup"] = sup });
+        if (nu == 0 || w == 0)
+        {
+            var sup0 = SegmentationLosses.CeDice(Student.forward(images).narrow(0, 0, labeledCount), labels);
+            return new MethodStep(sup0, new Dictionary<string, Tensor> { ["sup"] = sup0 });
+        }
         var xu = images.narrow(0, labeledCount, nu);
         Tensor teacherProbs, mask;
         using (no_grad())
@@ -75,8 +80,10 @@ public sealed class VolumeMeanTeacherMethod : IVolumeMethod
                 double threshold = (0.75 + 0.25 * Ramps.Sigmoid(context.Iteration, context.MaxIterations)) * Math.Log(_numClasses);
                 mask = uncertainty.lt(threshold).to_type(ScalarType.Float32);
             }
-            else mask = ones(1, device: logits.device);
+            else mask = ones(1, device: images.device);
         }
+        var logits = Student.forward(images);
+        var sup = SegmentationLosses.CeDice(logits.narrow(0, 0, labeledCount), labels);
         var mse = (functional.softmax(logits.narrow(0, labeledCount, nu), 1) - teacherProbs).pow(2);
         // mean over classes and (certain) voxels: the reference's torch.mean(softmax_mse) for MT, and its
         // Σ mask·mse / (2·Σ mask) for UA-MT, whose 2 is the LA's class count broadcast by the (B, 1, ...) mask
