@@ -30,6 +30,10 @@ public sealed record CheckpointMeta
     public double BestMetric { get; init; } = double.NaN;
     public long BestIteration { get; init; }
     public bool HasTrainingState { get; init; }
+    /// <summary>Resumable checkpoints: torch's CPU generator state when the checkpoint was written (base64), which a
+    /// resume restores; null in weights-only checkpoints and in those written before it was stored (a resume then
+    /// reseeds from the seed and the iteration).</summary>
+    public string? RandomState { get; init; }
     /// <summary>"sha256": the file ends with "SSSHA256" and the SHA-256 of every byte before it, verified on every
     /// load. Null in checkpoints written before checksums existed; those still load, unverified.</summary>
     public string? Checksum { get; init; }

@@ -22,6 +22,27 @@ public static class TorchRuntime
 
     public static void Seed(long seed) => torch.manual_seed(seed);
 
+    /// <summary>The state of torch's default CPU generator (dropout masks, noise, random permutations drawn on the
+    /// host), base64-encoded: what a resumable checkpoint stores so that a resumed run draws what an uninterrupted one
+    /// would have drawn.</summary>
+    public static string RandomState()
+    {
+        using var gen = torch.Generator.Default;
+        using var state = gen.get_state();
+        return Convert.ToBase64String(state.data<byte>().ToArray());
+    }
+
+    /// <summary>Puts torch's default CPU generator back to a state from <see cref="RandomState"/>.</summary>
+    public static void SetRandomState(string state)
+    {
+        byte[] bytes;
+        try { bytes = Convert.FromBase64String(state); }
+        catch (FormatException e) { throw new InvalidDataException("the random-generator state is not base64", e); }
+        using var gen = torch.Generator.Default;
+        using var t = torch.tensor(bytes, dtype: torch.ScalarType.Byte);
+        gen.set_state(t);
+    }
+
     /// <summary>
     /// Whether libtorch runs dense CPU convolutions on oneDNN (the default, and PyTorch's
     /// <c>torch.backends.mkldnn.enabled</c>); off, they run on libtorch's reference kernels (im2col + GEMM), which are

@@ -19,7 +19,11 @@ public static class Checkpoint
 {
     public static void Save(string path, CheckpointMeta meta, ITrainableMethod method, TorchSharp.Modules.OptimizerHelper? optimizer)
     {
-        meta = meta with { HasTrainingState = optimizer != null, Ensemble = (method.InferenceModule as SoftmaxEnsemble)?.Kinds };
+        meta = meta with
+        {
+            HasTrainingState = optimizer != null, Ensemble = (method.InferenceModule as SoftmaxEnsemble)?.Kinds,
+            RandomState = optimizer != null ? TorchRuntime.RandomState() : null,
+        };
         foreach (var m in optimizer != null ? method.StatefulModules : new[] { method.InferenceModule }) NumericGuard.EnsureFiniteWeights(m, path);
         AtomicFile.Write(path, s =>
         {

@@ -116,8 +116,12 @@ public sealed class Trainer
                 throw new InvalidDataException($"checkpoint '{LastPath}' is a {(meta.Network3D is null ? "2D" : "3D")} run; it cannot resume a {(_data.Volumetric ? "3D" : "2D")} training");
             start = meta.Iteration; bestDice = double.IsNaN(meta.BestMetric) ? double.NegativeInfinity : meta.BestMetric; bestIt = meta.BestIteration;
             (bestDice, bestIt) = runFolder.PrepareResume(start, bestDice, bestIt);
+            // every generator reseeded from the seed and the iteration (a GPU's too), then the CPU generator put back
+            // where the interrupted run left it, so that dropout masks and noise continue as without the interruption
             TorchRuntime.Seed(Seeds.Mix(_o.Seed, start));
-            Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Fmt(bestDice)} at {bestIt})");
+            if (meta.RandomState is string state) TorchRuntime.SetRandomState(state);
+            Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Fmt(bestDice)} at {bestIt}; " +
+                (meta.RandomState is null ? "no random-generator state in it: reseeded from the seed and the iteration)" : "random-generator state restored)"));
         }
         AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "config.json"),
             JsonSerializer.Serialize(_o with { MethodParams = new Dictionary<string, string>(settings.Effective) }, JsonFormat.Options));

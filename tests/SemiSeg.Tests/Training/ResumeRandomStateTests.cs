@@ -1,0 +1,78 @@
+using SemiSeg.Data;
+using SemiSeg.Inference;
+using SemiSeg.Models;
+using SemiSeg.Training;
+using TorchSharp;
+
+namespace SemiSeg.Tests.Training;
+
+/// <summary>Tests that need torch's process-wide CPU generator to themselves: another test drawing from it in
+/// parallel would shift their draws. xunit runs this collection alone, after the parallel ones.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class GlobalGeneratorCollection
+{
+    public const string Name = "torch's global generator";
+}
+
+[Collection(GlobalGeneratorCollection.Name)]
+public class ResumeRandomStateTests
+{
+    /// <summary>
+    /// Mean Teacher with the UNet's dropout and the teacher's input noise: every iteration draws from torch's generator.
+    /// A run interrupted after 3 iterations and resumed must end with the weights of the uninterrupted 6-iteration run,
+    /// so the checkpoint carries the generator's state (before, a resume reseeded from the seed and the iteration, and
+    /// the dropout masks after it were other masks; the weights then differ by far more than the tolerance, which only
+    /// allows for summation order).
+    /// </summary>
+    [Fact]
+    public void AResumedRunDrawsWhatTheUninterruptedRunDrew()
+    {
+        using var t = new TempDir();
+        CardiacPhantom.WriteDataset(t["data"], labeled: 2, unlabeled: 2, val: 1, test: 0, depth: 3, size: 32);
+        var data = CustomDataset.Load(t["data"], 4);
+        TrainOptions Options(string dir) => new()
+        {
+            Method = "mean-teacher", OutputDir = dir, MaxIterations = 6, PatchHeight = 32, PatchWidth = 32, BatchSize = 4,
+            LabeledBatchSize = 2, ValidateEvery = 2, SaveEvery = 3, LogEvery = 1, Threads = 1,
+            MethodParams = new() { ["rampup"] = "0", ["consistency_start"] = "0" }, // the teacher's noisy pass from the start
+        };
+        new Trainer(Options(t["straight"]), data).Run();
+        using (var cts = new CancellationTokenSource())
+        {
+            new Trainer(Options(t["resumed"]), data, new StopAfter(3, cts)).Run(cts.Token);
+            var meta = CheckpointFile.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _);
+            Assert.Equal(3, meta.Iteration);
+            Assert.NotNull(meta.RandomState);
+            new Trainer(Options(t["resumed"]) with { Resume = true }, data).Run();
+        }
+        Assert.Contains("random-generator state restored", File.ReadAllText(Path.Combine(t["resumed"], "train.log")));
+        var (a, _) = CheckpointFile.LoadNetwork(Path.Combine(t["straight"], "last.ckpt"));
+        var (b, _) = CheckpointFile.LoadNetwork(Path.Combine(t["resumed"], "last.ckpt"));
+        using (a) using (b)
+        {
+            var pb = b.state_dict();
+            foreach (var (k, v) in a.state_dict())
+                Assert.True(v.to_type(torch.ScalarType.Float64).allclose(pb[k].to_type(torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{k} differs after resume");
+        }
+    }
+
+    /// <summary>The generator's state round-trips through its text form, and a garbled one is refused by name.</summary>
+    [Fact]
+    public void TheGeneratorStateRoundTrips()
+    {
+        torch.manual_seed(11);
+        var state = SemiSeg.Runtime.TorchRuntime.RandomState();
+        var first = torch.rand(8);
+        SemiSeg.Runtime.TorchRuntime.SetRandomState(state);
+        var again = torch.rand(8);
+        Assert.True(first.equal(again).all().item<bool>());
+        Assert.Contains("base64", Assert.Throws<InvalidDataException>(() => SemiSeg.Runtime.TorchRuntime.SetRandomState("not base64!")).Message);
+    }
+
+    sealed class StopAfter : ITrainingMonitor
+    {
+        readonly long _n; readonly CancellationTokenSource _cts;
+        public StopAfter(long n, CancellationTokenSource cts) { _n = n; _cts = cts; }
+        public void OnIteration(IterationInfo info) { if (info.Iteration >= _n) _cts.Cancel(); }
+    }
+}
