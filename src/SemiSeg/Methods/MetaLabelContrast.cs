@@ -32,6 +32,11 @@ namespace SemiSeg.Methods;
 ///   w_ij = 1[l_ij ≤ γ_m(t)] (hard) or max(1 − l_ij/γ_m(t), 0) (soft), no gradient through w,
 ///   L_m = mean over anchors i of  Σ_{j∈P(i)} w_ij·l_ij / |P(i)|   (divided by the positive count, not by Σ w),
 ///   γ_m(t) = γ_begin + (γ_end − γ_begin)·(t/T)^0.5 (ACDC: partition 5→60, patient 3.5→50, cycle 2→50, soft; self ∞).
+/// <c>self_paced=false</c> trains every kind on the plain loss (γ = ∞): the reference's <c>infonce</c> pre-training runs
+/// (run_self_paced_acdc's run_neurips and the first command of run_multi_selfpaced), its baseline for the self-paced
+/// one. At the CPU budget the self-paced weights of γ(0) = 5 (l ≈ ln 59 ≈ 4.1 at the start: weights ≤ 0.2, every pair
+/// harder than chance dropped) were measured to collapse the embedding to one point, where the plain loss learns
+/// (docs/results.md, "Meta-label pre-training").
 /// The kinds are combined as the reference's weighted average Σ_m a_m·L_m / Σ_m a_m with importances a
 /// (<c>partition_weight</c>, <c>patient_weight</c>, <c>cycle_weight</c>, <c>self_weight</c>; default 1, 0.1, 0.1, 1:
 /// the first of the published settings 1 0.1 0.1).
@@ -92,10 +97,14 @@ public sealed class MetaLabelContrastMethod : ISegmentationMethod, IMetaLabelBat
         {
             ("partition", 5.0, 60.0, 1.0), ("patient", 3.5, 50.0, 0.1), ("cycle", 2.0, 50.0, 0.1), ("self", double.PositiveInfinity, double.PositiveInfinity, 1.0),
         };
+        // self_paced=false: the plain SupCon loss for every kind (γ = ∞), the reference's `infonce` runs
+        bool selfPaced = settings.Bool("self_paced", true);
         foreach (var (kind, b, e, a) in defaults)
         {
             bool on = settings.Bool(kind, kind != "self");
-            double gb = settings.Double($"{kind}_gamma_begin", b), ge = settings.Double($"{kind}_gamma_end", e), imp = settings.Double($"{kind}_weight", a);
+            double gb = selfPaced ? settings.Double($"{kind}_gamma_begin", b) : double.PositiveInfinity;
+            double ge = selfPaced ? settings.Double($"{kind}_gamma_end", e) : double.PositiveInfinity;
+            double imp = settings.Double($"{kind}_weight", a);
             if (imp < 0) throw new ArgumentException($"meta-contrast: {kind}_weight must be >= 0 (got {imp})");
             if (on && imp > 0) _kinds.Add((kind, gb, ge, imp));
         }

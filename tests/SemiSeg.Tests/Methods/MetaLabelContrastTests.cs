@@ -216,6 +216,34 @@ public class MetaLabelContrastTests
     }
 
     [Fact]
+    public void SelfPacedOffTrainsOnThePlainSupConLoss()
+    {
+        // self_paced=false is the reference's `infonce` pre-training: every positive pair weighs 1 (γ = ∞), so the
+        // training loss is the logged plain SupCon; with the default self-paced weights (γ(0) = 5) it is smaller
+        torch.manual_seed(6);
+        var meta = new[] { new MetaLabels("p1", "ED", 0, 9), new MetaLabels("p1", "ED", 8, 9), new MetaLabels("p2", "ED", 1, 9), new MetaLabels("p2", "ED", 7, 9) };
+        var x = rand(4, 1, 32, 32);
+        var none = zeros(new long[] { 0, 32, 32 }, ScalarType.Int64);
+        MethodStep Step(bool selfPaced)
+        {
+            torch.manual_seed(7); // same initial weights for both
+            using var m = new MetaLabelContrastMethod(new UNetConfig(), new MethodSettings(new Dictionary<string, string>
+            { ["patient"] = "false", ["cycle"] = "false", ["supervised_weight"] = "0", ["contrast_weight"] = "1", ["self_paced"] = selfPaced ? "true" : "false" }));
+            ((ITrainableMethod)m).Train(false);
+            return m.Step(x, none, 0, new TrainingContext(0, 10, 1e-3) { Meta = meta });
+        }
+        var plain = Step(false);
+        Assert.Equal(plain.Terms["supcon"].item<float>(), plain.Loss.item<float>(), 5);
+        var paced = Step(true);
+        Assert.Equal(plain.Terms["supcon"].item<float>(), paced.Terms["supcon"].item<float>(), 5);
+        // a fresh network's embeddings are nearly equal: every pair's l is about the plain loss L = ln 7, so each weighs
+        // 1 − L/5 and the self-paced loss is about L·(1 − L/5)
+        double l = plain.Loss.item<float>();
+        Assert.Equal(Math.Log(7), l, 2);
+        Assert.Equal(l * (1 - l / 5), paced.Loss.item<float>(), 2);
+    }
+
+    [Fact]
     public void GammaGrowsFromBeginToEndAsASquareRoot()
     {
         Assert.Equal(5.0, MetaLabelContrastMethod.Gamma(5, 60, 0, 100));
