@@ -39,6 +39,10 @@ public static class TorchRuntime
         try { bytes = Convert.FromBase64String(state); }
         catch (FormatException e) { throw new InvalidDataException("the random-generator state is not base64", e); }
         using var gen = torch.Generator.Default;
+        // TorchSharp's set_state does not catch libtorch's size check: a state of another size would abort the process
+        using (var current = gen.get_state())
+            if (current.numel() != bytes.Length)
+                throw new InvalidDataException($"the random-generator state has {bytes.Length} bytes; this libtorch's CPU generator has {current.numel()}");
         using var t = torch.tensor(bytes, dtype: torch.ScalarType.Byte);
         gen.set_state(t);
     }

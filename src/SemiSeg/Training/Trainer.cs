@@ -119,7 +119,11 @@ public sealed class Trainer
             // every generator reseeded from the seed and the iteration (a GPU's too), then the CPU generator put back
             // where the interrupted run left it, so that dropout masks and noise continue as without the interruption
             TorchRuntime.Seed(Seeds.Mix(_o.Seed, start));
-            if (meta.RandomState is string state) TorchRuntime.SetRandomState(state);
+            if (meta.RandomState is string state)
+            {
+                try { TorchRuntime.SetRandomState(state); }
+                catch (Exception e) { throw new InvalidDataException($"checkpoint '{LastPath}': its random-generator state cannot be restored ({e.Message})", e); }
+            }
             Log($"resumed from {LastPath} at iteration {start} (best mean Dice {Fmt(bestDice)} at {bestIt}; " +
                 (meta.RandomState is null ? "no random-generator state in it: reseeded from the seed and the iteration)" : "random-generator state restored)"));
         }

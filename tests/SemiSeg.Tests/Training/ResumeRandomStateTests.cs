@@ -56,7 +56,8 @@ public class ResumeRandomStateTests
         }
     }
 
-    /// <summary>The generator's state round-trips through its text form, and a garbled one is refused by name.</summary>
+    /// <summary>The generator's state round-trips through its text form; a garbled one and one of the wrong size are
+    /// refused.</summary>
     [Fact]
     public void TheGeneratorStateRoundTrips()
     {
@@ -67,6 +68,11 @@ public class ResumeRandomStateTests
         var again = torch.rand(8);
         Assert.True(first.equal(again).all().item<bool>());
         Assert.Contains("base64", Assert.Throws<InvalidDataException>(() => SemiSeg.Runtime.TorchRuntime.SetRandomState("not base64!")).Message);
+        // a state of the wrong size is refused before it reaches libtorch, whose uncaught size check would abort the
+        // process (the trainer names the checkpoint around the message), and changes nothing
+        var before = SemiSeg.Runtime.TorchRuntime.RandomState();
+        Assert.Contains("10 bytes", Assert.Throws<InvalidDataException>(() => SemiSeg.Runtime.TorchRuntime.SetRandomState(Convert.ToBase64String(new byte[10]))).Message);
+        Assert.Equal(before, SemiSeg.Runtime.TorchRuntime.RandomState());
     }
 
     sealed class StopAfter : ITrainingMonitor
