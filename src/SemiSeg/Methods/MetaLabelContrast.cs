@@ -34,8 +34,8 @@ namespace SemiSeg.Methods;
 ///   γ_m(t) = γ_begin + (γ_end − γ_begin)·(t/T)^0.5 (ACDC: partition 5→60, patient 3.5→50, cycle 2→50, soft; self ∞).
 /// <c>self_paced=false</c> trains every kind on the plain loss (γ = ∞): the reference's <c>infonce</c> pre-training runs
 /// (run_self_paced_acdc's run_neurips and the first command of run_multi_selfpaced), its baseline for the self-paced
-/// one. At the CPU budget the self-paced weights of γ(0) = 5 (l ≈ ln 59 ≈ 4.1 at the start: weights ≤ 0.2, every pair
-/// harder than chance dropped) were measured to collapse the embedding to one point, where the plain loss learns
+/// one. At the CPU budget the self-paced weights of γ(0) = 5 (l ≈ ln 59 ≈ 4.1 at the start: weights about 0.18, every
+/// pair with l ≥ 5 dropped) were measured to collapse the embedding to one point, where the plain loss learns
 /// (docs/results.md, "Meta-label pre-training").
 /// The kinds are combined as the reference's weighted average Σ_m a_m·L_m / Σ_m a_m with importances a
 /// (<c>partition_weight</c>, <c>patient_weight</c>, <c>cycle_weight</c>, <c>self_weight</c>; default 1, 0.1, 0.1, 1:
