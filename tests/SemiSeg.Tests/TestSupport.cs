@@ -73,3 +73,30 @@ public static class FidelityFixture
     public static System.Text.Json.JsonElement Load(string name) =>
         System.Text.Json.JsonDocument.Parse(File.ReadAllText(System.IO.Path.Combine(AppContext.BaseDirectory, "Fixtures", "fidelity", name))).RootElement;
 }
+
+/// <summary>Interrupting and resuming trainings: a monitor that cancels after an iteration, and the check that a resumed
+/// run ended with the uninterrupted run's weights.</summary>
+public static class Resume
+{
+    /// <summary>Cancels <paramref name="cts"/> once iteration <paramref name="n"/> has finished.</summary>
+    public sealed class StopAfter : SemiSeg.Training.ITrainingMonitor
+    {
+        readonly long _n; readonly CancellationTokenSource _cts;
+        public StopAfter(long n, CancellationTokenSource cts) { _n = n; _cts = cts; }
+        public void OnIteration(SemiSeg.Training.IterationInfo info) { if (info.Iteration >= _n) _cts.Cancel(); }
+    }
+
+    /// <summary>The inference networks of two checkpoints (2D or 3D) hold the same weights, up to summation order
+    /// (rtol 1e-4, atol 1e-5 in float64); a failure names the first parameter that differs.</summary>
+    public static void AssertSameWeights(string straight, string resumed)
+    {
+        var (a, _) = SemiSeg.Inference.CheckpointFile.LoadAnyNetwork(straight);
+        var (b, _) = SemiSeg.Inference.CheckpointFile.LoadAnyNetwork(resumed);
+        using (a) using (b)
+        {
+            var pb = b.state_dict();
+            foreach (var (k, v) in a.state_dict())
+                Assert.True(v.to_type(TorchSharp.torch.ScalarType.Float64).allclose(pb[k].to_type(TorchSharp.torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{k} differs after resume");
+        }
+    }
+}

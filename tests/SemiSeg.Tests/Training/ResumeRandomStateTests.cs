@@ -7,7 +7,8 @@ using TorchSharp;
 namespace SemiSeg.Tests.Training;
 
 /// <summary>Tests that need torch's process-wide CPU generator to themselves: another test drawing from it in
-/// parallel would shift their draws. xunit runs this collection alone, after the parallel ones.</summary>
+/// parallel would shift their draws. The assembly runs test classes one at a time (TestSupport.cs); this collection
+/// keeps these alone also under a runner configured to run collections in parallel.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class GlobalGeneratorCollection
 {
@@ -39,21 +40,14 @@ public class ResumeRandomStateTests
         new Trainer(Options(t["straight"]), data).Run();
         using (var cts = new CancellationTokenSource())
         {
-            new Trainer(Options(t["resumed"]), data, new StopAfter(3, cts)).Run(cts.Token);
+            new Trainer(Options(t["resumed"]), data, new Resume.StopAfter(3, cts)).Run(cts.Token);
             var meta = CheckpointFile.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _);
             Assert.Equal(3, meta.Iteration);
             Assert.NotNull(meta.RandomState);
             new Trainer(Options(t["resumed"]) with { Resume = true }, data).Run();
         }
         Assert.Contains("random-generator state restored", File.ReadAllText(Path.Combine(t["resumed"], "train.log")));
-        var (a, _) = CheckpointFile.LoadNetwork(Path.Combine(t["straight"], "last.ckpt"));
-        var (b, _) = CheckpointFile.LoadNetwork(Path.Combine(t["resumed"], "last.ckpt"));
-        using (a) using (b)
-        {
-            var pb = b.state_dict();
-            foreach (var (k, v) in a.state_dict())
-                Assert.True(v.to_type(torch.ScalarType.Float64).allclose(pb[k].to_type(torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{k} differs after resume");
-        }
+        Resume.AssertSameWeights(Path.Combine(t["straight"], "last.ckpt"), Path.Combine(t["resumed"], "last.ckpt"));
     }
 
     /// <summary>The generator's state round-trips through its text form; a garbled one and one of the wrong size are
@@ -73,12 +67,5 @@ public class ResumeRandomStateTests
         var before = SemiSeg.Runtime.TorchRuntime.RandomState();
         Assert.Contains("10 bytes", Assert.Throws<InvalidDataException>(() => SemiSeg.Runtime.TorchRuntime.SetRandomState(Convert.ToBase64String(new byte[10]))).Message);
         Assert.Equal(before, SemiSeg.Runtime.TorchRuntime.RandomState());
-    }
-
-    sealed class StopAfter : ITrainingMonitor
-    {
-        readonly long _n; readonly CancellationTokenSource _cts;
-        public StopAfter(long n, CancellationTokenSource cts) { _n = n; _cts = cts; }
-        public void OnIteration(IterationInfo info) { if (info.Iteration >= _n) _cts.Cancel(); }
     }
 }

@@ -86,20 +86,13 @@ public class TrainerTests
         using (var cts = new CancellationTokenSource())
         {
             var o = Options(t["resumed"], 6, net) with { Optimizer = optimizer, WarmupIterations = warmup, BaseLr = optimizer == OptimizerKind.Sgd ? 0.01 : 1e-3 };
-            var monitor = new StopAfter(3, cts);
+            var monitor = new Resume.StopAfter(3, cts);
             new Trainer(o, m, monitor).Run(cts.Token);
             var meta = CheckpointFile.ReadMeta(Path.Combine(t["resumed"], "last.ckpt"), out _);
             Assert.Equal(3, meta.Iteration);
             new Trainer(o with { Resume = true }, m).Run();
         }
-        var (a, _) = CheckpointFile.LoadNetwork(Path.Combine(t["straight"], "last.ckpt"));
-        var (b, _) = CheckpointFile.LoadNetwork(Path.Combine(t["resumed"], "last.ckpt"));
-        using (a) using (b)
-        {
-            var pa = a.state_dict(); var pb = b.state_dict();
-            foreach (var (k, v) in pa)
-                Assert.True(v.to_type(torch.ScalarType.Float64).allclose(pb[k].to_type(torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{k} differs after resume");
-        }
+        Resume.AssertSameWeights(Path.Combine(t["straight"], "last.ckpt"), Path.Combine(t["resumed"], "last.ckpt"));
     }
 
     [Fact]
@@ -113,13 +106,6 @@ public class TrainerTests
         var poly = new TrainOptions { BaseLr = 0.01, MaxIterations = 1000 };
         Assert.Equal(0.01 * Math.Pow(0.5, 0.9), poly.LearningRateAt(500), 12);
         Assert.Throws<ArgumentException>(() => (o with { WarmupIterations = -1 }).Validate());
-    }
-
-    sealed class StopAfter : ITrainingMonitor
-    {
-        readonly long _n; readonly CancellationTokenSource _cts;
-        public StopAfter(long n, CancellationTokenSource cts) { _n = n; _cts = cts; }
-        public void OnIteration(IterationInfo info) { if (info.Iteration >= _n) _cts.Cancel(); }
     }
 
     [Fact]
