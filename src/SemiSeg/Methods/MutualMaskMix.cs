@@ -24,6 +24,9 @@ namespace SemiSeg.Methods;
 /// decoder maps; high = mean over the same pairs of 1 − cosine similarity between the flattened bottlenecks.
 /// Total = (Dice + CE)/2 + <c>hl_weight</c>·(low + high)/2 with hl_weight 1, as in the reference (:338; its ramp is
 /// computed but unused).
+/// The reference's two teacher calls (u_a, u_b) and two student calls (x_u, x_l) each run as one forward in which every
+/// batch norm normalises each call's images by their own statistics (<see cref="BatchNormGroups"/>): the same outputs
+/// and running statistics, with the convolutions over both calls' images at once.
 /// Departures: <c>pretrain_iterations</c> (default 0, the reference script has no pre-training stage) allows BCP-style
 /// labeled copy-paste pre-training with the same mask, after which the teacher is set to the student. The reference
 /// runs a constant learning rate (SGD 0.01, 30 000 iterations, batch 12 + 12): use --schedule constant, or
@@ -126,22 +129,30 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
         (Tensor high, Tensor low) tA, tB;
         using (no_grad())
         {
-            var (logitsA, highA, lowA) = Teacher.ForwardWithFeatures(uA);
-            var (logitsB, highB, lowB) = Teacher.ForwardWithFeatures(uB);
+            var ((logitsA, highA, lowA), (logitsB, highB, lowB)) = ForwardPair(Teacher, uA, uB);
             plA = PseudoLabels.LargestComponentPerSlice(logitsA.argmax(1), _numClasses);
             plB = PseudoLabels.LargestComponentPerSlice(logitsB.argmax(1), _numClasses);
             tA = (highA, lowA); tB = (highB, lowB);
         }
         var mask = Masks(k, h, w, rng, images.device);
         var (xUnl, xLab) = Mix(lA, lB, uA, uB, mask);
-        // two student passes, as the reference (BN statistics per mixed batch); each gives logits and features together
-        var (lu, hu, fu) = Student.ForwardWithFeatures(xUnl);
-        var (ll, hl, fl) = Student.ForwardWithFeatures(xLab);
+        // the reference's two student passes (BN statistics per mixed batch), run as one; each gives logits and features
+        var ((lu, hu, fu), (ll, hl, fl)) = ForwardPair(Student, xUnl, xLab);
         var (dice, ce) = MixedLoss(lu, ll, yA, yB, plA, plB, mask, _uWeight);
         var (lowLoss, highLoss) = HighLowConsistency(new[] { (hu, fu), (hl, fl) }, new[] { tA, tB });
         var seg = (dice + ce) / 2;
         var loss = seg + _hlWeight * (lowLoss + highLoss) / 2;
         return new MethodStep(loss, new Dictionary<string, Tensor> { ["seg"] = seg, ["low"] = lowLoss, ["high"] = highLoss });
+    }
+
+    /// <summary>Two forward calls with features, run as one pass in which batch norm keeps each call's statistics
+    /// (<see cref="BatchNormGroups"/>).</summary>
+    static ((Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)) ForwardPair(Segmenter2D net, Tensor a, Tensor b)
+    {
+        (Tensor logits, Tensor high, Tensor low) r;
+        using (BatchNormGroups.Split(2)) r = net.ForwardWithFeatures(cat(new[] { a, b }, 0));
+        var l = r.logits.chunk(2, 0); var h = r.high.chunk(2, 0); var f = r.low.chunk(2, 0);
+        return ((l[0], h[0], f[0]), (l[1], h[1], f[1]));
     }
 
     public void AfterOptimizerStep(TrainingContext context)
