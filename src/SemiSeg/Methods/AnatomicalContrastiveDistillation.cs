@@ -255,7 +255,11 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         var flat = rep.permute(0, 2, 3, 1).reshape(-1, d);
         var tgt = target.reshape(-1); var val = valid.reshape(-1);
         var probFlat = prob.permute(0, 2, 3, 1).reshape(-1, numClasses);
-        var classes = new List<(Tensor all, Tensor hard, Tensor proto)>();
+        // keys are compared as unit vectors: every pixel's is normalised once here, and the sampled negatives are
+        // gathered from it (row by row the same values as normalising the gathered (Q, 1 + N, D) keys)
+        Tensor unit;
+        using (no_grad()) unit = functional.normalize(flat.detach(), p: 2, dim: 1, eps: 1e-8);
+        var classes = new List<(Tensor idx, Tensor hard, Tensor proto)>();
         for (int c = 0; c < numClasses; c++)
         {
             Tensor idx, hardIdx;
@@ -266,8 +270,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
                 if (idx.shape[0] == 0) continue;
                 hardIdx = m.logical_and(probFlat.select(1, c).lt(strongThreshold)).nonzero().flatten();
             }
-            var feats = flat.index_select(0, idx);
-            classes.Add((feats, flat.index_select(0, hardIdx), feats.mean(new long[] { 0 }, keepdim: true)));
+            classes.Add((idx, flat.index_select(0, hardIdx), flat.index_select(0, idx).mean(new long[] { 0 }, keepdim: true)));
         }
         if (classes.Count <= 1) return zeros(1, dtype: rep.dtype, device: rep.device).squeeze();
         var protos = cat(classes.Select(c => c.proto).ToList(), 0).detach();
@@ -277,32 +280,33 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         {
             var hard = classes[i].hard;
             if (hard.shape[0] == 0) continue;
-            long hardCount = hard.shape[0]; // read once: each .shape is a native call and an allocation
-            var anchorIdx = tensor(Enumerable.Range(0, (int)numQueries).Select(_ => rng.NextInt64(hardCount)).ToArray(), device: rep.device);
+            int hardCount = (int)hard.shape[0]; // read once: each .shape is a native call and an allocation
+            var anchorIdx = tensor(Enumerable.Range(0, (int)numQueries).Select(_ => (long)rng.Next(hardCount)).ToArray(), device: rep.device);
             var anchors = hard.index_select(0, anchorIdx);
-            Tensor all;
+            Tensor positive, negatives;
             using (no_grad())
             {
                 var others = Enumerable.Range(0, n).Where(j => j != i).ToArray();
                 var sim = functional.cosine_similarity(protos[i].unsqueeze(0), protos.index_select(0, tensor(others.Select(j => (long)j).ToArray(), device: rep.device)), dim: 1);
                 var p = functional.softmax(sim / temp, 0).cpu().data<float>().ToArray();
                 var negIdx = new long[numQueries * numNegatives];
-                var negPool = cat(others.Select(j => classes[j].all.detach()).ToList(), 0);
-                var offsets = new long[others.Length]; var counts = new long[others.Length]; long acc = 0;
-                for (int k = 0; k < others.Length; k++) { offsets[k] = acc; counts[k] = classes[others[k]].all.shape[0]; acc += counts[k]; }
+                var negPool = cat(others.Select(j => classes[j].idx).ToList(), 0).cpu().data<long>().ToArray();
+                var offsets = new int[others.Length]; var counts = new int[others.Length]; int acc = 0;
+                for (int k = 0; k < others.Length; k++) { offsets[k] = acc; counts[k] = (int)classes[others[k]].idx.shape[0]; acc += counts[k]; }
                 for (long q = 0; q < negIdx.Length; q++)
                 {
                     double u = rng.NextDouble(), cum = 0; int k = 0;
                     for (; k < p.Length - 1; k++) { cum += p[k]; if (u < cum) break; }
-                    negIdx[q] = offsets[k] + rng.NextInt64(counts[k]);
+                    negIdx[q] = negPool[offsets[k] + rng.Next(counts[k])];
                 }
-                var negatives = negPool.index_select(0, tensor(negIdx, device: rep.device)).reshape(numQueries, numNegatives, d);
-                var positive = protos[i].reshape(1, 1, d).expand(numQueries, 1, d);
-                all = functional.normalize(cat(new[] { positive, negatives }, 1), p: 2, dim: 2, eps: 1e-8);
+                negatives = unit.index_select(0, tensor(negIdx, device: rep.device)).reshape(numQueries, numNegatives, d);
+                positive = functional.normalize(protos[i], p: 2, dim: 0, eps: 1e-8);
             }
-            // cosine similarity as one batched product of unit vectors (the reference's torch.cosine_similarity
-            // over the broadcast (Q, 1 + N, D) pair computes the same values with several full-size passes)
-            var logits = bmm(all, functional.normalize(anchors, p: 2, dim: 1, eps: 1e-8).unsqueeze(2)).squeeze(2) / temp;
+            // cosine similarities of unit vectors: the positive's with one product, the negatives' per query (the
+            // reference's torch.cosine_similarity over the broadcast (Q, 1 + N, D) pair computes the same values with
+            // several full-size passes)
+            var a = functional.normalize(anchors, p: 2, dim: 1, eps: 1e-8);
+            var logits = cat(new[] { a.matmul(positive).unsqueeze(1), (negatives * a.unsqueeze(1)).sum(2) }, 1) / temp;
             var l = functional.cross_entropy(logits, zeros(numQueries, dtype: ScalarType.Int64, device: rep.device));
             total = total is null ? l : total + l;
         }

@@ -55,6 +55,25 @@ public class AnatomicalContrastTests
     }
 
     [Fact]
+    public void RegionalContrastComparesUnitVectorsOfAnyLengthAndAngle()
+    {
+        // class 0: three pixels v, 2v, 3v (prototype 2v); class 1: one pixel w, not orthogonal to v. Whatever is
+        // sampled, every query and key is v/|v| or w/|w| once normalised, so with cosine c = cos(v, w) each class's
+        // CE is −log(e^{1/τ} / (e^{1/τ} + N e^{c/τ})). Keys that were not normalised (3v against v) would change it.
+        float[] v = { 1f, 0.5f }, w = { 0.2f, 1f };
+        var feats = new[] { v, v.Select(x => 2 * x).ToArray(), v.Select(x => 3 * x).ToArray(), w };
+        var rep = tensor(feats.SelectMany(f => f).ToArray(), new long[] { 1, 2, 2, 2 }).permute(0, 3, 1, 2); // (B, D, h, w)
+        var target = tensor(new long[] { 0, 0, 0, 1 }).reshape(1, 2, 2);
+        var prob = full(new long[] { 1, 2, 2, 2 }, 0.5f);
+        var valid = ones(1, 2, 2, dtype: ScalarType.Bool);
+        double tau = 0.5; int n = 16;
+        double c = (v[0] * w[0] + v[1] * w[1]) / Math.Sqrt((v[0] * v[0] + v[1] * v[1]) * (w[0] * w[0] + w[1] * w[1]));
+        double expected = -Math.Log(Math.Exp(1 / tau) / (Math.Exp(1 / tau) + n * Math.Exp(c / tau)));
+        var loss = AnatomicalContrastiveDistillationMethod.RegionalContrast(rep, target, valid, prob, 2, 0.97, tau, 8, n, new Random(3));
+        Assert.Equal(expected, loss.item<float>(), 4);
+    }
+
+    [Fact]
     public void PretrainingDistilsThenStageTwoStartsFromThePretrainedStudentInBothNetworks()
     {
         torch.manual_seed(7);
