@@ -23,6 +23,32 @@ public class MemoryLayoutTests
         Assert.True(cl.eq(t).all().item<bool>());
     }
 
+    /// <summary>A single-channel image and a first convolution's weight (one input channel) get PyTorch's channels_last
+    /// strides, not only its memory order: libtorch reads their layout from the strides, and before this a UNet's or
+    /// VNet's first convolution ran in NCHW and returned its widest activation in NCHW (docs/results.md, issue 21).</summary>
+    [Fact]
+    public void ASingleChannelImageAndTheFirstConvolutionStayChannelsLast()
+    {
+        using var scope = NewDisposeScope();
+        var x = randn(2, 1, 8, 8);                      // NCHW strides (64, 64, 8, 1): also channels_last in memory order
+        Assert.True(MemoryLayout.IsChannelsLast(x));
+        var cl = MemoryLayout.ToChannelsLast(x);
+        Assert.Equal(new long[] { 64, 1, 8, 1 }, cl.stride());
+        Assert.True(cl.eq(x).all().item<bool>());
+        var v = MemoryLayout.ToChannelsLast(randn(new long[] { 2, 1, 4, 8, 8 }));
+        Assert.Equal(new long[] { 256, 1, 64, 8, 1 }, v.stride());
+
+        using var conv = nn.Conv2d(1, 16, 3, padding: 1);
+        MemoryLayout.ToChannelsLast(conv);
+        Assert.Equal(new long[] { 9, 1, 3, 1 }, conv.weight!.stride());
+        var y = conv.forward(cl);
+        Assert.Equal(MemoryLayout.ChannelsLastStrides(y.shape), y.stride()); // libtorch kept channels_last
+        using var conv3 = nn.Conv3d(1, 16, 3, padding: 1);
+        MemoryLayout.ToChannelsLast(conv3);
+        var y3 = conv3.forward(v);
+        Assert.Equal(MemoryLayout.ChannelsLastStrides(y3.shape), y3.stride());
+    }
+
     /// <summary>Each optimisation (channels_last, in-place activations) and both together against the plain network:
     /// the same loss; gradients that agree with the float64 network within the bound derived in <see cref="GradientCheck"/>
     /// (with the plain network's activation pattern, since two float32 summation orders may put a pre-activation on
