@@ -115,7 +115,40 @@ public sealed class VNet : Module<Tensor, Tensor>
 
     public int NumClasses { get; }
 
-    public override Tensor forward(Tensor x) => ForwardWithFeatures(x).logits;
+    /// <summary>In training, the dropout before the 1×1×1 output convolution scales each image's output weights
+    /// instead of copying the last decoder map (<see cref="OutputOfScaledInput"/>): the same values,
+    /// gradients and random draws, one full-resolution activation fewer kept for backward. Off: the lineage's
+    /// literal dropout3d then convolution (the tests compare the two).</summary>
+    public bool FoldOutputDropout { get; set; } = true;
+
+    /// <summary>
+    /// The 1×1×1 output convolution of x·s, for x (N, C, D, H, W) in channels_last_3d and per-(image, channel) factors
+    /// s (N, C), as conv(x, W·s): in channels_last_3d memory x is an (N, D·H·W, C) matrix per image, so the logits are
+    /// one batched product with each image's scaled weights (N, C, K), plus the bias, and come out channels_last_3d.
+    /// Autograd keeps x (a view, already kept as the ReLU's output) and the (N, C, K) weights; the scaled copy of x is
+    /// never made. (Per-image convolutions over x.narrow would each give x a full-size gradient to sum.)
+    /// </summary>
+    Tensor OutputOfScaledInput(Tensor x, Tensor scale)
+    {
+        using var scope = NewDisposeScope();
+        long n = x.shape[0], c = x.shape[1], d = x.shape[2], hh = x.shape[3], w = x.shape[4];
+        long k = outConv.weight!.shape[0];
+        var rows = x.permute(0, 2, 3, 4, 1).reshape(n, d * hh * w, c);                 // a view of channels_last_3d memory
+        var weights = outConv.weight!.reshape(1, k, c) * scale.unsqueeze(1);          // (N, K, C)
+        var y = bmm(rows, weights.transpose(1, 2));                                   // (N, DHW, K)
+        if (outConv.bias is not null) y = y + outConv.bias;
+        return y.view(n, d, hh, w, k).permute(0, 4, 1, 2, 3).MoveToOuterDisposeScope(); // (N, K, D, H, W), channels_last_3d
+    }
+
+    /// <summary>The logits. The last decoder map that <see cref="ForwardWithFeatures"/> also returns is let go at once:
+    /// autograd keeps it only until the backward pass has gone through the last decoder block, while a handle to it
+    /// would keep the widest activation alive through the rest of the backward pass, at its memory peak.</summary>
+    public override Tensor forward(Tensor x)
+    {
+        var (logits, features) = ForwardWithFeatures(x);
+        features.Dispose();
+        return logits;
+    }
 
     /// <summary>The logits and the last decoder map before the output dropout (block_nine's output, where C3S3's
     /// projector reads).</summary>
@@ -148,8 +181,19 @@ public sealed class VNet : Module<Tensor, Tensor>
             EagerForward.Release(sum, h, x);
         }
         var features = h;
-        if (dropout) h = functional.dropout3d(h, 0.5, training);
-        var logits = NarrowOutputs.Forward(outConv, h, padding: 0);
+        Tensor logits;
+        if (dropout && training && FoldOutputDropout && MemoryLayout.IsChannelsLast(h) && h.stride().SequenceEqual(MemoryLayout.ChannelsLastStrides(h.shape)))
+        {
+            // Dropout3d's factors, drawn as libtorch's feature dropout draws them (bernoulli_(1 − p) / (1 − p) on an
+            // (N, C) tensor), folded into the output convolution's weights per image
+            var keep = empty(new[] { h.shape[0], h.shape[1] }, h.dtype, h.device).bernoulli_(0.5).div_(0.5);
+            logits = OutputOfScaledInput(h, keep);
+        }
+        else
+        {
+            if (dropout) h = functional.dropout3d(h, 0.5, training);
+            logits = NarrowOutputs.Forward(outConv, h, padding: 0);
+        }
         return (logits.MoveToOuterDisposeScope(), features.MoveToOuterDisposeScope());
     }
 }

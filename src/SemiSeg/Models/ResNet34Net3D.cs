@@ -80,7 +80,14 @@ public sealed class ResNet34Net3D : Module<Tensor, Tensor>
 
     public int NumClasses { get; }
 
-    public override Tensor forward(Tensor x) => ForwardWithFeatures(x).logits;
+    /// <summary>The logits; the last decoder map is let go at once (as VNet.forward: no handle keeps the widest
+    /// activation alive through the backward pass).</summary>
+    public override Tensor forward(Tensor x)
+    {
+        var (logits, features) = ForwardWithFeatures(x);
+        features.Dispose();
+        return logits;
+    }
 
     /// <summary>The logits and the last decoder map before the output dropout (where C3S3's projector reads).</summary>
     public (Tensor logits, Tensor features) ForwardWithFeatures(Tensor x)

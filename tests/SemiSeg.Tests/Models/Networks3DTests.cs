@@ -66,6 +66,51 @@ public class Networks3DTests
         Assert.False(v.forward(x).allclose(v.forward(x)));
     }
 
+    /// <summary>forward hands back the logits and nothing else: no handle is left on the last decoder map (the widest
+    /// activation), which would otherwise stay alive through the whole backward pass, past where autograd drops it.</summary>
+    [Fact]
+    public void VNetForwardLeavesOnlyTheLogitsAlive()
+    {
+        torch.manual_seed(3);
+        using var net = new VNet(numClasses: 2);
+        net.train();
+        using var x = randn(new long[] { 1, 1, 16, 32, 32 });
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        using var logits = net.forward(x);
+        Assert.Equal(1, DisposeScopeManager.Statistics.ThreadTotalLiveCount - before);
+    }
+
+    /// <summary>The output dropout folded into the output convolution's weights gives the literal dropout3d-then-conv's
+    /// logits and gradients, from the same random draws (so a seeded run is unchanged), in channels_last_3d as trained.</summary>
+    [Fact]
+    public void FoldedOutputDropoutIsTheLiteralDropoutThenConvolution()
+    {
+        using var scope = NewDisposeScope();
+        torch.manual_seed(5);
+        using var folded = new VNet(numClasses: 2);
+        using var literal = new VNet(numClasses: 2) { FoldOutputDropout = false };
+        literal.load_state_dict(folded.state_dict());
+        MemoryLayout.ToChannelsLast(folded); MemoryLayout.ToChannelsLast(literal);
+        folded.train(); literal.train();
+        var x = MemoryLayout.ToChannelsLast(randn(new long[] { 3, 1, 16, 16, 16 }));
+        var target = randn(new long[] { 3, 2, 16, 16, 16 });
+        torch.manual_seed(9);
+        var a = folded.forward(x);
+        (a * target).sum().backward();
+        torch.manual_seed(9);
+        var b = literal.forward(x);
+        (b * target).sum().backward();
+        // Same draws: the logits agree to float32 rounding of a 16-term sum, where different draws would differ
+        // by O(1) in whole channels. Gradients: rounding relative to the network's largest gradient, as in
+        // BatchNormGroupsTests (biases before a batch norm have a true gradient of 0).
+        double logitScale = b.abs().max().item<float>();
+        Assert.True((a - b).abs().max().item<float>() <= 1e-5 * logitScale, $"logits differ by {(a - b).abs().max().item<float>()}");
+        var want = literal.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!);
+        double scale = want.Values.Max(g => (double)g.abs().max().item<float>());
+        foreach (var (name, p) in folded.named_parameters())
+            Assert.True((p.grad! - want[name]).abs().max().item<float>() <= 1e-4 * scale, $"{name}: gradient off by {(p.grad! - want[name]).abs().max().item<float>()} of {scale}");
+    }
+
     [Fact]
     public void WindowStartsFollowTheReferenceRule()
     {
