@@ -3,6 +3,7 @@
 # PyTorch peer for the speed comparisons, and runs a peer script inside it on this machine's CPU.
 #   bench/pytorch26-chroot.sh setup                      # debootstrap + apt-get install python3-torch (root, ~1 GB)
 #   bench/pytorch26-chroot.sh run ../shared/bench/peer_mt.py 256 24 3 cl
+#   PEER_ALLOCATOR=jemalloc bench/pytorch26-chroot.sh run ...   # the peer on jemalloc with ./semiseg's MALLOC_CONF
 # The mirror is the one apt is configured with here (first URIs line of /etc/apt/sources.list.d/*.sources or the
 # first deb line of /etc/apt/sources.list). CHROOT=DIR changes the location (default /var/tmp/semiseg-trixie).
 set -euo pipefail
@@ -22,7 +23,7 @@ case "${1:-}" in
     [ -d "$dir/usr" ] || debootstrap --variant=minbase trixie "$dir" "$m"
     mountpoint -q "$dir/proc" || mount -t proc proc "$dir/proc"
     chroot "$dir" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y -qq --no-install-recommends python3-torch python3-numpy
+    DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y -qq --no-install-recommends python3-torch python3-numpy libjemalloc2
     chroot "$dir" python3 -c 'import torch; print("torch", torch.__version__, torch.backends.mkldnn.is_available())'
     ;;
   run)
@@ -34,7 +35,12 @@ case "${1:-}" in
     # peers that read another peer's definitions (peer_unet_inference.py reads peer_mt.py) find it beside them
     shared="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/../shared/bench"
     for f in "$shared"/*.py; do [ -f "$f" ] && cp "$f" "$dir/bench/"; done
-    chroot "$dir" env THREADS="${THREADS:-2}" python3 "/bench/$(basename "$script")" "$@"
+    alloc=()
+    if [ "${PEER_ALLOCATOR:-}" = jemalloc ]; then
+      [ -f "$dir/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" ] || DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y -qq --no-install-recommends libjemalloc2 >/dev/null
+      alloc=(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1)
+    fi
+    chroot "$dir" env THREADS="${THREADS:-2}" "${alloc[@]}" python3 "/bench/$(basename "$script")" "$@"
     ;;
   *) sed -n '2,7p' "$0"; exit 2 ;;
 esac

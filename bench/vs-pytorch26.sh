@@ -7,7 +7,9 @@
 #   bench/vs-pytorch26.sh 3d DEPTH SIZE L U ITERS      # VNet Mean-Teacher iteration, ../shared/bench/peer_vnet_mt.py
 #   bench/vs-pytorch26.sh sw D H W REPS                # VNet sliding-window inference, bench/peer_vnet_sliding_window.py
 #   bench/vs-pytorch26.sh inf2d SIZE                    # 2D UNet inference, batches of 16 (s per batch, best of 3 / 5)
-# env: ROUNDS (default 3), THREADS (default 2), SEMISEG (default ./semiseg; e.g. "dotnet /path/SemiSeg.Cli.dll")
+# env: ROUNDS (default 3), THREADS (default 2), SEMISEG (default ./semiseg; e.g. "dotnet /path/SemiSeg.Cli.dll"),
+#      PEER_JEMALLOC=1: a fourth process per round, the channels_last peer on jemalloc with ./semiseg's MALLOC_CONF
+#      (PyTorch's own allocator calls glibc, which maps and unmaps every large tensor and faults its pages again)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="$root/../shared/bench"
@@ -35,17 +37,23 @@ esac
 echo "== machine: $(nproc) cores, $(lscpu | grep -m1 'Model name' | cut -d: -f2 | xargs); AVX-512: $(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "== workload: $kind $*; $rounds rounds, $threads threads"
 num() { grep -oE 'median [0-9.]+' | head -n 1 | grep -oE '[0-9.]+'; }
-a=(); b=(); c=()
+a=(); b=(); c=(); j=()
 for r in $(seq 1 "$rounds"); do
   o=$(ours); echo "round $r SemiSeg:            $o"; a+=("$(echo "$o" | num)")
   p=$(peer); echo "round $r PyTorch 2.6 NCHW:   $p"; b+=("$(echo "$p" | num)")
   q=$(peer cl); echo "round $r PyTorch 2.6 cl:     $q"; c+=("$(echo "$q" | num)")
+  if [ "${PEER_JEMALLOC:-0}" = 1 ]; then
+    q=$(PEER_ALLOCATOR=jemalloc peer cl); echo "round $r PyTorch 2.6 cl, jemalloc: $q"; j+=("$(echo "$q" | num)")
+  fi
 done
-python3 - "${a[*]}" "${b[*]}" "${c[*]}" <<'PY'
+python3 - "${a[*]}" "${b[*]}" "${c[*]}" "${j[*]}" <<'PY'
 import sys, statistics as s
-a, b, c = ([float(v) for v in x.split()] for x in sys.argv[1:4])
+a, b, c, j = ([float(v) for v in x.split()] for x in sys.argv[1:5])
 ma, mb, mc = s.median(a), s.median(b), s.median(c)
 print(f"median over rounds (s): SemiSeg {ma:.3f}, PyTorch 2.6 NCHW {mb:.3f}, channels_last {mc:.3f}")
 print(f"SemiSeg is {mb/ma:.2f}x PyTorch 2.6 NCHW and {mc/ma:.2f}x its channels_last variant (per-round: "
       + ", ".join(f"{y/x:.2f}/{z/x:.2f}" for x, y, z in zip(a, b, c)) + ")")
+if j:
+    mj = s.median(j)
+    print(f"channels_last on jemalloc {mj:.3f}: SemiSeg is {mj/ma:.2f}x it (per-round: " + ", ".join(f"{z/x:.2f}" for x, z in zip(a, j)) + ")")
 PY
