@@ -8,8 +8,8 @@ namespace SemiSeg.Models;
 /// which lets libtorch's oneDNN kernels run convolutions, batch norm, pooling and upsampling without reordering.
 /// TorchSharp 0.107 exposes no memory_format argument, so the layout is made from strides: permute channels last,
 /// make contiguous, view it back as (N, C, [D,] H, W) with PyTorch's channels_last(_3d) strides, exactly as
-/// torch.channels_last(_3d) does. Values are unchanged; only the memory order differs, and libtorch keeps the layout through the network once
-/// input and weights carry it.
+/// torch.channels_last(_3d) does. Values are unchanged; only the memory order differs, and libtorch keeps the layout
+/// through the network once input and weights carry it.
 /// </summary>
 public static class MemoryLayout
 {
