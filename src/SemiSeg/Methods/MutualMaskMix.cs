@@ -149,10 +149,8 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
     /// (<see cref="BatchNormGroups"/>).</summary>
     static ((Tensor, Tensor, Tensor), (Tensor, Tensor, Tensor)) ForwardPair(Segmenter2D net, Tensor a, Tensor b)
     {
-        (Tensor logits, Tensor high, Tensor low) r;
-        using (BatchNormGroups.Split(2)) r = net.ForwardWithFeatures(cat(new[] { a, b }, 0));
-        var l = r.logits.chunk(2, 0); var h = r.high.chunk(2, 0); var f = r.low.chunk(2, 0);
-        return ((l[0], h[0], f[0]), (l[1], h[1], f[1]));
+        var r = BatchNormGroups.ForwardAll(x => { var (l, h, f) = net.ForwardWithFeatures(x); return new[] { l, h, f }; }, a, b);
+        return ((r[0][0], r[0][1], r[0][2]), (r[1][0], r[1][1], r[1][2]));
     }
 
     public void AfterOptimizerStep(TrainingContext context)

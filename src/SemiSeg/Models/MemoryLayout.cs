@@ -40,12 +40,16 @@ public static class MemoryLayout
     public static Tensor ToChannelsLast(Tensor t)
     {
         if (t.dim() is not (4 or 5)) return t.alias();
+        if (HasChannelsLastStrides(t)) return t.alias();
         var want = ChannelsLastStrides(t.shape);
-        if (t.stride().SequenceEqual(want)) return t.alias();
         if (IsChannelsLast(t)) return t.as_strided(t.shape, want, t.storage_offset()); // same memory order: restride
         using var dense = t.dim() == 4 ? t.permute(0, 2, 3, 1).contiguous() : t.permute(0, 2, 3, 4, 1).contiguous();
         return dense.as_strided(t.shape, want, dense.storage_offset());
     }
+
+    /// <summary>Exactly the strides <see cref="ToChannelsLast(Tensor)"/> gives (size-1 dimensions included), which
+    /// libtorch reads as channels_last(_3d).</summary>
+    public static bool HasChannelsLastStrides(Tensor t) => t.dim() is 4 or 5 && t.stride().SequenceEqual(ChannelsLastStrides(t.shape));
 
     /// <summary>PyTorch's get_channels_last_strides_2d/3d: C innermost, then W, H, (D,) N.</summary>
     public static long[] ChannelsLastStrides(long[] shape)
@@ -63,7 +67,7 @@ public static class MemoryLayout
     {
         using var noGrad = no_grad();
         foreach (var p in module.parameters())
-            if (p.dim() is 4 or 5 && !p.stride().SequenceEqual(ChannelsLastStrides(p.shape)))
+            if (p.dim() is 4 or 5 && !HasChannelsLastStrides(p))
                 using (var cl = ToChannelsLast(p)) p.set_(cl);
     }
 }

@@ -182,7 +182,7 @@ public sealed class VNet : Module<Tensor, Tensor>
         }
         var features = h;
         Tensor logits;
-        if (dropout && training && FoldOutputDropout && MemoryLayout.IsChannelsLast(h) && h.stride().SequenceEqual(MemoryLayout.ChannelsLastStrides(h.shape)))
+        if (dropout && training && FoldOutputDropout && MemoryLayout.HasChannelsLastStrides(h))
         {
             // Dropout3d's factors, drawn as libtorch's feature dropout draws them (bernoulli_(1 − p) / (1 − p) on an
             // (N, C) tensor), folded into the output convolution's weights per image

@@ -84,14 +84,19 @@ public static class BatchNormGroups
 
     /// <summary>Forward of <paramref name="batches"/> (equal sizes) in one pass with per-batch statistics; the
     /// result is split back, one output per batch.</summary>
-    public static Tensor[] Forward(Func<Tensor, Tensor> forward, params Tensor[] batches)
+    public static Tensor[] Forward(Func<Tensor, Tensor> forward, params Tensor[] batches) =>
+        ForwardAll(x => new[] { forward(x) }, batches).Select(o => o[0]).ToArray();
+
+    /// <summary>As <see cref="Forward"/> for a forward with several outputs (logits and features): result[b][k] is
+    /// batch b's share of output k.</summary>
+    public static Tensor[][] ForwardAll(Func<Tensor, Tensor[]> forward, params Tensor[] batches)
     {
         using var scope = NewDisposeScope();
-        Tensor all;
+        Tensor[] all;
         using (Split(batches.Length)) all = forward(cat(batches, 0));
-        var outs = all.chunk(batches.Length, 0);
-        foreach (var o in outs) o.MoveToOuterDisposeScope();
-        return outs;
+        var parts = all.Select(t => t.chunk(batches.Length, 0)).ToArray();
+        foreach (var part in parts) foreach (var o in part) o.MoveToOuterDisposeScope();
+        return Enumerable.Range(0, batches.Length).Select(b => parts.Select(part => part[b]).ToArray()).ToArray();
     }
 
     sealed class Restore(int previous) : IDisposable
