@@ -20,7 +20,7 @@ chroot26="$root/bench/pytorch26-chroot.sh"
 kind="${1:?usage: see the header}"; shift
 case "$kind" in
   2d) size=$1; batch=$2; iters=$3
-      ours() { $semiseg bench --mode mt --size "$size" --batch "$batch" --iters "$iters" --warmup 2 --threads "$threads" | grep 'median'; }
+      ours() { $semiseg bench --mode mt --size "$size" --batch "$batch" --iters "$iters" --warmup 2 --threads "$threads" | grep -E 'median|alone'; }
       peer() { "$chroot26" run "$shared/peer_mt.py" "$size" "$batch" "$iters" "$@"; } ;;
   3d) depth=$1; size=$2; l=$3; u=$4; iters=$5
       ours() { $semiseg bench --volume-method mean-teacher --patch "$depth,$size,$size" --volume-batch "$l,$u" --iters "$iters" --warmup 1 --threads "$threads" | grep 'median'; }
@@ -37,18 +37,20 @@ esac
 echo "== machine: $(nproc) cores, $(lscpu | grep -m1 'Model name' | cut -d: -f2 | xargs); AVX-512: $(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "== workload: $kind $*; $rounds rounds, $threads threads"
 num() { grep -oE 'median [0-9.]+' | head -n 1 | grep -oE '[0-9.]+'; }
-a=(); b=(); c=(); j=()
+a=(); b=(); c=(); j=(); f=()
 for r in $(seq 1 "$rounds"); do
   o=$(ours); echo "round $r SemiSeg:            $o"; a+=("$(echo "$o" | num)")
+  # 2d: the iteration's convolutions alone (bench's floor line), to set against what a ratio goal asks
+  fl=$(echo "$o" | grep -oE 'nothing else\): [0-9.]+' | grep -oE '[0-9.]+$' || true); [ -n "$fl" ] && f+=("$fl")
   p=$(peer); echo "round $r PyTorch 2.6 NCHW:   $p"; b+=("$(echo "$p" | num)")
   q=$(peer cl); echo "round $r PyTorch 2.6 cl:     $q"; c+=("$(echo "$q" | num)")
   if [ "${PEER_JEMALLOC:-0}" = 1 ]; then
     q=$(PEER_ALLOCATOR=jemalloc peer cl); echo "round $r PyTorch 2.6 cl, jemalloc: $q"; j+=("$(echo "$q" | num)")
   fi
 done
-python3 - "${a[*]}" "${b[*]}" "${c[*]}" "${j[*]}" <<'PY'
+python3 - "${a[*]}" "${b[*]}" "${c[*]}" "${j[*]}" "${f[*]}" <<'PY'
 import sys, statistics as s
-a, b, c, j = ([float(v) for v in x.split()] for x in sys.argv[1:5])
+a, b, c, j, f = ([float(v) for v in x.split()] for x in sys.argv[1:6])
 ma, mb, mc = s.median(a), s.median(b), s.median(c)
 print(f"median over rounds (s): SemiSeg {ma:.3f}, PyTorch 2.6 NCHW {mb:.3f}, channels_last {mc:.3f}")
 print(f"SemiSeg is {mb/ma:.2f}x PyTorch 2.6 NCHW and {mc/ma:.2f}x its channels_last variant (per-round: "
@@ -56,4 +58,8 @@ print(f"SemiSeg is {mb/ma:.2f}x PyTorch 2.6 NCHW and {mc/ma:.2f}x its channels_l
 if j:
     mj = s.median(j)
     print(f"channels_last on jemalloc {mj:.3f}: SemiSeg is {mj/ma:.2f}x it (per-round: " + ", ".join(f"{z/x:.2f}" for x, z in zip(a, j)) + ")")
+if f:
+    mf = s.median(f)
+    print(f"SemiSeg's convolutions alone {mf:.3f} s ({100*mf/ma:.0f}% of its iteration; per-round: " + ", ".join(f"{v:.3f}" for v in f)
+          + f"); 1.5x the channels_last peer would be {mc/1.5:.3f} s for the whole iteration")
 PY

@@ -104,6 +104,8 @@ internal static class BenchCommand
             var ci = CultureInfo.InvariantCulture;
             Console.WriteLine(string.Create(ci, $"semiseg {res.Mode} ({(r.GetValue(plain) ? "plain: contiguous, out-of-place activations" : r.GetValue(layout))}) size {res.Size} batch {res.Batch} device {Runtime.ComputeDevice.Describe(device)} threads {res.Threads}: median {res.MedianSeconds:F3} s/iter"));
             Console.WriteLine(string.Create(ci, $"  {res.GFlopPerIteration:F1} GFLOP/iter -> {res.AchievedGFlops:F1} GFLOP/s = {100 * res.AchievedGFlops / res.GemmPeakGFlops:F0}% of measured GEMM peak {res.GemmPeakGFlops:F1} GFLOP/s"));
+            if (!double.IsNaN(res.ConvolutionSeconds))
+                Console.WriteLine(string.Create(ci, $"  its convolutions alone (conv2d forward and backward on the same shapes and layout, nothing else): {res.ConvolutionSeconds:F3} s/iter = {100 * res.ConvolutionSeconds / res.MedianSeconds:F0}% of the iteration, {res.GFlopPerIteration / res.ConvolutionSeconds:F1} GFLOP/s"));
             Console.WriteLine(string.Create(ci, $"  peak RSS {res.PeakRssMiB:F0} MiB; RSS {res.RssFirstMiB:F0} MiB after the first timed iteration, {res.RssLastMiB:F0} MiB after the last"));
             Console.WriteLine($"  allocator: {Runtime.TorchRuntime.AllocatorDescription}");
             Console.WriteLine(string.Create(ci, $"  data: {res.DataSource}; waited {1000 * res.DataWaitPerIteration:F1} ms per iteration ({100 * res.DataWaitFraction:F2}% of the iteration)"));

@@ -10,13 +10,14 @@ namespace SemiSeg.Training;
 
 public sealed record BenchResult(string Mode, int Size, int Batch, double MedianSeconds, double[] Seconds, double GFlopPerIteration,
     double AchievedGFlops, double GemmPeakGFlops, double PeakRssMiB, double InferenceSlicesPerSecond, int Threads,
-    double RssFirstMiB, double RssLastMiB, double DataWaitPerIteration, double DataWaitFraction, string DataSource);
+    double RssFirstMiB, double RssLastMiB, double DataWaitPerIteration, double DataWaitFraction, string DataSource, double ConvolutionSeconds);
 
 /// <summary>
 /// Times training iterations of the standard 2D UNet the way ../shared/bench/peer_mt.py does (same shapes, same
 /// losses), with the project's own network and loss code: "mt" is one Mean-Teacher iteration (student on B, EMA
 /// teacher on the unlabeled half with noise, 0.5·(CE+Dice) + 0.1·MSE consistency, SGD step, EMA update); "supervised"
-/// is the supervised method's step on the whole batch. Also measures a GEMM peak, peak RSS and inference throughput.
+/// is the supervised method's step on the whole batch. Also measures a GEMM peak, the time of the iteration's
+/// convolutions alone (<see cref="ConvolutionFloorSeconds"/>), peak RSS and inference throughput.
 /// </summary>
 public static class Benchmark
 {
@@ -48,6 +49,80 @@ public static class Benchmark
         }
         total += Conv(f[0], c.NumClasses, 3, sizes[0] * sizes[0]);
         return total;
+    }
+
+    /// <summary>One convolution of the UNet: channels in and out, kernel size, input side (square), and whether the
+    /// iteration needs the gradient of its input (not for the first convolution, whose input is the image).</summary>
+    public sealed record ConvLayer(long In, long Out, long Kernel, long Side, bool InputGrad);
+
+    /// <summary>The UNet's convolutions for one image of size×size, in forward order (bilinear up path only; the
+    /// list <see cref="UNetForwardFlops"/> counts). Null for other networks.</summary>
+    public static IReadOnlyList<ConvLayer>? UNetConvolutions(UNetConfig c, int size)
+    {
+        if (c.Kind != Net2DKind.Unet || c.Up != UpMode.Bilinear) return null;
+        var f = c.Features; var layers = new List<ConvLayer>();
+        var sides = new long[5];
+        for (int i = 0; i < 5; i++) sides[i] = size >> i;
+        layers.Add(new(c.InChannels, f[0], 3, sides[0], false));
+        layers.Add(new(f[0], f[0], 3, sides[0], true));
+        for (int i = 1; i < 5; i++) { layers.Add(new(f[i - 1], f[i], 3, sides[i], true)); layers.Add(new(f[i], f[i], 3, sides[i], true)); }
+        for (int i = 4; i >= 1; i--)
+        {
+            layers.Add(new(f[i], f[i - 1], 1, sides[i], true));
+            layers.Add(new(2 * f[i - 1], f[i - 1], 3, sides[i - 1], true));
+            layers.Add(new(f[i - 1], f[i - 1], 3, sides[i - 1], true));
+        }
+        layers.Add(new(f[0], c.NumClasses, 3, sides[0], true));
+        return layers;
+    }
+
+    /// <summary>
+    /// The floor under an iteration's time set by its convolutions alone: the UNet's convolutions run through the same
+    /// libtorch call (conv2d, oneDNN) on random tensors of the iteration's shapes and layout, forward and backward
+    /// (weight, bias and, past the first layer, input gradients) over <paramref name="trained"/> images and forward
+    /// without autograd over <paramref name="forwardOnly"/> (Mean Teacher's teacher). Nothing else of the iteration
+    /// runs: no batch norm, activation, pooling, upsampling, concatenation, loss or optimizer. Median of
+    /// <paramref name="reps"/> after one warm-up; NaN for networks <see cref="UNetConvolutions"/> does not list.
+    /// </summary>
+    public static double ConvolutionFloorSeconds(UNetConfig c, int size, int trained, int forwardOnly, bool channelsLast = true, Device? device = null, int reps = 5)
+    {
+        var layers = UNetConvolutions(c, size);
+        if (layers is null) return double.NaN;
+        device ??= CPU;
+        using var scope = NewDisposeScope();
+        Tensor Make(long n, long ch, long side) =>
+            channelsLast ? MemoryLayout.ToChannelsLast(randn(new[] { n, ch, side, side }, device: device)) : randn(new[] { n, ch, side, side }, device: device);
+        var weights = layers.Select(l => (w: Make(l.Out, l.In, l.Kernel).requires_grad_(), b: randn(new[] { l.Out }, device: device).requires_grad_())).ToArray();
+        var trainIn = trained > 0 ? layers.Select(l => Make(trained, l.In, l.Side).requires_grad_(l.InputGrad)).ToArray() : Array.Empty<Tensor>();
+        var gradOut = trained > 0 ? layers.Select(l => Make(trained, l.Out, l.Side)).ToArray() : Array.Empty<Tensor>();
+        var fwdIn = forwardOnly > 0 ? layers.Select(l => Make(forwardOnly, l.In, l.Side)).ToArray() : Array.Empty<Tensor>();
+        var times = new List<double>();
+        for (int r = 0; r <= reps; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < layers.Count; i++)
+            {
+                var (w, b) = weights[i];
+                long pad = layers[i].Kernel / 2;
+                if (trained > 0)
+                {
+                    using var inner = NewDisposeScope();
+                    var y = functional.conv2d(trainIn[i], w, b, padding: new[] { pad, pad });
+                    var inputs = layers[i].InputGrad ? new[] { trainIn[i], w, b } : new[] { w, b };
+                    // autograd.grad, not backward: nothing accumulates into .grad between repetitions
+                    torch.autograd.grad(new[] { y }, inputs, new[] { gradOut[i] });
+                }
+                if (forwardOnly > 0)
+                {
+                    using var inner = NewDisposeScope();
+                    using var noGrad = no_grad();
+                    functional.conv2d(fwdIn[i], w, b, padding: new[] { pad, pad });
+                }
+            }
+            if (device.type == DeviceType.CUDA) cuda.synchronize(device);
+            if (r > 0) times.Add(sw.Elapsed.TotalSeconds);
+        }
+        return Median(times);
     }
 
     public static double MeasureGemmPeakGFlops(int n = 2048, int reps = 5)
@@ -159,9 +234,10 @@ public static class Benchmark
         double fwd = UNetForwardFlops(cfg, size);
         double flops = mode == "mt" ? 3 * fwd * batch + fwd * (batch - labeled) : 3 * fwd * batch;
         double gemm = MeasureGemmPeakGFlops();
+        double convolutions = ConvolutionFloorSeconds(cfg, size, batch, mode == "mt" ? batch - labeled : 0, channelsLast, device);
         double inference = InferenceThroughput(method.InferenceNetwork, size, channelsLast, device);
         return new BenchResult(mode, size, batch, median, times.ToArray(), flops / 1e9, flops / median / 1e9, gemm, PeakRssMiB(), inference, torch.get_num_threads(),
-            rssFirst, rssLast, waitTimed / times.Count, waitTimed / times.Sum(), data?.Name ?? "fixed random batch");
+            rssFirst, rssLast, waitTimed / times.Count, waitTimed / times.Sum(), data?.Name ?? "fixed random batch", convolutions);
     }
 
     /// <summary>3D inference throughput: the LA protocol's sliding window (VNet, patch 80x112x112, strides 4/18/18) over

@@ -44,6 +44,27 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void TheConvolutionFloorListsTheUNetsOwnConvolutions()
+    {
+        // the layer list behind `bench`'s "convolutions alone" line: the real network's convolutions (shapes as a
+        // multiset) and, with their input sides, exactly the FLOPs the bench reports per forward
+        var cfg = new UNetConfig();
+        var layers = Benchmark.UNetConvolutions(cfg, 96)!;
+        using var net = new UNet2D(cfg);
+        var real = net.modules().OfType<TorchSharp.Modules.Conv2d>().Select(c => c.weight!.shape)
+            .Select(s => $"{s[1]}->{s[0]} k{s[2]}").OrderBy(x => x, StringComparer.Ordinal);
+        Assert.Equal(real, layers.Select(l => $"{l.In}->{l.Out} k{l.Kernel}").OrderBy(x => x, StringComparer.Ordinal));
+        Assert.Equal(Benchmark.UNetForwardFlops(cfg, 96), layers.Sum(l => 2.0 * l.In * l.Out * l.Kernel * l.Kernel * l.Side * l.Side), 6);
+        Assert.Single(layers, l => !l.InputGrad);   // only the first convolution, whose input is the image
+        Assert.False(layers[0].InputGrad);
+
+        double s = Benchmark.ConvolutionFloorSeconds(cfg, 32, 2, 1, reps: 1);
+        Assert.True(s > 0 && double.IsFinite(s));
+        Assert.True(double.IsNaN(Benchmark.ConvolutionFloorSeconds(cfg with { Kind = Net2DKind.Resunet }, 32, 2, 1)));
+        Assert.Null(Benchmark.UNetConvolutions(cfg with { Up = UpMode.Transpose }, 32));
+    }
+
+    [Fact]
     public void MedianIsPythonsStatisticsMedian()
     {
         Assert.Equal(2.0, Benchmark.Median(new[] { 3.0, 1.0, 2.0 }));
