@@ -38,7 +38,10 @@ case "${1:-}" in
     alloc=()
     if [ "${PEER_ALLOCATOR:-}" = jemalloc ]; then
       [ -f "$dir/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" ] || DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y -qq --no-install-recommends libjemalloc2 >/dev/null
-      alloc=(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1)
+      # the MALLOC_CONF ./semiseg sets by default, read from it so the two cannot drift apart
+      conf="$(grep -oE 'MALLOC_CONF:-[^}]+' "$(dirname "${BASH_SOURCE[0]}")/../semiseg" | head -n 1 | cut -d- -f2-)"
+      [ -n "$conf" ] || { echo "bench/pytorch26-chroot.sh: no default MALLOC_CONF found in ./semiseg" >&2; exit 1; }
+      alloc=(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 "MALLOC_CONF=$conf")
     fi
     chroot "$dir" env THREADS="${THREADS:-2}" "${alloc[@]}" python3 "/bench/$(basename "$script")" "$@"
     ;;
