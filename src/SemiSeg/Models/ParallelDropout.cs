@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -9,8 +10,9 @@ namespace SemiSeg.Models;
 /// Element-wise dropout (the UNet encoder's nn.Dropout) with its mask drawn in parallel. libtorch 2.10's CPU
 /// bernoulli_ runs a serial kernel on one mt19937 stream: about 0.3 s for the first encoder level of a 256x256 batch
 /// of 24 (25 M elements) while the other cores wait, some 73 M draws per Mean-Teacher iteration. Here the mask is
-/// written straight into the tensor's memory by counter-based SplitMix64 streams, one per chunk, on as many threads as
-/// torch uses; the per-call seed is drawn from torch's generator, so torch.manual_seed still makes runs repeatable.
+/// written straight into the tensor's memory by counter-based SplitMix64 streams, one per chunk, eight or four draws
+/// at once in AVX-512 or AVX2 registers (about 20x the scalar loop on one core: 0.07 ms for the 1.2 M elements of
+/// the first level at 96x96 batch 8), and large masks on as many threads as torch uses; the per-call seed is drawn from torch's generator, so torch.manual_seed still makes runs repeatable.
 /// Same semantics as torch's dropout: in training, y = x·m with m ∈ {0, 1/(1−p)} i.i.d., keep probability 1−p (to 2⁻³²);
 /// the identity in evaluation. The mask follows the input's memory layout (channels_last stays channels_last).
 /// </summary>
@@ -70,32 +72,82 @@ public static class DropoutMask
     }
 
     /// <summary>Writes <paramref name="count"/> mask values at <paramref name="data"/>; chunk c uses the SplitMix64
-    /// stream seeded with seed + c·golden, so the result does not depend on the number of threads.</summary>
-    public static unsafe void Fill(IntPtr data, long count, double p, ulong seed, int threads)
+    /// stream seeded with seed + c·golden, so the result does not depend on the number of threads.
+    /// <paramref name="vectorBits"/> caps the vector width (512, 256, or 0 for the scalar loop alone); every width
+    /// writes the same mask (tested). Chunks run in
+    /// parallel from 64 chunks on (below it the vectorised fill is faster than waking a pool thread
+    /// beside libtorch's spinning OpenMP workers).</summary>
+    public static unsafe void Fill(IntPtr data, long count, double p, ulong seed, int threads, int vectorBits = 512)
     {
         uint threshold = (uint)Math.Min(uint.MaxValue, Math.Round((1 - p) * 4294967296.0));
         bool keepAll = (1 - p) * 4294967296.0 >= 4294967295.5;
         float scale = (float)(1.0 / (1 - p));
         long chunks = (count + Chunk - 1) / Chunk;
         float* basePtr = (float*)data;
-        Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) }, c =>
+        void One(long c)
         {
             // a hashed start per chunk (a plain seed + c·golden would make chunk c's stream chunk 0's shifted by c)
-            ulong state = Mix(seed ^ ((ulong)c * 0xD1B54A32D192ED03UL));
             long start = c * Chunk, end = Math.Min(count, start + Chunk);
-            float* ptr = basePtr;
-            long i = start;
-            for (; i + 1 < end; i += 2)
-            {
-                ulong r = Next(ref state);
-                ptr[i] = keepAll || (uint)r < threshold ? scale : 0f;
-                ptr[i + 1] = keepAll || (uint)(r >> 32) < threshold ? scale : 0f;
-            }
-            if (i < end) ptr[i] = keepAll || (uint)Next(ref state) < threshold ? scale : 0f;
-        });
+            FillChunk(basePtr + start, (int)(end - start), Mix(seed ^ ((ulong)c * 0xD1B54A32D192ED03UL)), threshold, keepAll, scale, vectorBits);
+        }
+        if (threads <= 1 || chunks < ParallelChunks) for (long c = 0; c < chunks; c++) One(c);
+        else Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, One);
     }
 
-    static ulong Next(ref ulong state) => Mix(state += 0x9E3779B97F4A7C15UL);
+    /// <summary>The chunk count (4 M elements) from which <see cref="Fill"/> spreads chunks over threads.</summary>
+    const long ParallelChunks = 64;
+
+    /// <summary>One chunk: element e is half (e mod 2) of draw e/2 of the stream, Mix(state + (e/2 + 1)·golden), its
+    /// low 32 bits for even e and its high 32 bits for odd e; kept when that half is below the threshold. A vector
+    /// of ulong draws read as uints is exactly that order, so the vector loops (8 or 4 draws at once) and the scalar
+    /// tail write the same mask as the scalar loop alone (tested).</summary>
+    static unsafe void FillChunk(float* ptr, int n, ulong state, uint threshold, bool keepAll, float scale, int vectorBits)
+    {
+        if (keepAll) { new Span<float>(ptr, n).Fill(scale); return; }
+        int e = 0;
+        if (vectorBits >= 512 && Vector512.IsHardwareAccelerated)
+        {
+            var s = Vector512.Create(state) + Vector512.Create(1UL, 2, 3, 4, 5, 6, 7, 8) * Vector512.Create(Golden);
+            var step = Vector512.Create(unchecked(8 * Golden));
+            var thr = Vector512.Create(threshold); var sc = Vector512.Create(scale);
+            for (; e + 16 <= n; e += 16, s += step)
+                Vector512.ConditionalSelect(Vector512.LessThan(Mix(s).AsUInt32(), thr).AsSingle(), sc, Vector512<float>.Zero).Store(ptr + e);
+        }
+        else if (vectorBits >= 256 && Vector256.IsHardwareAccelerated)
+        {
+            var s = Vector256.Create(state) + Vector256.Create(1UL, 2, 3, 4) * Vector256.Create(Golden);
+            var step = Vector256.Create(unchecked(4 * Golden));
+            var thr = Vector256.Create(threshold); var sc = Vector256.Create(scale);
+            for (; e + 8 <= n; e += 8, s += step)
+                Vector256.ConditionalSelect(Vector256.LessThan(Mix(s).AsUInt32(), thr).AsSingle(), sc, Vector256<float>.Zero).Store(ptr + e);
+        }
+        state += (ulong)(e / 2) * Golden;
+        for (; e + 1 < n; e += 2)
+        {
+            ulong r = Next(ref state);
+            ptr[e] = (uint)r < threshold ? scale : 0f;
+            ptr[e + 1] = (uint)(r >> 32) < threshold ? scale : 0f;
+        }
+        if (e < n) ptr[e] = (uint)Next(ref state) < threshold ? scale : 0f;
+    }
+
+    const ulong Golden = 0x9E3779B97F4A7C15UL;
+
+    static Vector512<ulong> Mix(Vector512<ulong> z)
+    {
+        z = (z ^ Vector512.ShiftRightLogical(z, 30)) * Vector512.Create(0xBF58476D1CE4E5B9UL);
+        z = (z ^ Vector512.ShiftRightLogical(z, 27)) * Vector512.Create(0x94D049BB133111EBUL);
+        return z ^ Vector512.ShiftRightLogical(z, 31);
+    }
+
+    static Vector256<ulong> Mix(Vector256<ulong> z)
+    {
+        z = (z ^ Vector256.ShiftRightLogical(z, 30)) * Vector256.Create(0xBF58476D1CE4E5B9UL);
+        z = (z ^ Vector256.ShiftRightLogical(z, 27)) * Vector256.Create(0x94D049BB133111EBUL);
+        return z ^ Vector256.ShiftRightLogical(z, 31);
+    }
+
+    static ulong Next(ref ulong state) => Mix(state += Golden);
 
     static ulong Mix(ulong z)
     {

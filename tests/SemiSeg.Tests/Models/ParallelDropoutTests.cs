@@ -67,4 +67,28 @@ public class ParallelDropoutTests
         Assert.Equal(one, two);
         Assert.Contains(0f, one);
     }
+
+    [Fact]
+    public void TheVectorisedFillWritesTheScalarLoopsMask()
+    {
+        // the vector loops must write exactly the mask of the scalar loop they replace, at every tail length and chunk
+        // boundary, for a rare and a common drop and for keep-all; each width this CPU accelerates is checked
+        var widths = new List<int>();
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) widths.Add(512);
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated) widths.Add(256);
+        var counts = new[] { 1, 2, 7, 8, 15, 16, 17, 31, 65_535, 65_536, 65_537, 200_003, 4_500_001 };
+        foreach (int n in counts)
+            foreach (double p in new[] { 0.05, 0.5, 1e-12 })
+            {
+                var scalar = new float[n];
+                unsafe { fixed (float* d = scalar) DropoutMask.Fill((IntPtr)d, n, p, 1234567, 2, vectorBits: 0); }
+                foreach (int bits in widths)
+                {
+                    var vector = new float[n];
+                    unsafe { fixed (float* d = vector) DropoutMask.Fill((IntPtr)d, n, p, 1234567, 2, bits); }
+                    Assert.True(scalar.AsSpan().SequenceEqual(vector), $"{bits}-bit masks differ at {n} elements, p = {p}");
+                }
+                if (n > 1000 && p == 0.5) Assert.InRange(scalar.Count(v => v == 0) / (double)n, 0.45, 0.55);
+            }
+    }
 }
