@@ -16,14 +16,20 @@ public sealed class TrainingDivergedException : Exception
 /// </summary>
 public static class NumericGuard
 {
-    /// <summary>Throws <see cref="TrainingDivergedException"/> when the loss or any gradient holds NaN or ±∞. One
-    /// reduction per parameter (max |g|, which cannot overflow) on the parameters' device and one host sync per
-    /// iteration: the only one of a training step that does not log (the check must precede the optimizer step).</summary>
+    /// <summary>Throws <see cref="TrainingDivergedException"/> when the loss or any gradient holds NaN or ±∞. One sum
+    /// per parameter on the parameters' device and one host sync per iteration (the only one of a training step that
+    /// does not log: the check must precede the optimizer step); only when that total is not finite, the exact check
+    /// (max |g| per parameter, which cannot overflow) and its message.</summary>
     public static void EnsureFiniteStep(Tensor loss, IEnumerable<Tensor> parameters, long iteration)
     {
         using var scope = NewDisposeScope();
         var l0 = loss.detach().to_type(ScalarType.Float32).abs().reshape(1);
-        var maxima = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!.abs().max().to_type(ScalarType.Float32).reshape(1)).ToArray();
+        var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToArray();
+        // First one plain sum per gradient (no |g| copy; 0.2 against 0.8 ms for the UNet's 82): NaN or ±∞ anywhere
+        // makes the total NaN or ±∞, so a finite total proves every value finite. A non-finite total (or one that
+        // merely overflowed) goes to the exact max |g| check below, which alone decides.
+        if (float.IsFinite(cat(grads.Select(g => g.sum().to_type(ScalarType.Float32).reshape(1)).Prepend(l0).ToArray()).sum().item<float>())) return;
+        var maxima = grads.Select(g => g.abs().max().to_type(ScalarType.Float32).reshape(1)).ToArray();
         // NaN propagates through max, so one finite maximum means all are finite
         if (float.IsFinite(cat(maxima.Prepend(l0).ToArray()).max().item<float>())) return;
         float l = loss.detach().item<float>();

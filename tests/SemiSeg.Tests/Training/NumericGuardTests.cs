@@ -52,6 +52,20 @@ public class NumericGuardTests
         var e = Assert.Throws<TrainingDivergedException>(() => NumericGuard.EnsureFiniteStep(loss, net.parameters(), 7));
         Assert.Contains("iteration 8", e.Message);
         Assert.Throws<TrainingDivergedException>(() => NumericGuard.EnsureFiniteStep(tensor(float.NaN), net.parameters(), 7));
+        // a NaN (not only an infinity) in any gradient, also in a large one among finite values, and −∞
+        foreach (var bad in new[] { float.NaN, float.NegativeInfinity })
+        {
+            net.parameters().Last().grad![0] = 0f;
+            var big = net.parameters().OrderByDescending(p => p.numel()).First().grad!;
+            big.view(-1)[12345] = bad;
+            Assert.Throws<TrainingDivergedException>(() => NumericGuard.EnsureFiniteStep(loss, net.parameters(), 7));
+            big.view(-1)[12345] = 0f;
+        }
+        NumericGuard.EnsureFiniteStep(loss, net.parameters(), 7); // finite again: passes
+        // finite gradients whose sum overflows float are not a divergence: the exact check decides
+        var flat = net.parameters().OrderByDescending(p => p.numel()).First().grad!.view(-1);
+        flat[1] = 3e38f; flat[2] = 3e38f;
+        NumericGuard.EnsureFiniteStep(loss, net.parameters(), 7);
     }
 
     [Fact]
