@@ -131,15 +131,21 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
     /// −mean log(e^{I·s/τ}/(Σe^{(1−I)·s/τ} + e^{I·s/τ} + 1e-8)) − mean log(e^{(1−U)·s/τ}/(Σe^{U·s/τ} + e^{(1−U)·s/τ} + 1e-8)).
     /// </summary>
     public static Tensor Odcl(Tensor projA, Tensor projB, Tensor logitsA, Tensor logitsB, double tau) =>
-        OdclUnit(Unit(projA), Unit(projB), Foreground(logitsA), Foreground(logitsB), tau);
+        OdclRows(ToRows(projA), ToRows(projB), Foreground(logitsA), Foreground(logitsB), tau);
 
-    /// <summary>A (B, D, spatial...) projection as unit rows, one per pixel: (B·pixels, D).</summary>
-    static Tensor Unit(Tensor proj)
+    /// <summary>A (B, D, spatial...) projection as rows, one per pixel, (B·pixels, D), and each row's inverse length
+    /// 1/max(‖row‖, 1e-12) (normalize's eps), (B·pixels). The rows are never normalised themselves: a cosine is the
+    /// rows' dot product times both inverse lengths, which spares the (pixels × D) division and its backward.</summary>
+    sealed record Rows(Tensor Values, Tensor InverseLength);
+
+    static Rows ToRows(Tensor proj)
     {
-        using var scope = NewDisposeScope(); // the permuted view stays referenced until normalize has read it
+        using var scope = NewDisposeScope();
         long d = proj.shape[1];
         var perm = new long[] { 0 }.Concat(Enumerable.Range(2, (int)proj.dim() - 2).Select(i => (long)i)).Append(1).ToArray();
-        return functional.normalize(proj.permute(perm).reshape(-1, d), dim: -1).MoveToOuterDisposeScope();
+        var rows = proj.permute(perm).reshape(-1, d);
+        var inv = rows.square().sum(-1).clamp_min(1e-24).rsqrt();
+        return new Rows(rows.MoveToOuterDisposeScope(), inv.MoveToOuterDisposeScope());
     }
 
     /// <summary>Where the network predicts foreground (argmax ≠ 0), flattened.</summary>
@@ -150,12 +156,14 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
         return logits.argmax(1).ne(0).flatten().MoveToOuterDisposeScope();
     }
 
-    /// <summary><see cref="Odcl(Tensor, Tensor, Tensor, Tensor, double)"/> on projections already made unit rows and
+    /// <summary><see cref="Odcl(Tensor, Tensor, Tensor, Tensor, double)"/> on projections already made rows and
     /// foregrounds already taken, so the step does each of its four once for the four pairs.</summary>
-    static Tensor OdclUnit(Tensor za, Tensor zb, Tensor fa, Tensor fb, double tau)
+    static Tensor OdclRows(Rows za, Rows zb, Tensor fa, Tensor fb, double tau)
     {
         using var scope = NewDisposeScope();
-        var s = functional.cosine_similarity(za, zb, dim: -1);
+        // cos = ⟨a, b⟩ / (‖a‖‖b‖), each length clamped at 1e-12 (F.cosine_similarity clamps at 1e-8: only rows
+        // shorter than that would differ)
+        var s = (za.Values * zb.Values).sum(-1) * za.InverseLength * zb.InverseLength;
         Tensor inter, union;
         using (no_grad())
         {
@@ -204,10 +212,10 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
             dcc = Mse(p1, Target(t1)) + Mse(p2, Target(t2));
             if (aTeaches) lossB = lossB + lambda * dcc; else lossA = lossA + lambda * dcc;
         }
-        // the four pairs as the reference sums them; each projection normalised and each foreground taken once
-        var (a1, a2, b1, b2) = (Unit(o.ProA1), Unit(o.ProA2), Unit(o.ProB1), Unit(o.ProB2));
+        // the four pairs as the reference sums them; each projection's row lengths and each foreground taken once
+        var (a1, a2, b1, b2) = (ToRows(o.ProA1), ToRows(o.ProA2), ToRows(o.ProB1), ToRows(o.ProB2));
         var (fa1, fa2, fb1, fb2) = (Foreground(o.A1), Foreground(o.A2), Foreground(o.B1), Foreground(o.B2));
-        var odcl = OdclUnit(a1, b1, fa1, fb1, tau) + OdclUnit(a2, b2, fa2, fb2, tau) + OdclUnit(a1, b2, fa1, fb2, tau) + OdclUnit(a2, b1, fa2, fb1, tau);
+        var odcl = OdclRows(a1, b1, fa1, fb1, tau) + OdclRows(a2, b2, fa2, fb2, tau) + OdclRows(a1, b2, fa1, fb2, tau) + OdclRows(a2, b1, fa2, fb1, tau);
         lossA = lossA + contrastWeight * odcl; lossB = lossB + contrastWeight * odcl;
         return new Dictionary<string, Tensor>
         {

@@ -12,7 +12,8 @@ namespace SemiSeg.Models;
 /// of 24 (25 M elements) while the other cores wait, some 73 M draws per Mean-Teacher iteration. Here the mask is
 /// written straight into the tensor's memory by counter-based SplitMix64 streams, one per chunk, eight or four draws
 /// at once in AVX-512 or AVX2 registers (about 20x the scalar loop on one core: 0.07 ms for the 1.2 M elements of
-/// the first level at 96x96 batch 8), and large masks on as many threads as torch uses; the per-call seed is drawn from torch's generator, so torch.manual_seed still makes runs repeatable.
+/// the first level at 96x96 batch 8), and large masks on as many threads as torch uses; the per-call seed is drawn
+/// from torch's generator, so torch.manual_seed still makes runs repeatable.
 /// Same semantics as torch's dropout: in training, y = x·m with m ∈ {0, 1/(1−p)} i.i.d., keep probability 1−p (to 2⁻³²);
 /// the identity in evaluation. The mask follows the input's memory layout (channels_last stays channels_last).
 /// </summary>
@@ -71,12 +72,11 @@ public static class DropoutMask
         return mask;
     }
 
-    /// <summary>Writes <paramref name="count"/> mask values at <paramref name="data"/>; chunk c uses the SplitMix64
-    /// stream seeded with seed + c·golden, so the result does not depend on the number of threads.
+    /// <summary>Writes <paramref name="count"/> mask values at <paramref name="data"/>; chunk c has its own SplitMix64
+    /// stream, started from a hash of the seed and c, so the result does not depend on the number of threads.
     /// <paramref name="vectorBits"/> caps the vector width (512, 256, or 0 for the scalar loop alone); every width
-    /// writes the same mask (tested). Chunks run in
-    /// parallel from 64 chunks on (below it the vectorised fill is faster than waking a pool thread
-    /// beside libtorch's spinning OpenMP workers).</summary>
+    /// writes the same mask (tested). Chunks run in parallel from 64 chunks on (below that the vectorised fill is
+    /// faster than waking a pool thread beside libtorch's spinning OpenMP workers).</summary>
     public static unsafe void Fill(IntPtr data, long count, double p, ulong seed, int threads, int vectorBits = 512)
     {
         uint threshold = (uint)Math.Min(uint.MaxValue, Math.Round((1 - p) * 4294967296.0));
