@@ -18,11 +18,16 @@ L = [(1, f[0], 3, side[0], False), (f[0], f[0], 3, side[0], True)]
 for i in range(1, 5): L += [(f[i - 1], f[i], 3, side[i], True), (f[i], f[i], 3, side[i], True)]
 for i in range(4, 0, -1): L += [(f[i], f[i - 1], 1, side[i], True), (2 * f[i - 1], f[i - 1], 3, side[i - 1], True), (f[i - 1], f[i - 1], 3, side[i - 1], True)]
 L.append((f[0], ncls, 3, side[0], True))
-mk = lambda n, c, s: torch.randn(n, c, s, s).contiguous(memory_format=MF)
-W = [(mk(o, i, k).requires_grad_(), torch.randn(o).requires_grad_()) for i, o, k, s, g in L]
-X = [mk(B, i, s).requires_grad_(g) for i, o, k, s, g in L]
-G = [mk(B, o, s) for i, o, k, s, g in L]
-XT = [mk(B // 2, i, s) for i, o, k, s, g in L]
+# inputs, output gradients and teacher inputs are views of three random buffers sized for the largest layer, laid out
+# as the iteration's (channels_last is (N, H, W, C) in memory), as SemiSeg's measurement does
+def buf(count): return torch.randn(max(count(l) for l in L))
+bx, bg, bt = buf(lambda l: B * l[0] * l[3] ** 2), buf(lambda l: B * l[1] * l[3] ** 2), buf(lambda l: B // 2 * l[0] * l[3] ** 2)
+def view(b, n, c, s):
+    return b[:n * c * s * s].view(n, s, s, c).permute(0, 3, 1, 2) if CL else b[:n * c * s * s].view(n, c, s, s)
+W = [(torch.randn(o, i, k, k).contiguous(memory_format=MF).requires_grad_(), torch.randn(o).requires_grad_()) for i, o, k, s, g in L]
+X = [view(bx, B, i, s).detach().requires_grad_(g) for i, o, k, s, g in L]
+G = [view(bg, B, o, s) for i, o, k, s, g in L]
+XT = [view(bt, B // 2, i, s) for i, o, k, s, g in L]
 times = []
 for r in range(R + 1):
     t = time.perf_counter()

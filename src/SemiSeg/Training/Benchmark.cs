@@ -90,12 +90,22 @@ public static class Benchmark
         if (layers is null) return double.NaN;
         device ??= CPU;
         using var scope = NewDisposeScope();
-        Tensor Make(long n, long ch, long side) =>
-            channelsLast ? MemoryLayout.ToChannelsLast(randn(new[] { n, ch, side, side }, device: device)) : randn(new[] { n, ch, side, side }, device: device);
-        var weights = layers.Select(l => (w: Make(l.Out, l.In, l.Kernel).requires_grad_(), b: randn(new[] { l.Out }, device: device).requires_grad_())).ToArray();
-        var trainIn = trained > 0 ? layers.Select(l => Make(trained, l.In, l.Side).requires_grad_(l.InputGrad)).ToArray() : Array.Empty<Tensor>();
-        var gradOut = trained > 0 ? layers.Select(l => Make(trained, l.Out, l.Side)).ToArray() : Array.Empty<Tensor>();
-        var fwdIn = forwardOnly > 0 ? layers.Select(l => Make(forwardOnly, l.In, l.Side)).ToArray() : Array.Empty<Tensor>();
+        // every layer's input, output gradient and teacher input are views of three random buffers sized for the
+        // largest layer (a few hundred MB at 256x256 batch 24, against ~2 GB for separate tensors), laid out as the
+        // iteration's: channels_last is (N, H, W, C) in memory
+        var dev = device;
+        Tensor Buffer(Func<ConvLayer, long> count) => randn(new[] { layers.Max(count) }, device: dev);
+        var inBuf = Buffer(l => Math.Max(trained, 1) * l.In * l.Side * l.Side);
+        var gradBuf = Buffer(l => Math.Max(trained, 1) * l.Out * l.Side * l.Side);
+        var fwdBuf = Buffer(l => Math.Max(forwardOnly, 1) * l.In * l.Side * l.Side);
+        Tensor View(Tensor buf, long n, long ch, long side) => channelsLast
+            ? buf.narrow(0, 0, n * side * side * ch).view(n, side, side, ch).permute(0, 3, 1, 2)
+            : buf.narrow(0, 0, n * ch * side * side).view(n, ch, side, side);
+        var weights = layers.Select(l => (w: (channelsLast ? MemoryLayout.ToChannelsLast(randn(new[] { l.Out, l.In, l.Kernel, l.Kernel }, device: dev)) : randn(new[] { l.Out, l.In, l.Kernel, l.Kernel }, device: dev)).requires_grad_(),
+            b: randn(new[] { l.Out }, device: dev).requires_grad_())).ToArray();
+        var trainIn = trained > 0 ? layers.Select(l => View(inBuf, trained, l.In, l.Side).detach().requires_grad_(l.InputGrad)).ToArray() : Array.Empty<Tensor>();
+        var gradOut = trained > 0 ? layers.Select(l => View(gradBuf, trained, l.Out, l.Side)).ToArray() : Array.Empty<Tensor>();
+        var fwdIn = forwardOnly > 0 ? layers.Select(l => View(fwdBuf, forwardOnly, l.In, l.Side)).ToArray() : Array.Empty<Tensor>();
         var times = new List<double>();
         for (int r = 0; r <= reps; r++)
         {
@@ -233,10 +243,12 @@ public static class Benchmark
         double median = Median(times);
         double fwd = UNetForwardFlops(cfg, size);
         double flops = mode == "mt" ? 3 * fwd * batch + fwd * (batch - labeled) : 3 * fwd * batch;
+        // the training iterations' peak, read before the measurements below allocate their own tensors
+        double peakRss = PeakRssMiB();
         double gemm = MeasureGemmPeakGFlops();
         double convolutions = ConvolutionFloorSeconds(cfg, size, batch, mode == "mt" ? batch - labeled : 0, channelsLast, device);
         double inference = InferenceThroughput(method.InferenceNetwork, size, channelsLast, device);
-        return new BenchResult(mode, size, batch, median, times.ToArray(), flops / 1e9, flops / median / 1e9, gemm, PeakRssMiB(), inference, torch.get_num_threads(),
+        return new BenchResult(mode, size, batch, median, times.ToArray(), flops / 1e9, flops / median / 1e9, gemm, peakRss, inference, torch.get_num_threads(),
             rssFirst, rssLast, waitTimed / times.Count, waitTimed / times.Sum(), data?.Name ?? "fixed random batch", convolutions);
     }
 
