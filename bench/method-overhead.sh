@@ -6,11 +6,14 @@
 # Two-network methods pair the UNet with a ResUNet2D (C3S3, MEDL), whose pass costs more: the weighted column divides
 # by the passes priced at supervised's s/pass on each network instead. ROUNDS rounds interleave the methods; the
 # table gives the median over rounds. Then ERSR against supervised and Mean Teacher on real HC18 images.
-#   bench/method-overhead.sh [METHOD...]       env: ROUNDS (3), ITERS (20), WARMUP (10), THREADS (2), SEMISEG, HC18
+#   bench/method-overhead.sh [METHOD...]       env: ROUNDS (3), ITERS (20), WARMUP (40), THREADS (2), SEMISEG, HC18
+# WARMUP is above .NET's tiered-JIT threshold (a method is recompiled optimised after 30 calls, and a step is called
+# once per iteration): with 10, methods with more managed code (ERSR, M3HL, ACTION) still ran tier-0 code and paid
+# the JIT thread (3.6% of ACTION's samples with 5 warm-up iterations) inside the timed iterations.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 semiseg="${SEMISEG:-$root/semiseg}"
-rounds="${ROUNDS:-3}"; iters="${ITERS:-20}"; warm="${WARMUP:-10}"; threads="${THREADS:-2}"
+rounds="${ROUNDS:-3}"; iters="${ITERS:-20}"; warm="${WARMUP:-40}"; threads="${THREADS:-2}"
 hc18="${HC18:-$root/../shared/data/hc18-subset}"
 if [ $# -gt 0 ]; then methods=("$@")
 else methods=(supervised mean-teacher ua-mt cps unimatch bcp m3hl abd cad action ersr meta-contrast transmedseg c3s3 medl); fi
