@@ -22,59 +22,50 @@ public sealed record BenchResult(string Mode, int Size, int Batch, double Median
 public static class Benchmark
 {
     /// <summary>Forward FLOPs (multiply-add = 2) of the UNet for one image of size×size.</summary>
-    public static double UNetForwardFlops(UNetConfig c, int size) => UNetEncoderFlops(c, size) + UNetDecoderFlops(c, size);
+    public static double UNetForwardFlops(UNetConfig c, int size) => UNetLayers(c, size).Sum(l => l.Flops);
 
     /// <summary>Convolution FLOPs of the UNet's encoder (input block and the four down blocks) for one image.</summary>
-    public static double UNetEncoderFlops(UNetConfig c, int size)
-    {
-        var f = c.Features; double total = 0; long s = size;
-        double Conv(long cin, long cout, long k, long hw) => 2.0 * cin * cout * k * k * hw;
-        total += Conv(c.InChannels, f[0], 3, s * s) + Conv(f[0], f[0], 3, s * s);
-        for (int i = 1; i < 5; i++) { s /= 2; total += Conv(f[i - 1], f[i], 3, s * s) + Conv(f[i], f[i], 3, s * s); }
-        return total;
-    }
+    public static double UNetEncoderFlops(UNetConfig c, int size) => UNetLayers(c, size).Where(l => l.Encoder).Sum(l => l.Flops);
 
     /// <summary>Convolution FLOPs of the UNet's decoder (up blocks and output convolution) for one image.</summary>
-    public static double UNetDecoderFlops(UNetConfig c, int size)
+    public static double UNetDecoderFlops(UNetConfig c, int size) => UNetLayers(c, size).Where(l => !l.Encoder).Sum(l => l.Flops);
+
+    /// <summary>One convolution of the UNet: channels in and out, kernel size, input side (square), whether the
+    /// iteration needs the gradient of its input (not for the first convolution, whose input is the image), whether
+    /// it is in the encoder, and whether it is the transposed up convolution (kernel 2, stride 2).</summary>
+    public sealed record ConvLayer(long In, long Out, long Kernel, long Side, bool InputGrad, bool Encoder = false, bool Transposed = false)
     {
-        var f = c.Features; double total = 0; long s = size;
-        double Conv(long cin, long cout, long k, long hw) => 2.0 * cin * cout * k * k * hw;
-        var sizes = new long[5];
-        for (int i = 0; i < 5; i++) { sizes[i] = s; s /= 2; }
-        for (int i = 4; i >= 1; i--)
-        {
-            long hw = sizes[i - 1] * sizes[i - 1];
-            total += c.Up == UpMode.Bilinear ? Conv(f[i], f[i - 1], 1, sizes[i] * sizes[i]) : 2.0 * f[i] * f[i - 1] * 4 * sizes[i] * sizes[i];
-            total += Conv(2 * f[i - 1], f[i - 1], 3, hw) + Conv(f[i - 1], f[i - 1], 3, hw);
-        }
-        total += Conv(f[0], c.NumClasses, 3, sizes[0] * sizes[0]);
-        return total;
+        /// <summary>Forward FLOPs for one image (a transposed 2x2 stride-2 convolution: each input pixel to 4 outputs).</summary>
+        public double Flops => 2.0 * In * Out * Kernel * Kernel * Side * Side;
     }
 
-    /// <summary>One convolution of the UNet: channels in and out, kernel size, input side (square), and whether the
-    /// iteration needs the gradient of its input (not for the first convolution, whose input is the image).</summary>
-    public sealed record ConvLayer(long In, long Out, long Kernel, long Side, bool InputGrad);
-
-    /// <summary>The UNet's convolutions for one image of size×size, in forward order (bilinear up path only; the
-    /// list <see cref="UNetForwardFlops"/> counts). Null for other networks.</summary>
-    public static IReadOnlyList<ConvLayer>? UNetConvolutions(UNetConfig c, int size)
+    /// <summary>The UNet's convolutions for one image of size×size in forward order, for either up path.</summary>
+    static List<ConvLayer> UNetLayers(UNetConfig c, int size)
     {
-        if (c.Kind != Net2DKind.Unet || c.Up != UpMode.Bilinear) return null;
         var f = c.Features; var layers = new List<ConvLayer>();
         var sides = new long[5];
         for (int i = 0; i < 5; i++) sides[i] = size >> i;
-        layers.Add(new(c.InChannels, f[0], 3, sides[0], false));
-        layers.Add(new(f[0], f[0], 3, sides[0], true));
-        for (int i = 1; i < 5; i++) { layers.Add(new(f[i - 1], f[i], 3, sides[i], true)); layers.Add(new(f[i], f[i], 3, sides[i], true)); }
+        layers.Add(new(c.InChannels, f[0], 3, sides[0], false, Encoder: true));
+        layers.Add(new(f[0], f[0], 3, sides[0], true, Encoder: true));
+        for (int i = 1; i < 5; i++)
+        {
+            layers.Add(new(f[i - 1], f[i], 3, sides[i], true, Encoder: true));
+            layers.Add(new(f[i], f[i], 3, sides[i], true, Encoder: true));
+        }
         for (int i = 4; i >= 1; i--)
         {
-            layers.Add(new(f[i], f[i - 1], 1, sides[i], true));
+            layers.Add(c.Up == UpMode.Bilinear ? new(f[i], f[i - 1], 1, sides[i], true) : new(f[i], f[i - 1], 2, sides[i], true, Transposed: true));
             layers.Add(new(2 * f[i - 1], f[i - 1], 3, sides[i - 1], true));
             layers.Add(new(f[i - 1], f[i - 1], 3, sides[i - 1], true));
         }
         layers.Add(new(f[0], c.NumClasses, 3, sides[0], true));
         return layers;
     }
+
+    /// <summary>The UNet's convolutions for one image of size×size, in forward order, as conv2d runs them (the bilinear
+    /// up path; the list <see cref="UNetForwardFlops"/> counts). Null for other networks.</summary>
+    public static IReadOnlyList<ConvLayer>? UNetConvolutions(UNetConfig c, int size) =>
+        c.Kind == Net2DKind.Unet && c.Up == UpMode.Bilinear ? UNetLayers(c, size) : null;
 
     /// <summary>
     /// The floor under an iteration's time set by its convolutions alone: the UNet's convolutions run through the same
@@ -91,18 +82,23 @@ public static class Benchmark
         device ??= CPU;
         using var scope = NewDisposeScope();
         // every layer's input, output gradient and teacher input are views of three random buffers sized for the
-        // largest layer (a few hundred MB at 256x256 batch 24, against ~2 GB for separate tensors), laid out as the
-        // iteration's: channels_last is (N, H, W, C) in memory
-        var dev = device;
-        Tensor Buffer(Func<ConvLayer, long> count) => randn(new[] { layers.Max(count) }, device: dev);
+        // largest layer (a few hundred MB at 256x256 batch 24, against ~2 GB for separate tensors), with the
+        // iteration's strides
+        Tensor Buffer(Func<ConvLayer, long> count) => randn(new[] { layers.Max(count) }, device: device);
         var inBuf = Buffer(l => Math.Max(trained, 1) * l.In * l.Side * l.Side);
         var gradBuf = Buffer(l => Math.Max(trained, 1) * l.Out * l.Side * l.Side);
         var fwdBuf = Buffer(l => Math.Max(forwardOnly, 1) * l.In * l.Side * l.Side);
-        Tensor View(Tensor buf, long n, long ch, long side) => channelsLast
-            ? buf.narrow(0, 0, n * side * side * ch).view(n, side, side, ch).permute(0, 3, 1, 2)
-            : buf.narrow(0, 0, n * ch * side * side).view(n, ch, side, side);
-        var weights = layers.Select(l => (w: (channelsLast ? MemoryLayout.ToChannelsLast(randn(new[] { l.Out, l.In, l.Kernel, l.Kernel }, device: dev)) : randn(new[] { l.Out, l.In, l.Kernel, l.Kernel }, device: dev)).requires_grad_(),
-            b: randn(new[] { l.Out }, device: dev).requires_grad_())).ToArray();
+        Tensor View(Tensor buf, long n, long ch, long side)
+        {
+            var shape = new[] { n, ch, side, side };
+            return channelsLast ? buf.as_strided(shape, MemoryLayout.ChannelsLastStrides(shape)) : buf.narrow(0, 0, n * ch * side * side).view(shape);
+        }
+        Tensor Weight(ConvLayer l)
+        {
+            var w = randn(new[] { l.Out, l.In, l.Kernel, l.Kernel }, device: device);
+            return channelsLast ? MemoryLayout.ToChannelsLast(w) : w;
+        }
+        var weights = layers.Select(l => (w: Weight(l).requires_grad_(), b: randn(new[] { l.Out }, device: device).requires_grad_())).ToArray();
         var trainIn = trained > 0 ? layers.Select(l => View(inBuf, trained, l.In, l.Side).detach().requires_grad_(l.InputGrad)).ToArray() : Array.Empty<Tensor>();
         var gradOut = trained > 0 ? layers.Select(l => View(gradBuf, trained, l.Out, l.Side)).ToArray() : Array.Empty<Tensor>();
         var fwdIn = forwardOnly > 0 ? layers.Select(l => View(fwdBuf, forwardOnly, l.In, l.Side)).ToArray() : Array.Empty<Tensor>();

@@ -55,6 +55,12 @@ public class BenchmarkTests
             .Select(s => $"{s[1]}->{s[0]} k{s[2]}").OrderBy(x => x, StringComparer.Ordinal);
         Assert.Equal(real, layers.Select(l => $"{l.In}->{l.Out} k{l.Kernel}").OrderBy(x => x, StringComparer.Ordinal));
         Assert.Equal(Benchmark.UNetForwardFlops(cfg, 96), layers.Sum(l => 2.0 * l.In * l.Out * l.Kernel * l.Kernel * l.Side * l.Side), 6);
+        // the counts by hand (Σ 2·C_in·C_out·k²·side², the UNet at 1 input channel and 4 classes), which the bench's
+        // GFLOP/iteration line rests on: 23.2 GFLOP for Mean Teacher at 96x96 batch 8 = 28 image-passes
+        Assert.Equal(829_587_456.0, Benchmark.UNetForwardFlops(cfg, 96));
+        Assert.Equal(299_925_504.0, Benchmark.UNetEncoderFlops(cfg, 96));
+        Assert.Equal(829_587_456.0 - 299_925_504.0, Benchmark.UNetDecoderFlops(cfg, 96));
+        Assert.Equal(95_322_112.0, Benchmark.UNetForwardFlops(cfg with { Up = UpMode.Transpose }, 32)); // 2x2 stride-2 up convolutions
         Assert.Single(layers, l => !l.InputGrad);   // only the first convolution, whose input is the image
         Assert.False(layers[0].InputGrad);
 
