@@ -74,7 +74,7 @@ public sealed class SliceWiseInferer : IInferer
                 }
                 using var scope = NewDisposeScope();
                 var x = Runtime.ComputeDevice.Upload(buf, new long[] { n, 1, patchH, patchW }, device); // a volume's slice is one channel
-                var pred = net.forward(x).argmax(1).to_type(ScalarType.Byte);
+                var pred = ClassIndex.Of(net.forward(x)).to_type(ScalarType.Byte);
                 var arr = pred.cpu().data<byte>().ToArray();
                 for (int k = 0; k < n; k++)
                 {

@@ -1,5 +1,6 @@
 using SemiSeg.Data;
 using SemiSeg.Geometry;
+using SemiSeg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -80,7 +81,7 @@ public sealed class SlidingWindowInferer : IInferer
                         windows++;
                     }
             var prob = (score / count).narrow(1, pd / 2, depth).narrow(2, ph / 2, height).narrow(3, pw / 2, width).contiguous().cpu();
-            var labels = prob.argmax(0).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
+            var labels = ClassIndex.Of(prob, 0).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
             if (largestComponent) labels = ConnectedComponents.LargestComponent(labels, depth, height, width, numClasses, perSlice: false);
             return new Result(prob.data<float>().ToArray(), labels, windows);
         }

@@ -175,13 +175,13 @@ public sealed class AdaptiveDisplacementMethod : ISegmentationMethod
         if (nu > 0)
         {
             var u1 = functional.softmax(o1.narrow(0, nl, nu), 1); var u2 = functional.softmax(o2.narrow(0, nl, nu), 1);
-            var cps = SegmentationLosses.Dice(u1, u2.detach().argmax(1)) + SegmentationLosses.Dice(u2, u1.detach().argmax(1));
+            var cps = SegmentationLosses.Dice(u1, ClassIndex.Of(u2.detach())) + SegmentationLosses.Dice(u2, ClassIndex.Of(u1.detach()));
             terms["cps"] = cps;
             var unsup = cps;
             if (e1r is not null && e2r is not null)
             {
-                var abdR = SegmentationLosses.Dice(functional.softmax(e1r, 1), e2r.detach().argmax(1)) +
-                           SegmentationLosses.Dice(functional.softmax(e2r, 1), e1r.detach().argmax(1));
+                var abdR = SegmentationLosses.Dice(functional.softmax(e1r, 1), ClassIndex.Of(e2r.detach())) +
+                           SegmentationLosses.Dice(functional.softmax(e2r, 1), ClassIndex.Of(e1r.detach()));
                 terms["abd_r"] = abdR;
                 unsup = unsup + abdR;
             }

@@ -110,8 +110,8 @@ public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod, IStartsS
         using (no_grad())
         {
             var t = BatchNormGroups.Forward(Teacher.forward, uA, uB);
-            plA = PseudoLabels.LargestComponentPerSlice(functional.softmax(t[0], 1).argmax(1), _numClasses);
-            plB = PseudoLabels.LargestComponentPerSlice(functional.softmax(t[1], 1).argmax(1), _numClasses);
+            plA = PseudoLabels.LargestComponentPerSlice(ClassIndex.Of(functional.softmax(t[0], 1)), _numClasses);
+            plB = PseudoLabels.LargestComponentPerSlice(ClassIndex.Of(functional.softmax(t[1], 1)), _numClasses);
         }
         var xUnl = uA * m4 + imgA * (1 - m4);   // unlabeled image with a labeled patch in the box
         var xLab = imgB * m4 + uB * (1 - m4);   // labeled image with an unlabeled patch in the box

@@ -153,7 +153,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        return logits.argmax(1).ne(0).flatten().MoveToOuterDisposeScope();
+        return ClassIndex.Of(logits).ne(0).flatten().MoveToOuterDisposeScope();
     }
 
     /// <summary><see cref="Odcl(Tensor, Tensor, Tensor, Tensor, double)"/> on projections already made rows and
@@ -326,7 +326,7 @@ public sealed class ComplementaryCompetitionMethod : ISegmentationMethod
             Tensor inter, outside;
             using (no_grad())
             {
-                var fgA = L(la, va, 0, n).argmax(1).gt(0); var fgB = L(lb, vb, 0, n).argmax(1).gt(0);
+                var fgA = ClassIndex.Of(L(la, va, 0, n)).gt(0); var fgB = ClassIndex.Of(L(lb, vb, 0, n)).gt(0);
                 inter = fgA.logical_and(fgB); outside = fgA.logical_or(fgB).logical_not();
             }
             var c = OutcomeContrast(za.narrow(0, va * n, n), zb.narrow(0, vb * n, n), inter, outside, _anchors, _contrastTemp, rng);

@@ -72,7 +72,7 @@ public sealed class CrossPseudoSupervisionMethod : ISegmentationMethod
         var sup2 = SegmentationLosses.CeDice(o2.narrow(0, 0, labeledCount), labels);
         if (nu == 0) return new Dictionary<string, Tensor> { ["sup1"] = sup1, ["sup2"] = sup2, ["loss"] = sup1 + sup2 };
         var u1 = o1.narrow(0, labeledCount, nu); var u2 = o2.narrow(0, labeledCount, nu);
-        var pseudo1 = u1.detach().argmax(1); var pseudo2 = u2.detach().argmax(1);
+        var pseudo1 = ClassIndex.Of(u1.detach()); var pseudo2 = ClassIndex.Of(u2.detach());
         var cps = SegmentationLosses.CrossEntropy(u1, pseudo2) + SegmentationLosses.CrossEntropy(u2, pseudo1);
         return new Dictionary<string, Tensor> { ["sup1"] = sup1, ["sup2"] = sup2, ["cps"] = cps, ["loss"] = sup1 + sup2 + w * cps };
     }

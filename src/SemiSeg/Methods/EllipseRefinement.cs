@@ -88,12 +88,12 @@ public sealed class EllipseRefinementMethod : ISegmentationMethod
     {
         using var noGrad = no_grad();
         int nu = (int)pt.shape[0], h = (int)pt.shape[2], w = (int)pt.shape[3], hw = h * w;
-        var arg = pt.argmax(1).to_type(ScalarType.Byte).contiguous().cpu().data<byte>().ToArray();
-        var argM = ptMirror.argmax(1).to_type(ScalarType.Byte).contiguous().cpu().data<byte>().ToArray();
+        var arg = ClassIndex.Of(pt).to_type(ScalarType.Byte).contiguous().cpu().data<byte>().ToArray();
+        var argM = ClassIndex.Of(ptMirror).to_type(ScalarType.Byte).contiguous().cpu().data<byte>().ToArray();
         var pk = pt.select(1, _ellipseClass).contiguous().cpu().data<float>().ToArray();
         var targets = new long[nu * hw];
         var weights = new float[nu * hw];
-        var others = pt.clone().index_fill_(1, tensor(new long[] { _ellipseClass }, device: pt.device), -1).argmax(1).contiguous().cpu().data<long>().ToArray();
+        var others = ClassIndex.Of(pt.clone().index_fill_(1, tensor(new long[] { _ellipseClass }, device: pt.device), -1)).contiguous().cpu().data<long>().ToArray();
         double thresholdB = Scores.Threshold(0, _minScore), thresholdR = Scores.Threshold(1, _minScore);
         var sb = new double[nu]; var sr = new double[nu]; var fitted = new Ellipse?[nu];
         // the images are independent host work (components, ellipse fit, refinement): one per core

@@ -146,7 +146,7 @@ public sealed class MutualEvidentialMethod : ISegmentationMethod
                 unc[m] = 1 - beliefs[m].sum(1);
             }
             var (b, uf) = Combine(beliefs[0], unc[0], beliefs[1], unc[1]);
-            target = functional.one_hot(b.argmax(1), _numClasses).permute(0, 3, 1, 2).to_type(images.dtype);
+            target = functional.one_hot(ClassIndex.Of(b), _numClasses).permute(0, 3, 1, 2).to_type(images.dtype);
             weight = (-_gamma0 * (1 - progress) * uf).exp();
             terms["fused_u"] = uf.mean();
         }
@@ -185,7 +185,7 @@ public sealed class ReliabilityMemory : Module
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         long c = probs.shape[1];
-        var pred = functional.one_hot(probs.argmax(1), c).to_type(probs.dtype);
+        var pred = functional.one_hot(ClassIndex.Of(probs), c).to_type(probs.dtype);
         var truth = functional.one_hot(labels, c).to_type(probs.dtype);
         var inter = (pred * truth).sum(new long[] { 0, 1, 2 });
         var sizes = pred.sum(new long[] { 0, 1, 2 }) + truth.sum(new long[] { 0, 1, 2 });

@@ -130,8 +130,8 @@ public sealed class MutualMaskMixMethod : ISegmentationMethod
         using (no_grad())
         {
             var ((logitsA, highA, lowA), (logitsB, highB, lowB)) = ForwardPair(Teacher, uA, uB);
-            plA = PseudoLabels.LargestComponentPerSlice(logitsA.argmax(1), _numClasses);
-            plB = PseudoLabels.LargestComponentPerSlice(logitsB.argmax(1), _numClasses);
+            plA = PseudoLabels.LargestComponentPerSlice(ClassIndex.Of(logitsA), _numClasses);
+            plB = PseudoLabels.LargestComponentPerSlice(ClassIndex.Of(logitsB), _numClasses);
             tA = (highA, lowA); tB = (highB, lowB);
         }
         var mask = Masks(k, h, w, rng, images.device);

@@ -417,7 +417,7 @@ public static class Benchmark
         for (int i = 0; i < reps; i++)
         {
             var sw = Stopwatch.StartNew();
-            using var o = net.forward(x).argmax(1);
+            using var o = ClassIndex.Of(net.forward(x));
             if (device.type == DeviceType.CUDA) cuda.synchronize(device); // kernels run asynchronously
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }

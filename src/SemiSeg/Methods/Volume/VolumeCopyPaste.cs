@@ -1,3 +1,4 @@
+using SemiSeg.Models;
 using SemiSeg.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -79,8 +80,8 @@ public sealed class VolumeCopyPasteMethod : IVolumeMethod
         Tensor plA, plB;
         using (no_grad())
         {
-            plA = PseudoLabels.LargestComponentPerVolume(Teacher.forward(uA).argmax(1), _numClasses);
-            plB = PseudoLabels.LargestComponentPerVolume(Teacher.forward(uB).argmax(1), _numClasses);
+            plA = PseudoLabels.LargestComponentPerVolume(ClassIndex.Of(Teacher.forward(uA)), _numClasses);
+            plB = PseudoLabels.LargestComponentPerVolume(ClassIndex.Of(Teacher.forward(uB)), _numClasses);
         }
         var xL = imgA * m5 + uA * (1 - m5);   // labeled volume, unlabeled content in the box
         var xU = uB * m5 + imgB * (1 - m5);   // unlabeled volume, labeled content in the box

@@ -1,4 +1,5 @@
 using SemiSeg.Losses;
+using SemiSeg.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -41,7 +42,7 @@ public sealed class VolumeCrossPseudoSupervisionMethod : IVolumeMethod
         if (nu == 0) return new MethodStep(sup, new Dictionary<string, Tensor> { ["sup"] = sup });
         var u1 = o1.narrow(0, labeledCount, nu); var u2 = o2.narrow(0, labeledCount, nu);
         Tensor p1, p2;
-        using (no_grad()) { p1 = u1.argmax(1); p2 = u2.argmax(1); }
+        using (no_grad()) { p1 = ClassIndex.Of(u1); p2 = ClassIndex.Of(u2); }
         var cross = functional.cross_entropy(u1, p2) + functional.cross_entropy(u2, p1);
         return new MethodStep(sup + w * cross, new Dictionary<string, Tensor> { ["sup"] = sup, ["cps"] = cross });
     }
