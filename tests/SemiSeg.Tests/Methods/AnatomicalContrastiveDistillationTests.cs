@@ -147,4 +147,39 @@ public class AnatomicalContrastTests
         Assert.True(teacher.eq(m.Teacher.parameters().First()).all().item<bool>());
         Assert.Equal(1.0, m.ContrastWeight);
     }
+
+    [Fact]
+    public void NegativesFollowTheClassProbabilitiesAndAreUniformWithinEachClass()
+    {
+        // pools of 5, 7 and 11 pixels (values 100k + i tell class k apart), class probabilities 0.2, 0, 0.8 (a class the
+        // softmax gives nothing must never be drawn). With n draws a class's share has standard deviation
+        // sqrt(p(1-p)/n) ≈ 0.0009 and a pixel's count sqrt(np/size) ≈ 180 or fewer: the bounds are 5 of those, so a
+        // correct sampler fails them for fewer than 1 key in a million, and this key is fixed.
+        int[] sizes = { 5, 7, 11 };
+        var pool = sizes.SelectMany((n, k) => Enumerable.Range(0, n).Select(i => 100_000L * k + i)).ToArray();
+        int[] offsets = { 0, 5, 12 };
+        float[] p = { 0.2f, 0f, 0.8f };
+        const int n = 200_000;
+        var draws = new long[n];
+        AnatomicalContrastiveDistillationMethod.DrawNegatives(draws, pool, offsets, sizes, p, 0x5EED);
+        for (int k = 0; k < 3; k++)
+        {
+            var ofClass = draws.Where(v => v / 100_000 == k).ToArray();
+            double share = ofClass.Length / (double)n;
+            Assert.True(Math.Abs(share - p[k]) <= 5 * Math.Sqrt(p[k] * (1 - p[k]) / n), $"class {k}: share {share}, expected {p[k]}");
+            double expected = n * p[k] / sizes[k];
+            for (int i = 0; i < sizes[k]; i++)
+            {
+                int count = ofClass.Count(v => v % 100_000 == i);
+                Assert.True(Math.Abs(count - expected) <= 5 * Math.Sqrt(expected), $"class {k} pixel {i}: {count} draws, expected {expected}");
+            }
+        }
+        Assert.All(draws, v => Assert.Contains(v, pool));
+        // the key decides the draws
+        var again = new long[n];
+        AnatomicalContrastiveDistillationMethod.DrawNegatives(again, pool, offsets, sizes, p, 0x5EED);
+        Assert.Equal(draws, again);
+        AnatomicalContrastiveDistillationMethod.DrawNegatives(again, pool, offsets, sizes, p, 0x5EEE);
+        Assert.NotEqual(draws, again);
+    }
 }
