@@ -11,9 +11,10 @@ public static class ConnectedComponents
     /// order is kept, as the references' np.argmax over skimage's label counts does (skimage numbers components in
     /// that order). Checked against scikit-image on the fixture of Fixtures/fidelity/largest_cc.py.
     /// One raster pass per item joins each voxel with its already-visited neighbours of the same class (union-find,
-    /// every component's root its first voxel), then a pass in index order counts and keeps. On a network's noisy
-    /// 4x96x96 pseudo-label map (92% foreground, 4 classes: what BCP and M3HL clean per iteration at the table's batch) 0.9-1.0 ms where a
-    /// breadth-first search per class took 2.7-4.6 ms; on an LA-sized 80x112x112 binary volume 31-45 ms against 67-120.
+    /// every component's root its first voxel), then a pass in index order counts and keeps. On 4 slices of a
+    /// network's noisy 96x96 pseudo-labels (92% foreground, 4 classes: what BCP and M3HL clean per iteration at the
+    /// table's batch) 0.9-1.0 ms where a breadth-first search per class took 2.7-4.6 ms; on an LA-sized 80x112x112
+    /// binary volume 31-45 ms against 67-120.
     /// </summary>
     public static byte[] LargestComponent(byte[] labels, int d, int h, int w, int numClasses, bool perSlice, bool fullConnectivity = true)
     {
