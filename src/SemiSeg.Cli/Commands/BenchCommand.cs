@@ -26,7 +26,7 @@ internal static class BenchCommand
         var volumeTrain = new Option<string?>("--volume-method") { Description = "Instead: time one 3D training iteration of this volume method (supervised, mean-teacher, ua-mt, cps, bcp, mn) on VNet with peak memory; --patch and --volume-batch set the shape" };
         var volumePatch = new Option<string>("--patch") { Description = "3D patch D,H,W for --volume-method (the LA lineage's 112x112x80 is 80,112,112)", DefaultValueFactory = _ => "80,112,112" };
         var volumeBatch = new Option<string>("--volume-batch") { Description = "labeled,unlabeled patches per batch for --volume-method", DefaultValueFactory = _ => "2,2" };
-        var method2d = new Option<string?>("--method") { Description = "Instead: time one training iteration of this 2D method (any of `semiseg methods`) at --size with --batch split half labeled, half unlabeled, and count its network passes (s/iteration ÷ passes is its cost per pass, to set beside mean-teacher's); --data feeds the real loader" };
+        var method2d = new Option<string?>("--method") { Description = "Instead: time one training iteration of this 2D method (any of `semiseg methods`) at --size with --batch split half labeled, half unlabeled, and count its network passes (s/iteration ÷ passes is its cost per pass, to set beside mean-teacher's); --data feeds the real loader. A comma-separated list (e.g. mean-teacher,bcp,supervised@resunet) times the methods in one process, their iterations interleaved on the same batches, one line each" };
         var network2d = new Option<string>("--network") { Description = "2D network of --method's networks (unet, resunet, resnet18-unet, resnet34-unet; two-network methods keep their pairing)", DefaultValueFactory = _ => "unet" };
         var labeledCount = new Option<int?>("--labeled") { Description = "With --method and --data: labeled ACDC patients (default 7) or labeled images/cases of other data (default all)" };
         var deviceOption = MetricOptions.Device();
@@ -43,21 +43,24 @@ internal static class BenchCommand
             {
                 int lab = r.GetValue(batch) / 2, unl = r.GetValue(batch) - r.GetValue(batch) / 2;
                 if (lab < 1) throw new ArgumentException($"--batch {r.GetValue(batch)}: --method needs at least 2 (half labeled)");
-                // a late iteration of the methods with a labeled-only first stage: their second stage, which is what runs most
-                var prm = new Dictionary<string, string>();
-                if (m2 is "bcp" or "action" or "m3hl") prm["pretrain_iterations"] = "0";
                 Data.DatasetManifest? man = null;
                 if (r.GetValue(data) is string dsrc)
                 {
                     man = Data.DatasetDetection.Load(dsrc, r.GetValue(labeledCount));
                     if (man.Unlabeled.Count == 0) throw new ArgumentException($"--data '{dsrc}': no unlabeled images at this split; give --labeled (ACDC: patients, otherwise images)");
                 }
-                if (!Models.Segmenter2D.TryParse(r.GetValue(network2d)!, out var kind)) throw new ArgumentException($"--network '{r.GetValue(network2d)}': expected unet, resunet, resnet18-unet or resnet34-unet");
-                var rm = Benchmark.MethodStep2D(m2, r.GetValue(size), lab, unl, r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), man, prm, device, kind);
-                double total = rm.passes.Values.Sum();
-                var per = string.Join(", ", rm.passes.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F2}")));
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"semiseg 2D {m2} size {r.GetValue(size)} batch {lab}+{unl} data {man?.Name ?? "fixed random batch"} threads {rm.threads}: median {rm.seconds:F3} s/iter, {total:F2} network passes ({per}), {rm.seconds / total:F4} s/pass; data wait {1000 * rm.dataWaitSeconds:F1} ms/iter"));
+                var entries = m2.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                if (entries.Length == 0) throw new ArgumentException("--method: no method named");
+                var specs = entries.Select(e => MethodSpec(e, r.GetValue(network2d)!)).ToArray();
+                var timings = Benchmark.MethodSteps2D(specs, r.GetValue(size), lab, unl, r.GetValue(iters), r.GetValue(warmup), r.GetValue(threads), man, device);
+                for (int i = 0; i < timings.Count; i++)
+                {
+                    var rm = timings[i];
+                    double total = rm.Passes.Values.Sum();
+                    var per = string.Join(", ", rm.Passes.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F2}")));
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"semiseg 2D {entries[i]} size {r.GetValue(size)} batch {lab}+{unl} data {man?.Name ?? "fixed random batch"} threads {rm.Threads}: median {rm.Seconds:F3} s/iter, {total:F2} network passes ({per}), {rm.Seconds / total:F4} s/pass; data wait {1000 * rm.DataWaitSeconds:F1} ms/iter"));
+                }
                 return 0;
             }
             if (r.GetValue(volumeTrain) is string vm)
@@ -114,5 +117,18 @@ internal static class BenchCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>One --method entry: a method name, optionally @network (e.g. supervised@resunet); --network otherwise.
+    /// The methods with a labeled-only first stage are timed in their second stage, which is what runs most.</summary>
+    static Benchmark.MethodUnderTest MethodSpec(string entry, string defaultNetwork)
+    {
+        var parts = entry.Split('@');
+        if (parts.Length > 2) throw new ArgumentException($"--method '{entry}': expected METHOD or METHOD@NETWORK");
+        string net = parts.Length == 2 ? parts[1] : defaultNetwork;
+        if (!Models.Segmenter2D.TryParse(net, out var kind)) throw new ArgumentException($"--method '{entry}': network '{net}': expected unet, resunet, resnet18-unet or resnet34-unet");
+        var prm = new Dictionary<string, string>();
+        if (parts[0] is "bcp" or "action" or "m3hl") prm["pretrain_iterations"] = "0";
+        return new Benchmark.MethodUnderTest(parts[0], kind, prm);
     }
 }

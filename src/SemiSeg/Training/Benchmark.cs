@@ -322,43 +322,44 @@ public static class Benchmark
         int iterations = 5, int warmup = 2, int? threads = null, Data.DatasetManifest? data = null, IReadOnlyDictionary<string, string>? parameters = null, Device? device = null,
         Net2DKind network = Net2DKind.Unet)
     {
+        var r = MethodSteps2D(new[] { new MethodUnderTest(method, network, parameters) }, size, labeled, unlabeled, iterations, warmup, threads, data, device)[0];
+        return (r.Seconds, r.Passes, r.DataWaitSeconds, r.Threads);
+    }
+
+    /// <summary>A method to time: its name, its 2D network, its settings.</summary>
+    public sealed record MethodUnderTest(string Method, Net2DKind Network = Net2DKind.Unet, IReadOnlyDictionary<string, string>? Parameters = null);
+
+    /// <summary>One method's figures from <see cref="MethodSteps2D"/>.</summary>
+    public sealed record MethodTiming(MethodUnderTest Method, double Seconds, IReadOnlyDictionary<string, double> Passes, double DataWaitSeconds, int Threads);
+
+    /// <summary>
+    /// <see cref="MethodStep2D"/> for several methods in one process, their iterations interleaved (iteration i of
+    /// every method, then i + 1 of every method), all on the same batch of each round. Separate processes of the same
+    /// method on this 2-core VM differ by 15-25% in their medians, as much as the margins of a per-pass ratio; within
+    /// one process, interleaved, every method meets the same machine state, so the ratio of two methods' medians
+    /// is what the comparison needs. A round's batch is fetched (and uploaded) before the methods' timed steps: the
+    /// loader's wait is reported apart, not in any method's time.
+    /// </summary>
+    public static IReadOnlyList<MethodTiming> MethodSteps2D(IReadOnlyList<MethodUnderTest> methods, int size, int labeled, int unlabeled,
+        int iterations = 5, int warmup = 2, int? threads = null, Data.DatasetManifest? data = null, Device? device = null)
+    {
+        if (methods.Count == 0) throw new ArgumentException("no method to time");
         device ??= CPU;
         Runtime.TorchRuntime.Configure(threads);
         KernelSelfCheck.Ensure(volume: false);
         Runtime.TorchRuntime.Seed(0);
         int numClasses = data?.NumClasses ?? 4;
-        var settings = new MethodSettings(parameters ?? new Dictionary<string, string>());
-        using var m = MethodRegistry.Get(method).Create(new UNetConfig { NumClasses = numClasses, Kind = network }, settings);
-        settings.EnsureAllUsed(method);
-        Runtime.ComputeDevice.Place(m.StatefulModules, device);
-        foreach (var mod in m.StatefulModules) MemoryLayout.ToChannelsLast(mod);
-        using var opt = optim.SGD(m.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
-        m.Train(true);
-        // per network class (a two-network method may pair the UNet with a costlier one: C3S3 and MEDL, ResUNet2D):
-        // images through the encoder (Encode) and through the decoder (the output convolution) are counted apart and
-        // weighed by the encoder's share of the network's FLOPs, so encoder-only passes (meta-contrast's contrast) and
-        // decoder-only ones (UniMatch's feature-perturbed pass) count for what they cost. The UNet's share is computed;
-        // other networks get ½, which matters only where their two counts differ.
-        var encoded = new Dictionary<string, double>(); var decoded = new Dictionary<string, double>(); var share = new Dictionary<string, double>();
-        var removers = new List<Action>();
-        foreach (var net in m.StatefulModules.OfType<Segmenter2D>())
-        {
-            string kind = net.GetType().Name;
-            encoded.TryAdd(kind, 0); decoded.TryAdd(kind, 0);
-            share[kind] = net is UNet2D ? UNetEncoderFlops(net.Config, size) / UNetForwardFlops(net.Config, size) : 0.5;
-            net.EncodeObserver = x => encoded[kind] += x.shape[0] * (is_grad_enabled() ? 3 : 1);
-            removers.Add(() => net.EncodeObserver = null);
-            removers.Add(net.OutputConv.register_forward_hook((_, x, y) => { decoded[kind] += x.shape[0] * (is_grad_enabled() ? 3 : 1); return y; }).remove);
-        }
-        int batch = labeled + unlabeled;
-        using var x0 = randn(batch, 1, size, size).to(device);
-        using var y0 = randint(0, numClasses, new long[] { labeled, size, size }).to_type(ScalarType.Int64).to(device);
-        // meta-labels of the fixed batch for the methods that read them (meta-contrast): two patients, two phases
-        IReadOnlyList<Data.MetaLabels> meta0 = Enumerable.Range(0, batch).Select(i => new Data.MetaLabels($"p{i % 2}", i % 4 < 2 ? "ED" : "ES", i, batch)).ToArray();
-        using var loader = OpenLoader(data, labeled, unlabeled, size);
-        var times = new List<double>(); double waitStart = 0;
+        var runs = new List<TimedMethod>();
         try
         {
+            foreach (var spec in methods) runs.Add(new TimedMethod(spec, numClasses, size, device));
+            int batch = labeled + unlabeled;
+            using var x0 = randn(batch, 1, size, size).to(device);
+            using var y0 = randint(0, numClasses, new long[] { labeled, size, size }).to_type(ScalarType.Int64).to(device);
+            // meta-labels of the fixed batch for the methods that read them (meta-contrast): two patients, two phases
+            IReadOnlyList<Data.MetaLabels> meta0 = Enumerable.Range(0, batch).Select(i => new Data.MetaLabels($"p{i % 2}", i % 4 < 2 ? "ED" : "ES", i, batch)).ToArray();
+            using var loader = OpenLoader(data, labeled, unlabeled, size);
+            double waitStart = 0;
             using var gate = Runtime.FinalizerGuard.Enter();
             for (int it = 0; it < warmup + iterations; it++)
             {
@@ -366,22 +367,76 @@ public static class Benchmark
                 if (it == warmup)
                 {
                     // the counts and the wait cover the timed iterations only
-                    foreach (var k in share.Keys) { encoded[k] = 0; decoded[k] = 0; }
+                    foreach (var run in runs) run.ResetCounts();
                     waitStart = loader?.WaitSeconds ?? 0;
                 }
-                var sw = Stopwatch.StartNew();
-                using (var scope = NewDisposeScope())
-                {
-                    var (bx, by, meta) = loader is null ? (x0, y0, meta0) : Upload(loader.Next(), device);
-                    Trainer.Step(m, opt, MemoryLayout.ToChannelsLast(bx), by, labeled, new TrainingContext(20_000 + it, 30_000, 0.01) { Meta = meta }).Loss.item<float>();
-                }
-                if (it >= warmup) times.Add(sw.Elapsed.TotalSeconds);
+                using var scope = NewDisposeScope();
+                var (bx, by, meta) = loader is null ? (x0, y0, meta0) : Upload(loader.Next(), device);
+                var images = MemoryLayout.ToChannelsLast(bx);
+                foreach (var run in runs) run.Step(images, by, meta, labeled, it, it >= warmup);
+            }
+            double wait = ((loader?.WaitSeconds ?? 0) - waitStart) / iterations;
+            return runs.Select(run => new MethodTiming(run.Spec, Median(run.Times), run.Passes(iterations, batch), wait, get_num_threads())).ToArray();
+        }
+        finally { foreach (var run in runs) run.Dispose(); }
+    }
+
+    /// <summary>A method with its optimizer and its pass counters, stepped by <see cref="MethodSteps2D"/>.</summary>
+    sealed class TimedMethod : IDisposable
+    {
+        readonly ISegmentationMethod _method;
+        readonly TorchSharp.Modules.SGD _opt;
+        // per network class (a two-network method may pair the UNet with a costlier one: C3S3 and MEDL, ResUNet2D):
+        // images through the encoder (Encode) and through the decoder (the output convolution) are counted apart and
+        // weighed by the encoder's share of the network's FLOPs, so encoder-only passes (meta-contrast's contrast) and
+        // decoder-only ones (UniMatch's feature-perturbed pass) count for what they cost. The UNet's share is computed;
+        // other networks get ½, which matters only where their two counts differ.
+        readonly Dictionary<string, double> _encoded = new(), _decoded = new(), _share = new();
+        readonly List<Action> _removers = new();
+
+        public MethodUnderTest Spec { get; }
+        public List<double> Times { get; } = new();
+
+        public TimedMethod(MethodUnderTest spec, int numClasses, int size, Device device)
+        {
+            Spec = spec;
+            var settings = new MethodSettings(spec.Parameters ?? new Dictionary<string, string>());
+            _method = MethodRegistry.Get(spec.Method).Create(new UNetConfig { NumClasses = numClasses, Kind = spec.Network }, settings);
+            settings.EnsureAllUsed(spec.Method);
+            Runtime.ComputeDevice.Place(_method.StatefulModules, device);
+            foreach (var mod in _method.StatefulModules) MemoryLayout.ToChannelsLast(mod);
+            _opt = optim.SGD(_method.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
+            _method.Train(true);
+            foreach (var net in _method.StatefulModules.OfType<Segmenter2D>())
+            {
+                string kind = net.GetType().Name;
+                _encoded.TryAdd(kind, 0); _decoded.TryAdd(kind, 0);
+                _share[kind] = net is UNet2D ? UNetEncoderFlops(net.Config, size) / UNetForwardFlops(net.Config, size) : 0.5;
+                net.EncodeObserver = x => _encoded[kind] += x.shape[0] * (is_grad_enabled() ? 3 : 1);
+                _removers.Add(() => net.EncodeObserver = null);
+                _removers.Add(net.OutputConv.register_forward_hook((_, x, y) => { _decoded[kind] += x.shape[0] * (is_grad_enabled() ? 3 : 1); return y; }).remove);
             }
         }
-        finally { foreach (var r in removers) r(); }
-        var passes = share.Keys.ToDictionary(k => k, k => NarrowOutputs.Pad ? double.NaN
-            : (share[k] * encoded[k] + (1 - share[k]) * decoded[k]) / iterations / batch);
-        return (Median(times), passes, ((loader?.WaitSeconds ?? 0) - waitStart) / iterations, get_num_threads());
+
+        public void ResetCounts() { foreach (var k in _share.Keys) { _encoded[k] = 0; _decoded[k] = 0; } }
+
+        public void Step(Tensor images, Tensor labels, IReadOnlyList<Data.MetaLabels> meta, int labeled, int iteration, bool timed)
+        {
+            var sw = Stopwatch.StartNew();
+            using (var scope = NewDisposeScope())
+                Trainer.Step(_method, _opt, images, labels, labeled, new TrainingContext(20_000 + iteration, 30_000, 0.01) { Meta = meta }).Loss.item<float>();
+            if (timed) Times.Add(sw.Elapsed.TotalSeconds);
+        }
+
+        public IReadOnlyDictionary<string, double> Passes(int iterations, int batch) => _share.Keys.ToDictionary(k => k, k => NarrowOutputs.Pad ? double.NaN
+            : (_share[k] * _encoded[k] + (1 - _share[k]) * _decoded[k]) / iterations / batch);
+
+        public void Dispose()
+        {
+            foreach (var r in _removers) r();
+            _opt.Dispose();
+            _method.Dispose();
+        }
     }
 
     /// <summary>The real loader over <paramref name="data"/> as training feeds it (two streams, augmentation at

@@ -285,6 +285,22 @@ public class CliTests
     }
 
     [Fact]
+    public void BenchTimesSeveralMethodsInOneProcess()
+    {
+        var (c, o, e) = Run("bench", "--method", "mean-teacher,supervised@resunet", "--size", "32", "--batch", "4", "--iters", "1", "--warmup", "0");
+        Assert.True(c == 0, e);
+        var lines = o.Split('\n').Where(l => l.StartsWith("semiseg 2D ")).ToArray();
+        Assert.Equal(2, lines.Length);
+        Assert.StartsWith("semiseg 2D mean-teacher ", lines[0]);
+        Assert.StartsWith("semiseg 2D supervised@resunet ", lines[1]);
+        Assert.Contains("ResUNet2D", lines[1]);
+        var (c2, _, e2) = Run("bench", "--method", "supervised@vgg", "--size", "32", "--batch", "4");
+        Assert.Equal(2, c2);
+        Assert.StartsWith("error: ", e2);
+        Assert.Contains("supervised@vgg", e2);
+    }
+
+    [Fact]
     public void BenchTimesThe3DSlidingWindow()
     {
         // a volume smaller than the LA patch is padded up to it: exactly one window

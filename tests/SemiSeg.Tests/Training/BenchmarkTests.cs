@@ -25,6 +25,26 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void InterleavedMethodsKeepTheirOwnCountsAndTimes()
+    {
+        // one process, iterations interleaved: each method's passes are its own (not the sum of what ran between its
+        // steps), and each has its own timed iterations; the @network form gives supervised its ResUNet
+        var r = Benchmark.MethodSteps2D(new[]
+        {
+            new Benchmark.MethodUnderTest("mean-teacher"), new Benchmark.MethodUnderTest("supervised"),
+            new Benchmark.MethodUnderTest("supervised", Net2DKind.Resunet),
+        }, 32, 4, 4, iterations: 2, warmup: 1);
+        Assert.Equal(3, r.Count);
+        Assert.All(r, t => Assert.True(t.Seconds > 0));
+        Assert.Equal("UNet2D", Assert.Single(r[0].Passes).Key);
+        Assert.Equal("ResUNet2D", Assert.Single(r[2].Passes).Key);
+        if (NarrowOutputs.Pad) return;
+        Assert.Equal(3.5, r[0].Passes["UNet2D"], 12);
+        Assert.Equal(1.5, r[1].Passes["UNet2D"], 12);
+        Assert.Equal(1.5, r[2].Passes["ResUNet2D"], 12);
+    }
+
+    [Fact]
     public void EncoderOnlyPassesCountForTheEncodersShare()
     {
         // meta-contrast encodes the 8 images and a second view of the 4 unlabeled ones (12, autograd on) and decodes
