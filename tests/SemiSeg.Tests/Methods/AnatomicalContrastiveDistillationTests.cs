@@ -182,4 +182,33 @@ public class AnatomicalContrastTests
         AnatomicalContrastiveDistillationMethod.DrawNegatives(again, pool, offsets, sizes, p, 0x5EEE);
         Assert.NotEqual(draws, again);
     }
+
+    [Fact]
+    public void FusedContrastGivesTheTensorFormsLossAndGradient()
+    {
+        // the table's shapes on a random representation: 4 classes, every pixel hard, 256 queries x 512 negatives of
+        // 32-d keys. Both forms draw the same samples (same generator), so they differ only by float summation order:
+        // a logit is a 32-term float dot product of unit vectors (error ~1e-6 after /τ), the loss a mean of log-sum-exps
+        // over 513 terms and each gradient row a softmax-weighted sum of 513 unit rows; 1e-4 of the values' scale is
+        // two orders above that and far below what a wrong weight, sign or row would give.
+        var g = new Generator(11);
+        var rep0 = randn(new long[] { 2, 32, 24, 24 }, generator: g);
+        var target = randint(0, 4, new long[] { 2, 24, 24 }, generator: g);
+        var valid = ones(new long[] { 2, 24, 24 }, dtype: ScalarType.Bool);
+        var prob = nn.functional.softmax(randn(new long[] { 2, 4, 24, 24 }, generator: g), 1);
+        (float loss, Tensor grad) Run(bool fused)
+        {
+            var rep = rep0.detach().clone().requires_grad_(true);
+            var l = AnatomicalContrastiveDistillationMethod.RegionalContrast(rep, target, valid, prob, 4, 0.97, 0.5, 256, 512, new Random(5), fused);
+            l.backward();
+            return (l.item<float>(), rep.grad!.clone());
+        }
+        var (lf, gf) = Run(true);
+        var (lt, gt) = Run(false);
+        Assert.True(lt > 1, $"loss {lt}");   // ~log 513 for random keys: a real contrast, not a degenerate zero
+        Assert.Equal(lt, lf, 1e-4 * lt);
+        double scale = gt.abs().max().item<float>();
+        Assert.True(scale > 0);
+        Assert.True((gf - gt).abs().max().item<float>() <= 1e-4 * scale, $"gradients differ by {(gf - gt).abs().max().item<float>()} at scale {scale}");
+    }
 }
