@@ -338,14 +338,17 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
     {
         using var anchors = a.detach().contiguous();
         using var pos = positive.contiguous();
-        var g = empty(anchors.shape, dtype: ScalarType.Float32);
+        var g = empty(anchors.shape, dtype: ScalarType.Float32, device: anchors.device);
+        foreach (var t in new[] { unit, anchors, pos, g })
+            if (t.device_type != DeviceType.CPU || t.dtype != ScalarType.Float32 || !t.is_contiguous() || THSTensor_data(t.Handle) == IntPtr.Zero)
+                throw new InvalidOperationException($"ReCo's fused term reads contiguous float32 CPU memory, got {t.dtype} on {t.device}");
         double value = ContrastCrossEntropy(
             new ReadOnlySpan<float>((void*)THSTensor_data(unit.Handle), (int)unit.numel()), (int)unit.shape[1], negatives, perQuery,
             new ReadOnlySpan<float>((void*)THSTensor_data(anchors.Handle), (int)anchors.numel()),
             new ReadOnlySpan<float>((void*)THSTensor_data(pos.Handle), (int)pos.numel()), temp,
             new Span<float>((void*)THSTensor_data(g.Handle), (int)g.numel()));
         GC.KeepAlive(unit);
-        return tensor((float)value) + ((a - a.detach()) * g).sum();
+        return tensor((float)value, device: a.device) + ((a - a.detach()) * g).sum();
     }
 
     /// <summary>
