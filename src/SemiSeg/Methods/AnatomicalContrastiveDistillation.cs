@@ -243,8 +243,8 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
     /// mask and (B, C, h, w) predicted probabilities (for the hard-query test). Sampling uses <paramref name="rng"/>.
     /// Zero when fewer than two classes are present. On the CPU each class's cross-entropy over [positive, negatives]
     /// and its gradient are computed in one pass over the sampled rows (<see cref="ContrastCrossEntropy"/>);
-    /// <paramref name="fused"/> false (and any other device or type than float32) computes it with tensor operations,
-    /// from the same samples.
+    /// <paramref name="fused"/> false (and any other device or type than float32, or a representation of 2^31 values
+    /// or more) computes it with tensor operations, from the same samples.
     /// </summary>
     public static Tensor RegionalContrast(Tensor rep, Tensor target, Tensor valid, Tensor prob, int numClasses, double strongThreshold,
         double temp, long numQueries, long numNegatives, Random rng, bool fused = true)
@@ -254,7 +254,7 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         // collectable during that call)
         using var scope = NewDisposeScope();
         return RegionalContrastInScope(rep, target, valid, prob, numClasses, strongThreshold, temp, numQueries, numNegatives, rng,
-            fused && rep.device.type == DeviceType.CPU && rep.dtype == ScalarType.Float32).MoveToOuterDisposeScope();
+            fused && rep.device.type == DeviceType.CPU && rep.dtype == ScalarType.Float32 && rep.numel() <= int.MaxValue).MoveToOuterDisposeScope();
     }
 
     static Tensor RegionalContrastInScope(Tensor rep, Tensor target, Tensor valid, Tensor prob, int numClasses, double strongThreshold,
