@@ -329,24 +329,15 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
         return total is null ? zeros(1, dtype: rep.dtype, device: rep.device).squeeze() : total / n;
     }
 
-    [System.Runtime.InteropServices.DllImport("LibTorchSharp")]
-    static extern IntPtr THSTensor_data(IntPtr handle);
-
     /// <summary><see cref="ContrastCrossEntropy"/> on CPU tensors, read and written in place: its value plus
     /// (a − a.detach())·G, zero in value, so that autograd hands G to the anchors.</summary>
-    static unsafe Tensor FusedTerm(Tensor unit, long[] negatives, int perQuery, Tensor a, Tensor positive, double temp)
+    static Tensor FusedTerm(Tensor unit, long[] negatives, int perQuery, Tensor a, Tensor positive, double temp)
     {
         using var anchors = a.detach().contiguous();
         using var pos = positive.contiguous();
         var g = empty(anchors.shape, dtype: ScalarType.Float32, device: anchors.device);
-        foreach (var t in new[] { unit, anchors, pos, g })
-            if (t.device_type != DeviceType.CPU || t.dtype != ScalarType.Float32 || !t.is_contiguous() || THSTensor_data(t.Handle) == IntPtr.Zero)
-                throw new InvalidOperationException($"ReCo's fused term reads contiguous float32 CPU memory, got {t.dtype} on {t.device}");
-        double value = ContrastCrossEntropy(
-            new ReadOnlySpan<float>((void*)THSTensor_data(unit.Handle), (int)unit.numel()), (int)unit.shape[1], negatives, perQuery,
-            new ReadOnlySpan<float>((void*)THSTensor_data(anchors.Handle), (int)anchors.numel()),
-            new ReadOnlySpan<float>((void*)THSTensor_data(pos.Handle), (int)pos.numel()), temp,
-            new Span<float>((void*)THSTensor_data(g.Handle), (int)g.numel()));
+        double value = ContrastCrossEntropy(TensorMemory.Floats(unit), (int)unit.shape[1], negatives, perQuery,
+            TensorMemory.Floats(anchors), TensorMemory.Floats(pos), temp, TensorMemory.Floats(g));
         GC.KeepAlive(unit);
         return tensor((float)value, device: a.device) + ((a - a.detach()) * g).sum();
     }
@@ -434,11 +425,11 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
     /// ReCo's negative sampling (its Categorical draw of classes and negative_index_sampler's np.random.randint):
     /// each of <paramref name="into"/> is a pixel of class k with probability <paramref name="classProbability"/>[k],
     /// uniformly among that class's <paramref name="counts"/>[k] pixels at <paramref name="offsets"/>[k] of
-    /// <paramref name="pool"/>. Draw t takes SplitMix64 of <paramref name="key"/> + t·γ: its upper 32 bits choose the
-    /// class against the cumulative probabilities, its lower 32 the pixel (multiply-shift, bias below 2^-32 per
-    /// pixel). A class's 131 072 draws (256 queries x 512 negatives) take 0.9 ms, where two draws per negative from a
-    /// seeded System.Random (its subtractive generator) took 2.8-3.1 ms on ACTION's main thread while the OpenMP worker
-    /// waited.
+    /// <paramref name="pool"/>. Draw t is SplitMix64.Mix(<paramref name="key"/> + (t + 1)·γ): its upper 32 bits
+    /// choose the class against the cumulative probabilities, its lower 32 the pixel (multiply-shift, bias below 2^-32
+    /// per pixel). A class's 131 072 draws (256 queries x 512 negatives) take 0.9 ms, where two draws per negative
+    /// from a seeded System.Random (its subtractive generator) took 2.8-3.1 ms on ACTION's main thread while the
+    /// OpenMP worker waited.
     /// </summary>
     public static void DrawNegatives(Span<long> into, ReadOnlySpan<long> pool, int[] offsets, int[] counts, float[] classProbability, ulong key)
     {
@@ -450,14 +441,10 @@ public sealed class AnatomicalContrastiveDistillationMethod : ISegmentationMetho
             cumulative += classProbability[k];
             below[k] = k == classes - 1 ? ulong.MaxValue : (ulong)Math.Min(cumulative * 4294967296.0, 4294967296.0);
         }
-        const ulong Golden = 0x9E3779B97F4A7C15UL;
         ulong state = key;
         for (int t = 0; t < into.Length; t++)
         {
-            ulong z = state += Golden;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            z ^= z >> 31;
+            ulong z = SplitMix64.Next(ref state);
             ulong upper = z >> 32;
             int k = 0;
             while (upper >= below[k]) k++;

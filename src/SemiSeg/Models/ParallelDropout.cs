@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using SemiSeg.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -41,9 +41,6 @@ public sealed class ParallelDropout : Module<Tensor, Tensor>
 /// <summary>Dropout masks filled in parallel directly in a tensor's storage.</summary>
 public static class DropoutMask
 {
-    [DllImport("LibTorchSharp")]
-    static extern IntPtr THSTensor_data(IntPtr handle);
-
     const int Chunk = 1 << 16;
 
     /// <summary>A float mask shaped and laid out like <paramref name="x"/>: 1/(1−p) with probability 1−p, else 0.</summary>
@@ -68,7 +65,7 @@ public static class DropoutMask
             var v = s.data<long>();
             seed = ((ulong)v[0] << 31) ^ (ulong)v[1];
         }
-        Fill(THSTensor_data(mask.Handle), mask.numel(), p, seed, torch.get_num_threads());
+        Fill(Runtime.TensorMemory.Address(mask), mask.numel(), p, seed, torch.get_num_threads());
         return mask;
     }
 
@@ -88,7 +85,7 @@ public static class DropoutMask
         {
             // a hashed start per chunk (a plain seed + c·golden would make chunk c's stream chunk 0's shifted by c)
             long start = c * Chunk, end = Math.Min(count, start + Chunk);
-            FillChunk(basePtr + start, (int)(end - start), Mix(seed ^ ((ulong)c * 0xD1B54A32D192ED03UL)), threshold, keepAll, scale, vectorBits);
+            FillChunk(basePtr + start, (int)(end - start), SplitMix64.Mix(seed ^ ((ulong)c * 0xD1B54A32D192ED03UL)), threshold, keepAll, scale, vectorBits);
         }
         if (threads <= 1 || chunks < ParallelChunks) for (long c = 0; c < chunks; c++) One(c);
         else Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, One);
@@ -107,52 +104,42 @@ public static class DropoutMask
         int e = 0;
         if (vectorBits >= 512 && Vector512.IsHardwareAccelerated)
         {
-            var s = Vector512.Create(state) + Vector512.Create(1UL, 2, 3, 4, 5, 6, 7, 8) * Vector512.Create(Golden);
-            var step = Vector512.Create(unchecked(8 * Golden));
+            var s = Vector512.Create(state) + Vector512.Create(1UL, 2, 3, 4, 5, 6, 7, 8) * Vector512.Create(SplitMix64.Golden);
+            var step = Vector512.Create(unchecked(8 * SplitMix64.Golden));
             var thr = Vector512.Create(threshold); var sc = Vector512.Create(scale);
             for (; e + 16 <= n; e += 16, s += step)
                 Vector512.ConditionalSelect(Vector512.LessThan(Mix(s).AsUInt32(), thr).AsSingle(), sc, Vector512<float>.Zero).Store(ptr + e);
         }
         else if (vectorBits >= 256 && Vector256.IsHardwareAccelerated)
         {
-            var s = Vector256.Create(state) + Vector256.Create(1UL, 2, 3, 4) * Vector256.Create(Golden);
-            var step = Vector256.Create(unchecked(4 * Golden));
+            var s = Vector256.Create(state) + Vector256.Create(1UL, 2, 3, 4) * Vector256.Create(SplitMix64.Golden);
+            var step = Vector256.Create(unchecked(4 * SplitMix64.Golden));
             var thr = Vector256.Create(threshold); var sc = Vector256.Create(scale);
             for (; e + 8 <= n; e += 8, s += step)
                 Vector256.ConditionalSelect(Vector256.LessThan(Mix(s).AsUInt32(), thr).AsSingle(), sc, Vector256<float>.Zero).Store(ptr + e);
         }
-        state += (ulong)(e / 2) * Golden;
+        state += (ulong)(e / 2) * SplitMix64.Golden;
         for (; e + 1 < n; e += 2)
         {
-            ulong r = Next(ref state);
+            ulong r = SplitMix64.Next(ref state);
             ptr[e] = (uint)r < threshold ? scale : 0f;
             ptr[e + 1] = (uint)(r >> 32) < threshold ? scale : 0f;
         }
-        if (e < n) ptr[e] = (uint)Next(ref state) < threshold ? scale : 0f;
+        if (e < n) ptr[e] = (uint)SplitMix64.Next(ref state) < threshold ? scale : 0f;
     }
-
-    const ulong Golden = 0x9E3779B97F4A7C15UL;
 
     static Vector512<ulong> Mix(Vector512<ulong> z)
     {
-        z = (z ^ Vector512.ShiftRightLogical(z, 30)) * Vector512.Create(0xBF58476D1CE4E5B9UL);
-        z = (z ^ Vector512.ShiftRightLogical(z, 27)) * Vector512.Create(0x94D049BB133111EBUL);
+        z = (z ^ Vector512.ShiftRightLogical(z, 30)) * Vector512.Create(SplitMix64.M1);
+        z = (z ^ Vector512.ShiftRightLogical(z, 27)) * Vector512.Create(SplitMix64.M2);
         return z ^ Vector512.ShiftRightLogical(z, 31);
     }
 
     static Vector256<ulong> Mix(Vector256<ulong> z)
     {
-        z = (z ^ Vector256.ShiftRightLogical(z, 30)) * Vector256.Create(0xBF58476D1CE4E5B9UL);
-        z = (z ^ Vector256.ShiftRightLogical(z, 27)) * Vector256.Create(0x94D049BB133111EBUL);
+        z = (z ^ Vector256.ShiftRightLogical(z, 30)) * Vector256.Create(SplitMix64.M1);
+        z = (z ^ Vector256.ShiftRightLogical(z, 27)) * Vector256.Create(SplitMix64.M2);
         return z ^ Vector256.ShiftRightLogical(z, 31);
     }
 
-    static ulong Next(ref ulong state) => Mix(state += Golden);
-
-    static ulong Mix(ulong z)
-    {
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
-    }
 }
