@@ -402,7 +402,8 @@ public static class Benchmark
             Spec = spec;
             var settings = new MethodSettings(spec.Parameters ?? new Dictionary<string, string>());
             _method = MethodRegistry.Get(spec.Method).Create(new UNetConfig { NumClasses = numClasses, Kind = spec.Network }, settings);
-            settings.EnsureAllUsed(spec.Method);
+            try { settings.EnsureAllUsed(spec.Method); }
+            catch { _method.Dispose(); throw; }
             Runtime.ComputeDevice.Place(_method.StatefulModules, device);
             foreach (var mod in _method.StatefulModules) MemoryLayout.ToChannelsLast(mod);
             _opt = optim.SGD(_method.TrainableModules.SelectMany(x => x.parameters()), 0.01, momentum: 0.9, weight_decay: 1e-4);
