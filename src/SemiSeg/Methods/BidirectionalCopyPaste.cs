@@ -67,14 +67,34 @@ public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod, IStartsS
     public IReadOnlyList<Module> StatefulModules => new Module[] { Student, Teacher };
 
     /// <summary>BCP's mix_loss: region M supervised by <paramref name="inside"/> with weight <paramref name="wIn"/>, the
-    /// rest by <paramref name="outside"/> with weight <paramref name="wOut"/>; returns (Dice, CE).</summary>
+    /// rest by <paramref name="outside"/> with weight <paramref name="wOut"/>; returns (Dice, CE).
+    /// The two regions partition the pixels (<paramref name="mask"/> is 0/1, as every copy-paste mask is), so one
+    /// target map (<paramref name="inside"/> where M, <paramref name="outside"/> elsewhere), one softmax, one one-hot and
+    /// one per-pixel CE serve both regions, and each region's sums are one product with its weight map: the same
+    /// values as the two masked Dice and two masked CE calls of the reference (SegmentationLosses.Dice and
+    /// CrossEntropy with each region's mask, which the tests keep as the oracle), up to float summation order, in a
+    /// third of their tensor operations. <paramref name="logits"/> (B, C, *spatial), targets and mask (B, *spatial).</summary>
     public static (Tensor dice, Tensor ce) MixLoss(Tensor logits, Tensor inside, Tensor outside, Tensor mask, double wIn, double wOut)
     {
+        using var scope = NewDisposeScope();
+        if (mask.ne(0).logical_and_(mask.ne(1)).any().item<bool>())
+            throw new ArgumentException("BCP mix loss: the mask must be 0/1 (the copy-paste region)");
+        long c = logits.shape[1];
+        var inRegion = mask.ne(0);
+        var target = where(inRegion, inside, outside);
+        // (2, pixels): the inside region's weights, then the outside's
+        var regions = stack(new[] { inRegion, inRegion.logical_not() }, 0).reshape(2, -1).to_type(logits.dtype);
         var probs = functional.softmax(logits, 1);
-        var rest = 1 - mask;
-        var dice = SegmentationLosses.Dice(probs, inside, mask) * wIn + SegmentationLosses.Dice(probs, outside, rest) * wOut;
-        var ce = SegmentationLosses.CrossEntropy(logits, inside, mask) * wIn + SegmentationLosses.CrossEntropy(logits, outside, rest) * wOut;
-        return (dice, ce);
+        var onehot = functional.one_hot(target, c).reshape(-1, c).to_type(logits.dtype);   // (pixels, C)
+        var flat = probs.movedim(new long[] { 1 }, new long[] { -1 }).reshape(-1, c);                                       // a view in channels_last memory
+        var inter = regions.mm(flat * onehot);                                                // (2, C) each
+        var psum = regions.mm(flat * flat);
+        var tsum = regions.mm(onehot);                                                        // one-hot: t² = t
+        var dice = (1 - (2 * inter + 1e-5) / (psum + tsum + 1e-5)).mean(new long[] { 1 });
+        var nll = functional.cross_entropy(logits, target, reduction: Reduction.None).reshape(-1);
+        var ce = regions.mv(nll) / (regions.sum(1) + 1e-8);
+        var weights = tensor(new[] { (float)wIn, (float)wOut }, device: logits.device).to_type(logits.dtype);
+        return ((dice * weights).sum().MoveToOuterDisposeScope(), (ce * weights).sum().MoveToOuterDisposeScope());
     }
 
     public MethodStep Step(Tensor images, Tensor labels, int labeledCount, TrainingContext context)

@@ -183,6 +183,39 @@ public class UniMatchAndBcpTests
         Assert.Equal(SemiSeg.Losses.SegmentationLosses.CrossEntropy(logits, a).item<float>(), ce.item<float>(), 4);
     }
 
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void BcpMixLossIsTheTwoMaskedDiceAndCeCalls(bool channelsLast, bool volume)
+    {
+        // the fused form against the reference's composition (a masked Dice and a masked CE per region, each with
+        // its own target and weight), in float64 so that only summation order separates them: ~1e-15 relative for
+        // sums of ~2 000 terms, so 1e-10 leaves room and still fails any change in what is summed
+        torch.manual_seed(11);
+        long[] spatial = volume ? new long[] { 6, 8, 8 } : new long[] { 16, 16 };
+        var shape = new long[] { 2, 4 }.Concat(spatial).ToArray();
+        var logits0 = randn(shape, dtype: ScalarType.Float64) * 3;
+        if (channelsLast) logits0 = MemoryLayout.ToChannelsLast(logits0);
+        var labelShape = new long[] { 2 }.Concat(spatial).ToArray();
+        var inside = randint(0, 4, labelShape); var outside = randint(0, 4, labelShape);
+        var mask = (rand(labelShape) > 0.4).to_type(ScalarType.Float64);
+        var fusedLogits = logits0.detach().requires_grad_(true);
+        var refLogits = logits0.detach().requires_grad_(true);
+        var (dice, ce) = BidirectionalCopyPasteMethod.MixLoss(fusedLogits, inside, outside, mask, 0.5, 1.0);
+        var probs = nn.functional.softmax(refLogits, 1);
+        var refDice = SemiSeg.Losses.SegmentationLosses.Dice(probs, inside, mask) * 0.5 + SemiSeg.Losses.SegmentationLosses.Dice(probs, outside, 1 - mask);
+        var refCe = SemiSeg.Losses.SegmentationLosses.CrossEntropy(refLogits, inside, mask) * 0.5 + SemiSeg.Losses.SegmentationLosses.CrossEntropy(refLogits, outside, 1 - mask);
+        Assert.Equal(refDice.item<double>(), dice.item<double>(), 1e-10);
+        Assert.Equal(refCe.item<double>(), ce.item<double>(), 1e-10);
+        (dice + 2 * ce).backward();
+        (refDice + 2 * refCe).backward();
+        Assert.True((fusedLogits.grad! - refLogits.grad!).abs().max().item<double>() < 1e-12);
+        Assert.True(refLogits.grad!.abs().max().item<double>() > 1e-6);
+        // a soft mask is not a copy-paste region
+        Assert.Throws<ArgumentException>(() => BidirectionalCopyPasteMethod.MixLoss(fusedLogits, inside, outside, mask * 0.5, 1.0, 1.0));
+    }
+
     [Fact]
     public void BcpPretrainsOnLabeledThenSelfTrainsFromThePretrainedTeacher()
     {
