@@ -13,8 +13,9 @@
 # the two-network methods, supervised on both networks to price their passes): each method's iterations then meet a
 # cache and allocator holding two methods' networks and activations, as a training run holds one. MODE=all runs every
 # method in one process per round, as before: each method's step then starts on caches the other 16 methods' steps
-# evicted, a per-step refill that weighs most on the methods with the fewest passes (BCP, M3HL: 2; supervised 1.5),
-# and the table moved M3HL's ratio from 1.19-1.25 (pairs) to 1.33-1.37 on the same build.
+# evicted, a per-step refill that weighs most on the methods with the fewest passes (BCP, M3HL: 2; supervised 1.5).
+# On one build that table had M3HL at 1.33-1.37; paired with Mean Teacher it read 1.19-1.37 over eight processes.
+# BCP's and M3HL's own times spread by 30% from process to process (docs/results.md, fifth pass): rounds matter.
 #   bench/method-overhead.sh [METHOD...]       env: MODE (pairs|all), ROUNDS (3), ITERS (20), WARMUP (40), THREADS (2), SEMISEG, HC18
 # WARMUP is above .NET's tiered-JIT threshold (a method is recompiled optimised after 30 calls, and a step is called
 # once per iteration): with 10, methods with more managed code (ERSR, M3HL, ACTION) still ran tier-0 code and paid
