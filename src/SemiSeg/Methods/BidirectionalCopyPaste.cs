@@ -85,11 +85,11 @@ public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod, IStartsS
         // (2, pixels): the inside region's weights, then the outside's
         var regions = stack(new[] { inRegion, inRegion.logical_not() }, 0).reshape(2, -1).to_type(logits.dtype);
         var probs = functional.softmax(logits, 1);
-        var onehot = functional.one_hot(target, c).reshape(-1, c).to_type(logits.dtype);   // (pixels, C)
-        var flat = probs.movedim(new long[] { 1 }, new long[] { -1 }).reshape(-1, c);                                       // a view in channels_last memory
-        var inter = regions.mm(flat * onehot);                                                // (2, C) each
+        var onehot = functional.one_hot(target, c).reshape(-1, c).to_type(logits.dtype);  // (pixels, C)
+        var flat = probs.movedim(new long[] { 1 }, new long[] { -1 }).reshape(-1, c);      // a view in channels_last memory
+        var inter = regions.mm(flat * onehot);                                               // (2, C) each
         var psum = regions.mm(flat * flat);
-        var tsum = regions.mm(onehot);                                                        // one-hot: t² = t
+        var tsum = regions.mm(onehot);                                                       // one-hot: t² = t
         var dice = (1 - (2 * inter + 1e-5) / (psum + tsum + 1e-5)).mean(new long[] { 1 });
         var nll = functional.cross_entropy(logits, target, reduction: Reduction.None).reshape(-1);
         var ce = regions.mv(nll) / (regions.sum(1) + 1e-8);
