@@ -4,10 +4,11 @@
 # counts the iteration's network passes at the networks' output convolutions (an image with autograd 3, without 1,
 # in units of one forward over the batch). Cost per pass = s/iteration ÷ passes, compared with Mean Teacher's.
 # Two-network methods pair the UNet with a ResUNet2D (C3S3, MEDL), whose pass costs more: the weighted column divides
-# by the passes priced at supervised's s/pass on each network instead. Each round is one process that times every
-# method with their iterations interleaved (`--method a,b,...`): separate processes of one method differ by 15-25% on
-# this VM, as much as the margins, while methods interleaved in one process meet the same machine state. The table
-# gives, per method, the median over rounds of its s/iteration and of its ratio to Mean Teacher in the same round.
+# by the passes priced at supervised's s/pass on each network instead. Each ratio compares a method with a Mean Teacher
+# timed in the same process, their iterations interleaved (`--method a,b,...`): separate processes of one method differ
+# by 15-25% on this VM, as much as the margins, while methods interleaved in one process meet the same machine state.
+# The table gives, per method, the median over rounds of its s/iteration and of its ratio to Mean Teacher in the same
+# process.
 # Then ERSR against supervised and Mean Teacher on real HC18 images, likewise in one process per round.
 # MODE=pairs (the default) runs one process per method and round holding only Mean Teacher and that method (and, for
 # the two-network methods, supervised on both networks to price their passes): each method's iterations then meet a
