@@ -77,10 +77,10 @@ public sealed class BidirectionalCopyPasteMethod : ISegmentationMethod, IStartsS
     public static (Tensor dice, Tensor ce) MixLoss(Tensor logits, Tensor inside, Tensor outside, Tensor mask, double wIn, double wOut)
     {
         using var scope = NewDisposeScope();
-        if (mask.ne(0).logical_and_(mask.ne(1)).any().item<bool>())
+        var inRegion = mask.ne(0);
+        if (inRegion.logical_and(mask.ne(1)).any().item<bool>())
             throw new ArgumentException("BCP mix loss: the mask must be 0/1 (the copy-paste region)");
         long c = logits.shape[1];
-        var inRegion = mask.ne(0);
         var target = where(inRegion, inside, outside);
         // (2, pixels): the inside region's weights, then the outside's
         var regions = stack(new[] { inRegion, inRegion.logical_not() }, 0).reshape(2, -1).to_type(logits.dtype);

@@ -65,7 +65,7 @@ public static class DropoutMask
             var v = s.data<long>();
             seed = ((ulong)v[0] << 31) ^ (ulong)v[1];
         }
-        Fill(Runtime.TensorMemory.Address(mask), mask.numel(), p, seed, torch.get_num_threads());
+        Fill(TensorMemory.Address(mask), mask.numel(), p, seed, torch.get_num_threads());
         return mask;
     }
 
