@@ -21,7 +21,7 @@ internal static class BenchCommand
         layout.AcceptOnlyFromAmong("channels-last", "contiguous");
         var plain = new Option<bool>("--plain") { Description = "A plain transcription for comparison: NCHW layout and out-of-place activations (overrides --layout)" };
         var data = new Option<string?>("--data") { Description = "Feed batches from the real loader: an ACDC root, an own-data folder/CSV, or 'phantom' (generated at --size); default: a fixed random batch like peer_mt.py" };
-        var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file" };
+        var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file (every mode; with --method, each method's figures and every timed iteration's seconds)" };
         var volume = new Option<string?>("--sliding-window") { Description = "Instead: time 3D sliding-window inference of the VNet (LA protocol: patch 80x112x112, strides 4/18/18) over a random volume of D,H,W voxels (e.g. 88,144,144)" };
         var volumeTrain = new Option<string?>("--volume-method") { Description = "Instead: time one 3D training iteration of this volume method (supervised, mean-teacher, ua-mt, cps, bcp, mn) on VNet with peak memory; --patch and --volume-batch set the shape" };
         var volumePatch = new Option<string>("--patch") { Description = "3D patch D,H,W for --volume-method (the LA lineage's 112x112x80 is 80,112,112)", DefaultValueFactory = _ => "80,112,112" };
@@ -61,6 +61,12 @@ internal static class BenchCommand
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"semiseg 2D {entries[i]} size {r.GetValue(size)} batch {lab}+{unl} data {man?.Name ?? "fixed random batch"} threads {rm.Threads}: median {rm.Seconds:F3} s/iter, {total:F2} network passes ({per}), {rm.Seconds / total:F4} s/pass; data wait {1000 * rm.DataWaitSeconds:F1} ms/iter"));
                 }
+                WriteJson(r.GetValue(json), timings.Select((rm, i) => new
+                {
+                    method = entries[i].Split('@')[0], network = entries[i].Contains('@') ? entries[i].Split('@')[1] : r.GetValue(network2d), parameters = rm.Method.Parameters, size = r.GetValue(size), labeled = lab, unlabeled = unl,
+                    data = man?.Name, threads = rm.Threads, medianSeconds = rm.Seconds, passes = rm.Passes, secondsPerPass = rm.Seconds / rm.Passes.Values.Sum(),
+                    dataWaitSeconds = rm.DataWaitSeconds, warmup = r.GetValue(warmup), iterationSeconds = rm.IterationSeconds,
+                }).ToArray());
                 return 0;
             }
             if (r.GetValue(volumeTrain) is string vm)
@@ -74,6 +80,12 @@ internal static class BenchCommand
                     channelsLast: channelsLast);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"semiseg 3D {vm} (VNet, {(channelsLast ? "channels_last_3d" : "contiguous")}) patch {p[0]}x{p[1]}x{p[2]} batch {lu[0]}+{lu[1]} device {Runtime.ComputeDevice.Describe(device)} threads {res3.threads}: median {res3.seconds:F2} s/iter; peak RSS {res3.peakRssMiB / 1024:F2} GiB; allocator {Runtime.TorchRuntime.AllocatorDescription}"));
+                WriteJson(r.GetValue(json), new
+                {
+                    method = vm, network = "VNet", layout = channelsLast ? "channels_last_3d" : "contiguous", patch = p, labeled = lu[0], unlabeled = lu[1],
+                    device = Runtime.ComputeDevice.Describe(device), threads = res3.threads, medianSeconds = res3.seconds, peakRssMiB = res3.peakRssMiB,
+                    allocator = Runtime.TorchRuntime.AllocatorDescription,
+                });
                 return 0;
             }
             if (r.GetValue(volume) is string dims)
@@ -83,6 +95,11 @@ internal static class BenchCommand
                 var sw3 = Benchmark.SlidingWindow3D((d[0], d[1], d[2]), r.GetValue(iters), r.GetValue(threads), device);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"semiseg VNet sliding window, volume {dims} (D,H,W), patch 80x112x112, strides 4/18/18: {sw3.windows} windows, median {sw3.seconds:F2} s/volume = {1 / sw3.seconds:F3} volumes/s ({sw3.windows / sw3.seconds:F2} windows/s), threads {sw3.threads}; peak RSS {Benchmark.PeakRssMiB():F0} MiB"));
+                WriteJson(r.GetValue(json), new
+                {
+                    volume = d, patch = new[] { 80, 112, 112 }, strides = new[] { 4, 18, 18 }, windows = sw3.windows, medianSecondsPerVolume = sw3.seconds,
+                    threads = sw3.threads, peakRssMiB = Benchmark.PeakRssMiB(),
+                });
                 return 0;
             }
             Data.DatasetManifest? manifest = null;
@@ -113,10 +130,19 @@ internal static class BenchCommand
             Console.WriteLine($"  allocator: {Runtime.TorchRuntime.AllocatorDescription}");
             Console.WriteLine(string.Create(ci, $"  data: {res.DataSource}; waited {1000 * res.DataWaitPerIteration:F1} ms per iteration ({100 * res.DataWaitFraction:F2}% of the iteration)"));
             Console.WriteLine(string.Create(ci, $"  inference {res.InferenceSlicesPerSecond:F1} slices/s at {res.Size}x{res.Size} (batch of 16, no autograd)"));
-            if (r.GetValue(json) is string path) Data.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(res, new JsonSerializerOptions { WriteIndented = true }));
+            WriteJson(r.GetValue(json), res);
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>--json: the result, written atomically (nothing when the option is absent). A figure that was not
+    /// measured is NaN (e.g. the convolutions alone off the CPU) and is written as "NaN", which Python's json reads.</summary>
+    static void WriteJson(string? path, object result)
+    {
+        if (path is null) return;
+        var options = new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+        Data.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, options));
     }
 
     /// <summary>One --method entry: a method name, optionally @network (e.g. supervised@resunet); --network otherwise.

@@ -329,8 +329,10 @@ public static class Benchmark
     /// <summary>A method to time: its name, its 2D network, its settings.</summary>
     public sealed record MethodUnderTest(string Method, Net2DKind Network = Net2DKind.Unet, IReadOnlyDictionary<string, string>? Parameters = null);
 
-    /// <summary>One method's figures from <see cref="MethodSteps2D"/>.</summary>
-    public sealed record MethodTiming(MethodUnderTest Method, double Seconds, IReadOnlyDictionary<string, double> Passes, double DataWaitSeconds, int Threads);
+    /// <summary>One method's figures from <see cref="MethodSteps2D"/>: the median of <paramref name="IterationSeconds"/>,
+    /// every timed iteration in order (their spread over a run shows whether the machine stayed steady).</summary>
+    public sealed record MethodTiming(MethodUnderTest Method, double Seconds, IReadOnlyDictionary<string, double> Passes, double DataWaitSeconds, int Threads,
+        IReadOnlyList<double> IterationSeconds);
 
     /// <summary>
     /// <see cref="MethodStep2D"/> for several methods in one process, their iterations interleaved (iteration i of
@@ -376,7 +378,7 @@ public static class Benchmark
                 foreach (var run in runs) run.Step(images, by, meta, labeled, it, it >= warmup);
             }
             double wait = ((loader?.WaitSeconds ?? 0) - waitStart) / iterations;
-            return runs.Select(run => new MethodTiming(run.Spec, Median(run.Times), run.Passes(iterations, batch), wait, get_num_threads())).ToArray();
+            return runs.Select(run => new MethodTiming(run.Spec, Median(run.Times), run.Passes(iterations, batch), wait, get_num_threads(), run.Times.ToArray())).ToArray();
         }
         finally { foreach (var run in runs) run.Dispose(); }
     }

@@ -287,13 +287,24 @@ public class CliTests
     [Fact]
     public void BenchTimesSeveralMethodsInOneProcess()
     {
-        var (c, o, e) = Run("bench", "--method", "mean-teacher,supervised@resunet", "--size", "32", "--batch", "4", "--iters", "1", "--warmup", "0");
+        using var t = new TempDir();
+        var (c, o, e) = Run("bench", "--method", "mean-teacher,supervised@resunet", "--size", "32", "--batch", "4", "--iters", "2", "--warmup", "0", "--json", t["bench.json"]);
         Assert.True(c == 0, e);
         var lines = o.Split('\n').Where(l => l.StartsWith("semiseg 2D ")).ToArray();
         Assert.Equal(2, lines.Length);
         Assert.StartsWith("semiseg 2D mean-teacher ", lines[0]);
         Assert.StartsWith("semiseg 2D supervised@resunet ", lines[1]);
         Assert.Contains("ResUNet2D", lines[1]);
+        // --json (it was ignored with --method until 2026-12-02): one entry per method, its figures and every timed iteration
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(t["bench.json"]));
+        var entries = doc.RootElement.EnumerateArray().ToArray();
+        Assert.Equal(new[] { "mean-teacher", "supervised" }, entries.Select(x => x.GetProperty("method").GetString()));
+        Assert.Equal(new[] { "unet", "resunet" }, entries.Select(x => x.GetProperty("network").GetString()));
+        Assert.All(entries, x => Assert.Equal(2, x.GetProperty("iterationSeconds").GetArrayLength()));
+        if (!SemiSeg.Models.NarrowOutputs.Pad) Assert.Equal(3.5, entries[0].GetProperty("passes").GetProperty("UNet2D").GetDouble(), 12);
+        // the printed median is the JSON's, to the printed 3 decimals
+        var printed = double.Parse(lines[0].Split("median ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(Math.Abs(printed - entries[0].GetProperty("medianSeconds").GetDouble()), 0, 0.0005 + 1e-9);
         var (c2, _, e2) = Run("bench", "--method", "supervised@vgg", "--size", "32", "--batch", "4");
         Assert.Equal(2, c2);
         Assert.StartsWith("error: ", e2);

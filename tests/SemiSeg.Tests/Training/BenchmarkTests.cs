@@ -36,6 +36,9 @@ public class BenchmarkTests
         }, 32, 4, 4, iterations: 2, warmup: 1);
         Assert.Equal(3, r.Count);
         Assert.All(r, t => Assert.True(t.Seconds > 0));
+        // every timed iteration (not the warm-up), and the figure is their median
+        Assert.All(r, t => Assert.Equal(2, t.IterationSeconds.Count));
+        Assert.All(r, t => Assert.Equal(Benchmark.Median(t.IterationSeconds.ToArray()), t.Seconds, 15));
         Assert.Equal("UNet2D", Assert.Single(r[0].Passes).Key);
         Assert.Equal("ResUNet2D", Assert.Single(r[2].Passes).Key);
         if (NarrowOutputs.Pad) return;
