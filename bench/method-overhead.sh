@@ -16,7 +16,8 @@
 # method in one process per round, as before: each method's step then starts on caches the other 16 methods' steps
 # evicted, a per-step refill that weighs most on the methods with the fewest passes (BCP, M3HL: 2; supervised 1.5).
 # On one build that table had M3HL at 1.33-1.37; paired with Mean Teacher it read 1.19-1.37 over eight processes.
-# BCP's and M3HL's own times spread by 30% from process to process (docs/results.md, fifth pass): rounds matter.
+# BCP's and M3HL's own times move by up to a quarter in stretches of seconds, within a process too, more than Mean
+# Teacher's beside them (docs/results.md, sixth pass; `bench --json` keeps every iteration): rounds matter.
 #   bench/method-overhead.sh [METHOD...]       env: MODE (pairs|all), ROUNDS (3), ITERS (20), WARMUP (40), THREADS (2), SEMISEG, HC18
 # WARMUP is above .NET's tiered-JIT threshold (a method is recompiled optimised after 30 calls, and a step is called
 # once per iteration): with 10, methods with more managed code (ERSR, M3HL, ACTION) still ran tier-0 code and paid
