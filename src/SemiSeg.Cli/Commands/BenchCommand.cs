@@ -61,9 +61,9 @@ internal static class BenchCommand
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"semiseg 2D {entries[i]} size {r.GetValue(size)} batch {lab}+{unl} data {man?.Name ?? "fixed random batch"} threads {rm.Threads}: median {rm.Seconds:F3} s/iter, {total:F2} network passes ({per}), {rm.Seconds / total:F4} s/pass; data wait {1000 * rm.DataWaitSeconds:F1} ms/iter"));
                 }
-                WriteJson(r.GetValue(json), timings.Select((rm, i) => new
+                WriteJson(r.GetValue(json), timings.Select(rm => new
                 {
-                    method = entries[i].Split('@')[0], network = entries[i].Contains('@') ? entries[i].Split('@')[1] : r.GetValue(network2d), parameters = rm.Method.Parameters, size = r.GetValue(size), labeled = lab, unlabeled = unl,
+                    method = rm.Method.Method, network = Models.Segmenter2D.Name(rm.Method.Network), parameters = rm.Method.Parameters, size = r.GetValue(size), labeled = lab, unlabeled = unl,
                     data = man?.Name, threads = rm.Threads, medianSeconds = rm.Seconds, passes = rm.Passes, secondsPerPass = rm.Seconds / rm.Passes.Values.Sum(),
                     dataWaitSeconds = rm.DataWaitSeconds, warmup = r.GetValue(warmup), iterationSeconds = rm.IterationSeconds,
                 }).ToArray());
