@@ -8,6 +8,9 @@
 #   bench/vs-pytorch26.sh sw D H W REPS                # VNet sliding-window inference, bench/peer_vnet_sliding_window.py
 #   bench/vs-pytorch26.sh inf2d SIZE                    # 2D UNet inference, batches of 16 (s per batch, best of 3 / 5)
 # env: ROUNDS (default 3), THREADS (default 2), SEMISEG (default ./semiseg; e.g. "dotnet /path/SemiSeg.Cli.dll"),
+#      WARMUP (2d only, default 2): SemiSeg's untimed iterations. .NET recompiles a method after 30 calls, so
+#      WARMUP=40 with ITERS >= 60 times it at steady state; the peer drops its first iteration and takes the median
+#      of the rest, and ITERS >= 60 leaves its own warm-up out of its median too
 #      PEER_JEMALLOC=1: a fourth process per round, the channels_last peer on jemalloc with ./semiseg's MALLOC_CONF
 #      (PyTorch's own allocator calls glibc, which maps and unmaps every large tensor and faults its pages again)
 set -euo pipefail
@@ -20,7 +23,7 @@ chroot26="$root/bench/pytorch26-chroot.sh"
 kind="${1:?usage: see the header}"; shift
 case "$kind" in
   2d) size=$1; batch=$2; iters=$3
-      ours() { $semiseg bench --mode mt --size "$size" --batch "$batch" --iters "$iters" --warmup 2 --threads "$threads" | grep -E 'median|alone'; }
+      ours() { $semiseg bench --mode mt --size "$size" --batch "$batch" --iters "$iters" --warmup "${WARMUP:-2}" --threads "$threads" | grep -E 'median|alone'; }
       peer() { "$chroot26" run "$shared/peer_mt.py" "$size" "$batch" "$iters" "$@"; } ;;
   3d) depth=$1; size=$2; l=$3; u=$4; iters=$5
       ours() { $semiseg bench --volume-method mean-teacher --patch "$depth,$size,$size" --volume-batch "$l,$u" --iters "$iters" --warmup 1 --threads "$threads" | grep 'median'; }
