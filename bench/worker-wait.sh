@@ -46,7 +46,8 @@ waits = [k for k in range(bins) if busy[k] == 0]
 total = sum(len(v) for v in caller_bins.values())
 def kernel(cat, sym):
     if cat != 'libtorch_cpu.so': return sym if cat == 'managed' else ''
-    for pat in (r'native::(?:AVX2::|AVX512::)?(?:\(anonymous namespace\)::)?(\w+_(?:kernel|impl))', r'native::(?:\(anonymous namespace\)::)?(cpu_\w+)', r'(dnnl::impl::cpu::x64::\w+)', r'([\w:]+)\('):
+    sym = sym.replace('(anonymous namespace)::', '')
+    for pat in (r'native::(?:AVX2::|AVX512::)?(\w+_(?:kernel|impl))(?!\w)', r'native::(cpu_\w+)', r'(dnnl::impl::cpu::x64::\w+)', r'^(?:[\w:<>, ]+ )?([\w:]*\w)(?:<|\()'):
         m = re.search(pat, sym)
         if m: return m.group(1)
     return sym[:60]
